@@ -1,0 +1,1 @@
+"""Pure ``nn.Module`` networks, no file or network I/O."""

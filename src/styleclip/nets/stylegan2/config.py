@@ -1,0 +1,94 @@
+"""Typed hyper-parameters of a StyleGAN2 generator.
+
+The field names follow NVIDIA's stylegan2-ada-pytorch constructor arguments, so that the
+``init_kwargs`` stored in an official pickle map onto these dataclasses one to one, and so that
+a config written by :func:`styleclip.save_generator` reads like the official documentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ARCHITECTURES = ("orig", "skip", "resnet")
+
+
+@dataclass
+class MappingConfig:
+    """The z -> w network."""
+
+    num_layers: int = 8  # Fully connected layers in the MLP.
+    embed_features: int | None = None  # Label embedding width; None = w_dim.
+    layer_features: int | None = None  # Hidden width of the MLP; None = w_dim.
+    activation: str = "lrelu"  # Activation after every layer.
+    lr_multiplier: float = 0.01  # Equalised-learning-rate multiplier the weights were trained with.
+    w_avg_beta: float | None = 0.995  # EMA decay of w_avg during training; None = no w_avg (no truncation).
+
+
+@dataclass
+class SynthesisConfig:
+    """The w -> image network."""
+
+    channel_base: int = 32768  # Channels at resolution r are min(channel_base // r, channel_max).
+    channel_max: int = 512  # Upper bound on the channels of any layer.
+    num_fp16_res: int = 0  # The N highest resolutions run in float16 on CUDA (float32 elsewhere).
+    conv_clamp: float | None = None  # Clamp conv outputs to +-X after the activation; None = no clamp.
+    architecture: str = "skip"  # 'skip' (ToRGB at every block), 'orig' (last block only) or 'resnet'.
+    resample_filter: list[float] = field(default_factory=lambda: [1.0, 3.0, 3.0, 1.0])  # FIR taps.
+    use_noise: bool = True  # Per-pixel noise inputs.
+    activation: str = "lrelu"  # Activation of the conv layers.
+    kernel_size: int = 3  # Spatial size of the modulated convolutions.
+
+
+@dataclass
+class GeneratorConfig:
+    """Everything needed to build a :class:`~styleclip.nets.stylegan2.Generator` before its weights."""
+
+    z_dim: int = 512  # Input latent (Z) size; 0 = unconditional noise-free (label only).
+    c_dim: int = 0  # Class-label size; 0 = unconditional.
+    w_dim: int = 512  # Intermediate latent (W) size.
+    img_resolution: int = 1024  # Output side length, a power of two >= 4.
+    img_channels: int = 3  # Output colour channels.
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+
+    def __post_init__(self) -> None:
+        res = self.img_resolution
+        if res < 4 or res & (res - 1):
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {res}")
+        if self.synthesis.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown synthesis architecture {self.synthesis.architecture!r}; expected one of {ARCHITECTURES}"
+            )
+        if self.z_dim <= 0 and self.c_dim <= 0:
+            raise ValueError("a generator needs z_dim > 0 or c_dim > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
+        """Build from a plain dict; unknown keys raise, so a config from a newer version is not misread."""
+        data = dict(data)
+        mapping = _build(MappingConfig, data.pop("mapping", {}) or {}, "mapping")
+        synthesis = _build(SynthesisConfig, data.pop("synthesis", {}) or {}, "synthesis")
+        top = _build(_TopLevel, data, "generator")
+        return cls(**dataclasses.asdict(top), mapping=mapping, synthesis=synthesis)
+
+
+@dataclass
+class _TopLevel:
+    z_dim: int = 512
+    c_dim: int = 0
+    w_dim: int = 512
+    img_resolution: int = 1024
+    img_channels: int = 3
+
+
+def _build(kind: type, data: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {where} setting(s) {unknown}; known: {sorted(names)}")
+    return kind(**data)

@@ -1,0 +1,177 @@
+"""StyleGAN2's layers. Parameter and buffer names are those of NVIDIA's stylegan2-ada-pytorch, so that
+state dicts of official checkpoints load without renaming and tools written for them keep working."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .ops import bias_act, conv2d_up, get_activation, modulated_conv2d, setup_filter, upsample2d
+
+NOISE_MODES = ("const", "random", "none")
+
+
+class FullyConnectedLayer(nn.Module):
+    """Equalised-learning-rate linear layer: ``act(x @ (weight * gain).T + bias * lr_multiplier)``."""
+
+    def __init__(
+        self,
+        in_features: int,  # Input width.
+        out_features: int,  # Output width.
+        bias: bool = True,  # Learn an additive bias?
+        activation: str = "linear",  # Activation after the bias.
+        lr_multiplier: float = 1.0,  # Learning-rate multiplier the weights were trained with.
+        bias_init: float = 0.0,  # Initial bias (1 for the style affines, so styles start at 1).
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, in_features] -> [N, out_features]``."""
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, act=self.activation)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 convolution (optionally up-sampling by 2), noise, bias, activation, clamp."""
+
+    def __init__(
+        self,
+        in_channels: int,  # Input feature maps.
+        out_channels: int,  # Output feature maps.
+        w_dim: int,  # Width of the w vector that drives the style affine.
+        resolution: int,  # Output resolution of this layer.
+        kernel_size: int = 3,  # Convolution kernel size.
+        up: int = 1,  # 2 = up-sample the input first (transposed conv + FIR).
+        use_noise: bool = True,  # Add per-pixel noise?
+        activation: str = "lrelu",  # Activation after the bias.
+        resample_filter: Sequence[float] = (1, 3, 3, 1),  # FIR taps for up-sampling.
+        conv_clamp: float | None = None,  # Clamp outputs to +-X; None = off.
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.resolution = resolution
+        self.up = up
+        self.use_noise = use_noise
+        self.activation = activation
+        self.conv_clamp = conv_clamp
+        self.act_gain = get_activation(activation).gain
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        styles: torch.Tensor,
+        noise_mode: str = "const",
+        fused: bool = True,
+        gain: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``x: [N, in_channels, r/up, r/up]``, ``styles: [N, in_channels]`` -> ``[N, out_channels, r, r]``."""
+        noise = None
+        if self.use_noise and noise_mode == "random":
+            noise = torch.randn(
+                [x.shape[0], 1, self.resolution, self.resolution], device=x.device, generator=generator
+            ) * self.noise_strength
+        elif self.use_noise and noise_mode == "const":
+            noise = self.noise_const * self.noise_strength
+        x = modulated_conv2d(
+            x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter, fused=fused
+        )
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+            f"resolution={self.resolution}, up={self.up}"
+        )
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 convolution to image channels, without demodulation."""
+
+    def __init__(
+        self,
+        in_channels: int,  # Input feature maps.
+        out_channels: int,  # Image channels.
+        w_dim: int,  # Width of the w vector that drives the style affine.
+        kernel_size: int = 1,  # Convolution kernel size.
+        conv_clamp: float | None = None,  # Clamp outputs to +-X; None = off.
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+
+    def forward(self, x: torch.Tensor, styles: torch.Tensor, fused: bool = True) -> torch.Tensor:
+        """``x: [N, in_channels, r, r]``, ``styles: [N, in_channels]`` (the raw affine output) -> ``[N, C, r, r]``."""
+        x = modulated_conv2d(x, self.weight, styles * self.weight_gain, demodulate=False, fused=fused)
+        return bias_act(x, self.bias, clamp=self.conv_clamp)
+
+
+class Conv2dLayer(nn.Module):
+    """Plain equalised-lr convolution; the generator uses it only as the 1x1 up-sampling skip of 'resnet'."""
+
+    def __init__(
+        self,
+        in_channels: int,  # Input feature maps.
+        out_channels: int,  # Output feature maps.
+        kernel_size: int,  # Kernel size.
+        bias: bool = True,  # Learn an additive bias?
+        activation: str = "linear",  # Activation after the bias.
+        up: int = 1,  # 2 = up-sample by 2 with the FIR filter.
+        resample_filter: Sequence[float] = (1, 3, 3, 1),  # FIR taps.
+        conv_clamp: float | None = None,  # Clamp outputs to +-X; None = off.
+    ) -> None:
+        super().__init__()
+        self.activation = activation
+        self.up = up
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.act_gain = get_activation(activation).gain
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        w = (self.weight * self.weight_gain).to(x.dtype)
+        if self.up == 1:
+            x = torch.nn.functional.conv2d(x, w, padding=w.shape[-1] // 2)
+        elif w.shape[-1] == 1:
+            # A 1x1 kernel commutes with the per-channel filter: convolve at the low resolution.
+            x = upsample2d(torch.nn.functional.conv2d(x, w), self.resample_filter, up=self.up)
+        else:
+            x = conv2d_up(x, w, self.resample_filter, up=self.up)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)

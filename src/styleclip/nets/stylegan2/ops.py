@@ -1,0 +1,244 @@
+"""The arithmetic of StyleGAN2 in plain PyTorch: activations, FIR resampling, modulated convolution.
+
+Nothing here is compiled. Every operation is a stock ``torch.nn.functional`` call, so the same code
+runs on CPU, CUDA and Apple MPS, and autograd differentiates all of it.
+
+Conventions follow NVIDIA's stylegan2-ada-pytorch (so that its weights give the same image):
+filters are normalised to unit DC gain, up-sampling multiplies the filter by ``up**2`` to keep
+the signal magnitude, and activation gains are applied after the bias.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Activation:
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    gain: float  # Default gain that keeps unit variance for a unit-variance input.
+
+
+_SQRT2 = math.sqrt(2.0)
+
+ACTIVATIONS: dict[str, Activation] = {
+    "linear": Activation(lambda x: x, 1.0),
+    "relu": Activation(F.relu, _SQRT2),
+    "lrelu": Activation(lambda x: F.leaky_relu(x, 0.2), _SQRT2),
+    "tanh": Activation(torch.tanh, 1.0),
+    "sigmoid": Activation(torch.sigmoid, 1.0),
+    "elu": Activation(F.elu, 1.0),
+    "selu": Activation(F.selu, 1.0),
+    "softplus": Activation(F.softplus, 1.0),
+    "swish": Activation(lambda x: torch.sigmoid(x) * x, _SQRT2),
+}
+
+
+def get_activation(name: str) -> Activation:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
+
+
+def bias_act(
+    x: torch.Tensor,
+    bias: torch.Tensor | None,
+    act: str = "linear",
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """``clamp(act(x + bias) * gain)`` with the bias broadcast along dim 1.
+
+    Args:
+        x: ``[N, C, ...]``.
+        bias: ``[C]`` or None.
+        act: name in :data:`ACTIVATIONS`.
+        gain: output scale; None = the activation's default gain.
+        clamp: clamp the result to ``[-clamp, clamp]``; None = no clamping.
+    """
+    spec = get_activation(act)
+    if bias is not None:
+        x = x + bias.reshape([1, -1] + [1] * (x.ndim - 2)).to(x.dtype)
+    x = spec.fn(x)
+    gain = spec.gain if gain is None else gain
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """Scale each row to unit root-mean-square (the mapping network's input normalisation)."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def setup_filter(taps: Sequence[float] | torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """A 2D FIR filter ``[fh, fw]`` (float32) from 1D or 2D taps, normalised to unit DC gain, times ``gain``."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim == 1:
+        f = torch.outer(f, f)
+    if f.ndim != 2 or f.numel() == 0:
+        raise ValueError(f"a resample filter needs 1D or 2D taps, got shape {list(f.shape)}")
+    return f / f.sum() * gain
+
+
+def fir_filter(x: torch.Tensor, f: torch.Tensor, padding: Sequence[int]) -> torch.Tensor:
+    """Pad (negative = crop) and convolve each channel with the 2D filter ``f``.
+
+    Args:
+        x: ``[N, C, H, W]``.
+        f: ``[fh, fw]`` filter from :func:`setup_filter`.
+        padding: ``(x0, x1, y0, y1)`` like :func:`torch.nn.functional.pad`.
+
+    Returns:
+        ``[N, C, H + y0 + y1 - fh + 1, W + x0 + x1 - fw + 1]``.
+
+    One depthwise convolution: an order of magnitude faster to differentiate than filtering a
+    ``[N*C, 1, H, W]`` reshape, which is what ports of the reference op do.
+    """
+    channels = x.shape[1]
+    x = F.pad(x, list(padding))
+    # A true convolution flips the filter; F.conv2d correlates.
+    weight = f.flip([0, 1]).to(x.dtype)[None, None].expand(channels, 1, *f.shape)
+    return F.conv2d(x, weight, groups=channels)
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
+    """Zero-insertion up-sampling by ``up`` followed by the FIR filter (gain ``up**2``).
+
+    ``[N, C, H, W] -> [N, C, H*up, W*up]``; the same sample grid as NVIDIA's ``upsample2d``.
+    Written as one depthwise transposed convolution, which is exactly zero insertion + filtering.
+    """
+    fh, fw = f.shape
+    channels = x.shape[1]
+    # Zero insertion + pad (fw+up-1)//2 before, (fw-up)//2 after, then a valid convolution with f,
+    # is a stride-`up` transposed convolution with the same taps and this padding.
+    pad_y = fh - 1 - (fh + up - 1) // 2
+    pad_x = fw - 1 - (fw + up - 1) // 2
+    weight = (f * up * up).to(x.dtype)[None, None].expand(channels, 1, fh, fw)
+    y = F.conv_transpose2d(x, weight, stride=up, padding=(max(pad_y, 0), max(pad_x, 0)), groups=channels)
+    # Short filters need a negative padding (zeros in front); every length may leave a ragged tail.
+    front_y, front_x = max(-pad_y, 0), max(-pad_x, 0)
+    want_h, want_w = x.shape[2] * up, x.shape[3] * up
+    tail_y = want_h - front_y - y.shape[2]
+    tail_x = want_w - front_x - y.shape[3]
+    if front_y or front_x or tail_y or tail_x:
+        y = F.pad(y, [front_x, tail_x, front_y, tail_y])
+    return y
+
+
+def conv2d_up(
+    x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, groups: int = 1, up: int = 2
+) -> torch.Tensor:
+    """Transposed convolution with stride ``up`` followed by the FIR low-pass (gain ``up**2``).
+
+    Args:
+        x: ``[N, G*I, H, W]``.
+        weight: ``[G*O, I, kh, kw]`` (``groups`` = G).
+        f: ``[fh, fw]`` filter.
+
+    Returns:
+        ``[N, G*O, H*up, W*up]``, the output of a ``kh x kw`` convolution with padding ``kh // 2``
+        applied to the up-sampled input, as NVIDIA's ``conv2d_resample(up=2, flip_weight=False)``.
+    """
+    out_ch, in_per_group, kh, kw = weight.shape
+    fh, fw = f.shape
+    # Padding of the up-sampled image, distributed as the reference op does it.
+    px0 = kw // 2 + (fw + up - 1) // 2 - (kw - 1)
+    px1 = kw // 2 + (fw - up) // 2 - (kw - up)
+    py0 = kh // 2 + (fh + up - 1) // 2 - (kh - 1)
+    py1 = kh // 2 + (fh - up) // 2 - (kh - up)
+    pxt = max(min(-px0, -px1), 0)
+    pyt = max(min(-py0, -py1), 0)
+    if groups == 1:
+        w = weight.transpose(0, 1)
+    else:
+        w = weight.reshape(groups, out_ch // groups, in_per_group, kh, kw).transpose(1, 2)
+        w = w.reshape(groups * in_per_group, out_ch // groups, kh, kw)
+    x = F.conv_transpose2d(x, w, stride=up, padding=(pyt, pxt), groups=groups)
+    return fir_filter(x, (f * up * up), (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt))
+
+
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """``rsqrt(sum_{i,k} (weight[o, i, k] * styles[n, i])**2 + 1e-8)`` as ``[N, O]``.
+
+    One ``[N, I] x [I, O]`` product instead of materialising the ``[N, O, I, kh, kw]`` weights.
+    """
+    w_sq = weight.float().square().sum(dim=[2, 3])  # [O, I]
+    return (styles.float().square() @ w_sq.t() + 1e-8).rsqrt()
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    up: int = 1,
+    resample_filter: torch.Tensor | None = None,
+    demodulate: bool = True,
+    fused: bool = True,
+) -> torch.Tensor:
+    """StyleGAN2's modulated (and demodulated) convolution with 'same' padding.
+
+    Args:
+        x: ``[N, I, H, W]`` activations.
+        weight: ``[O, I, kh, kw]`` shared kernel.
+        styles: ``[N, I]`` per-sample input-channel scales.
+        noise: broadcastable to ``[N, O, H*up, W*up]``, added after demodulation; or None.
+        up: 1, or 2 for the up-sampling layers (needs ``resample_filter``).
+        demodulate: normalise each output channel's per-sample weights to unit norm.
+        fused: True scales the weights per sample and runs one grouped convolution; False scales
+            the activations around one shared convolution. Both compute the same function; the
+            second needs no weight gradient, so its backward pass costs one convolution, not two.
+
+    Returns:
+        ``[N, O, H*up, W*up]``.
+    """
+    batch = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if styles.shape != (batch, in_ch):
+        raise ValueError(f"styles must be [{batch}, {in_ch}], got {list(styles.shape)}")
+
+    if x.dtype == torch.float16 and demodulate:
+        # fp16 would overflow in the unnormalised products; demodulation cancels these scales.
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+
+    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
+    padding = kh // 2
+
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
+        w = weight.to(x.dtype)
+        if up == 1:
+            x = F.conv2d(x, w, padding=padding)
+        else:
+            x = conv2d_up(x, w, resample_filter, up=up)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(batch, -1, 1, 1)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return x
+
+    w = weight[None] * styles.reshape(batch, 1, -1, 1, 1).to(weight.dtype)  # [N, O, I, kh, kw]
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(batch, -1, 1, 1, 1).to(w.dtype)
+    w = w.reshape(batch * out_ch, in_ch, kh, kw).to(x.dtype)
+    x = x.reshape(1, batch * in_ch, *x.shape[2:])
+    if up == 1:
+        x = F.conv2d(x, w, padding=padding, groups=batch)
+    else:
+        x = conv2d_up(x, w, resample_filter, groups=batch, up=up)
+    x = x.reshape(batch, out_ch, *x.shape[2:])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
