@@ -1,2 +1,33 @@
-"""styleclip: edit pictures with words."""
+"""styleclip: edit pictures with words.
+
+A StyleGAN generator draws the image; CLIP judges how well it matches a text prompt; styleclip
+moves the latent or style code until it does. The public API lives here:
+
+    import styleclip
+    G = styleclip.load_generator("ffhq.pkl")            # any official checkpoint format
+    ws = G.mapping_forward(G.z_from_seed(9), truncation_psi=0.7)
+    img = G.synthesize(ws)                             # [1, 3, 1024, 1024] in about [-1, 1]
+"""
+
+from .errors import CheckpointError, StyleclipError, UsageError
+from .hub.generators import load_generator, read_generator_file, save_generator
+from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
+from .utils.memory import keep_freed_memory
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "Generator",
+    "GeneratorConfig",
+    "MappingConfig",
+    "StyleLayer",
+    "StyleclipError",
+    "SynthesisConfig",
+    "UsageError",
+    "__version__",
+    "keep_freed_memory",
+    "load_generator",
+    "read_generator_file",
+    "save_generator",
+]

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...errors import UsageError
+
 ARCHITECTURES = ("orig", "skip", "resnet")
 
 
@@ -56,13 +58,13 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         res = self.img_resolution
         if res < 4 or res & (res - 1):
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {res}")
+            raise UsageError(f"img_resolution must be a power of two >= 4, got {res}")
         if self.synthesis.architecture not in ARCHITECTURES:
-            raise ValueError(
+            raise UsageError(
                 f"unknown synthesis architecture {self.synthesis.architecture!r}; expected one of {ARCHITECTURES}"
             )
         if self.z_dim <= 0 and self.c_dim <= 0:
-            raise ValueError("a generator needs z_dim > 0 or c_dim > 0")
+            raise UsageError("a generator needs z_dim > 0 or c_dim > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,5 +92,5 @@ def _build(kind: type, data: dict[str, Any], where: str) -> Any:
     names = {f.name for f in dataclasses.fields(kind)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown {where} setting(s) {unknown}; known: {sorted(names)}")
+        raise UsageError(f"unknown {where} setting(s) {unknown}; known: {sorted(names)}")
     return kind(**data)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...errors import UsageError
 from .config import GeneratorConfig
 from .mapping import MappingNetwork
 from .synthesis import StyleLayer, SynthesisNetwork
@@ -65,12 +66,12 @@ class Generator(nn.Module):
         """One-hot ``[batch, c_dim]`` label for conditional generators; None for unconditional ones."""
         if self.c_dim == 0:
             if class_idx is not None:
-                raise ValueError("this generator is unconditional: do not pass a class")
+                raise UsageError("this generator is unconditional: do not pass a class")
             return None
         if class_idx is None:
-            raise ValueError(f"this generator is conditional: choose a class 0..{self.c_dim - 1}")
+            raise UsageError(f"this generator is conditional: choose a class 0..{self.c_dim - 1}")
         if not 0 <= class_idx < self.c_dim:
-            raise ValueError(f"class {class_idx} out of range 0..{self.c_dim - 1}")
+            raise UsageError(f"class {class_idx} out of range 0..{self.c_dim - 1}")
         c = torch.zeros([batch, self.c_dim], device=self.device)
         c[:, class_idx] = 1
         return c
@@ -125,7 +126,7 @@ class Generator(nn.Module):
             return ws.unsqueeze(1).expand(-1, self.num_ws, -1)
         if ws.ndim == 3 and ws.shape[1:] == (self.num_ws, self.w_dim):
             return ws
-        raise ValueError(
+        raise UsageError(
             f"latent must be W [N, {self.w_dim}] or W+ [N, {self.num_ws}, {self.w_dim}] for this "
             f"generator, got {list(ws.shape)}"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...errors import UsageError
 from .config import MappingConfig
 from .layers import FullyConnectedLayer
 from .ops import normalize_2nd_moment
@@ -65,12 +66,12 @@ class MappingNetwork(nn.Module):
         if self.z_dim > 0:
             if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
                 got = None if z is None else list(z.shape)
-                raise ValueError(f"z must be [N, {self.z_dim}], got {got}")
+                raise UsageError(f"z must be [N, {self.z_dim}], got {got}")
             x = normalize_2nd_moment(z.to(torch.float32))
         if self.c_dim > 0:
             if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
                 got = None if c is None else list(c.shape)
-                raise ValueError(
+                raise UsageError(
                     f"this generator is conditional: pass a class label c of shape [N, {self.c_dim}], got {got}"
                 )
             y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
@@ -92,7 +93,7 @@ class MappingNetwork(nn.Module):
     def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
         """``w_avg + psi * (ws - w_avg)`` on the first ``cutoff`` layers of ``ws: [N, num_ws, w_dim]``."""
         if not hasattr(self, "w_avg"):
-            raise ValueError("this generator has no w_avg, so it cannot truncate; use truncation_psi=1")
+            raise UsageError("this generator has no w_avg, so it cannot truncate; use truncation_psi=1")
         if ws.ndim == 2 or cutoff is None:
             return self.w_avg.lerp(ws, psi)
         ws = ws.clone()

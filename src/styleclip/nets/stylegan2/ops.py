@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ...errors import UsageError
+
 
 @dataclass(frozen=True)
 class Activation:
@@ -43,7 +45,7 @@ def get_activation(name: str) -> Activation:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
+        raise UsageError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
 
 
 def bias_act(
@@ -87,7 +89,7 @@ def setup_filter(taps: Sequence[float] | torch.Tensor, gain: float = 1.0) -> tor
     if f.ndim == 1:
         f = torch.outer(f, f)
     if f.ndim != 2 or f.numel() == 0:
-        raise ValueError(f"a resample filter needs 1D or 2D taps, got shape {list(f.shape)}")
+        raise UsageError(f"a resample filter needs 1D or 2D taps, got shape {list(f.shape)}")
     return f / f.sum() * gain
 
 
@@ -136,9 +138,7 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
     return y
 
 
-def conv2d_up(
-    x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, groups: int = 1, up: int = 2
-) -> torch.Tensor:
+def conv2d_up(x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, groups: int = 1, up: int = 2) -> torch.Tensor:
     """Transposed convolution with stride ``up`` followed by the FIR low-pass (gain ``up**2``).
 
     Args:
@@ -206,7 +206,7 @@ def modulated_conv2d(
     batch = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     if styles.shape != (batch, in_ch):
-        raise ValueError(f"styles must be [{batch}, {in_ch}], got {list(styles.shape)}")
+        raise UsageError(f"styles must be [{batch}, {in_ch}], got {list(styles.shape)}")
 
     if x.dtype == torch.float16 and demodulate:
         # fp16 would overflow in the unnormalised products; demodulation cancels these scales.

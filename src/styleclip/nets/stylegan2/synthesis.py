@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...errors import UsageError
 from .config import SynthesisConfig
 from .layers import NOISE_MODES, Conv2dLayer, SynthesisLayer, ToRGBLayer
 from .ops import setup_filter, upsample2d
@@ -73,7 +74,12 @@ class SynthesisBlock(nn.Module):
             self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=cfg.conv_clamp)
         if in_channels != 0 and cfg.architecture == "resnet":
             self.skip = Conv2dLayer(
-                in_channels, out_channels, kernel_size=1, bias=False, up=2, resample_filter=cfg.resample_filter
+                in_channels,
+                out_channels,
+                kernel_size=1,
+                bias=False,
+                up=2,
+                resample_filter=cfg.resample_filter,
             )
 
     def layer_names(self) -> list[str]:
@@ -179,7 +185,7 @@ class SynthesisNetwork(nn.Module):
             outputs, before the layer's fixed ``1/sqrt(fan_in)`` gain (StyleSpace's convention).
         """
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
-            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+            raise UsageError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws = ws.to(torch.float32)
         out: dict[str, torch.Tensor] = {}
         for info in self.style_layers:
@@ -213,14 +219,14 @@ class SynthesisNetwork(nn.Module):
             ``[N, img_channels, R, R]`` float32, roughly in ``[-1, 1]``.
         """
         if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+            raise UsageError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         missing = [info.name for info in self.style_layers if info.name not in styles]
         if missing:
-            raise ValueError(f"styles lack layer(s) {missing[:4]}{'...' if len(missing) > 4 else ''}")
+            raise UsageError(f"styles lack layer(s) {missing[:4]}{'...' if len(missing) > 4 else ''}")
         for info in self.style_layers:
             s = styles[info.name]
             if s.ndim != 2 or s.shape[1] != info.channels:
-                raise ValueError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
+                raise UsageError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
         first = styles[self.style_layers[0].name]
         fused = self._use_fused(modulation or self.modulation, first, styles)
         if force_fp32 is None:
@@ -237,7 +243,7 @@ class SynthesisNetwork(nn.Module):
 
     def _use_fused(self, modulation: str, first: torch.Tensor, styles: dict[str, torch.Tensor]) -> bool:
         if modulation not in MODULATIONS:
-            raise ValueError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
+            raise UsageError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
         if modulation != "auto":
             return modulation == "fused"
         needs_grad = torch.is_grad_enabled() and (

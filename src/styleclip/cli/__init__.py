@@ -1,0 +1,1 @@
+"""The ``styleclip`` command: one module per subcommand, each a thin layer over the library."""

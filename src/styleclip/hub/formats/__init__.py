@@ -1,0 +1,1 @@
+"""Readers for every checkpoint format styleclip understands, detected from the file's bytes."""

@@ -1,0 +1,54 @@
+"""styleclip's own generator format: one ``.safetensors`` file whose metadata holds the JSON config.
+
+Safe (no pickle), memory-mappable and fast to load; every other format converts to it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from ...errors import CheckpointError
+from ...nets.stylegan2 import Generator, GeneratorConfig
+from ...utils.files import atomic_write_bytes
+from .state import load_exact
+
+FORMAT_TAG = "styleclip.stylegan2"
+FORMAT_VERSION = "1"
+
+
+def save_native(G: Generator, path: str | Path, meta: dict | None = None) -> Path:
+    """Write ``G`` (weights in float32, config as JSON metadata) atomically to ``path``."""
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in G.state_dict().items()}
+    metadata = {
+        "format": FORMAT_TAG,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(G.config.to_dict()),
+        "meta": json.dumps(meta if meta is not None else G.meta, default=str),
+    }
+    return atomic_write_bytes(Path(path), safetensors_bytes(tensors, metadata=metadata))
+
+
+def load_native(path: str | Path) -> Generator:
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != FORMAT_TAG:
+                raise CheckpointError(
+                    f"{path}: a safetensors file without a styleclip generator config "
+                    "(convert the original checkpoint with `styleclip convert`)"
+                )
+            config = GeneratorConfig.from_dict(json.loads(metadata["config"]))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path}: unreadable safetensors file ({exc}); re-create or re-download it") from None
+    G = Generator(config)
+    load_exact(G, tensors, source=str(path))
+    G.meta.update(json.loads(metadata.get("meta") or "{}"))
+    return G

@@ -1,0 +1,98 @@
+"""``load_generator`` / ``save_generator``: any supported StyleGAN2 checkpoint in, a ready Generator out."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from ..nets.stylegan2 import Generator
+from ..utils.devices import resolve_device
+from ..utils.memory import keep_freed_memory
+from .formats import detect, native, nvidia_pkl, rosinality, tf_pkl
+from .formats.safe_pickle import restricted_load
+from .resolve import resolve_path
+
+
+def load_generator(
+    name_or_path: str | Path,
+    device: str | torch.device | None = None,
+    which: str = "G_ema",
+    keep_memory: bool | None = None,
+) -> Generator:
+    """Load a StyleGAN2 generator, whatever format its file is in.
+
+    Args:
+        name_or_path: a checkpoint path - NVIDIA stylegan2-ada-pytorch ``.pkl``, an original
+            TensorFlow StyleGAN2(-ADA) ``.pkl``, a rosinality/StyleCLIP/e4e ``.pt``, or styleclip's
+            ``.safetensors``. (Registry names such as ``ffhq`` resolve through :mod:`styleclip.hub`.)
+            The format is detected from the bytes; pickles are read without running any code.
+        device: 'cpu', 'cuda', 'mps', a torch.device, or None for the best available.
+        which: 'G_ema' (the averaged generator every release uses) or 'G' (the raw training one).
+        keep_memory: keep freed buffers in the process instead of returning them to the OS
+            (see :func:`styleclip.utils.memory.keep_freed_memory`); None = on unless
+            ``STYLECLIP_KEEP_MEMORY=0``.
+
+    Returns:
+        The generator in eval mode, with ``requires_grad`` off for every parameter (editing never
+        trains it), on ``device``; ``G.meta`` records the source file and format.
+    """
+    keep_freed_memory(keep_memory)
+    path = resolve_path(name_or_path, kind="generator")
+    G, fmt = read_generator_file(path, which=which)
+    G.meta.update({"source": str(path), "format": fmt})
+    return G.eval().requires_grad_(False).to(resolve_device(device))
+
+
+def read_generator_file(path: Path, which: str = "G_ema") -> tuple[Generator, str]:
+    """``(generator on CPU, format name)`` for a local checkpoint file."""
+    if which not in ("G_ema", "G"):
+        raise CheckpointError(f"which must be 'G_ema' or 'G', got {which!r}")
+    fmt = detect.detect_format(path)
+    if fmt == detect.NATIVE:
+        return native.load_native(path), "styleclip-safetensors"
+    if fmt in (detect.TORCH_ZIP, detect.TORCH_LEGACY):
+        data = _torch_load(path)
+        if rosinality.is_rosinality(data):
+            return rosinality.generator_from_rosinality(data, which=which), "rosinality"
+        raise CheckpointError(f"{path}: a PyTorch file, but not a StyleGAN2 generator checkpoint styleclip knows")
+    data = _pickle_load(path)
+    if nvidia_pkl.is_network_snapshot(data):
+        return nvidia_pkl.generator_from_snapshot(data, which=which), "stylegan2-ada-pytorch"
+    if tf_pkl.is_tf_snapshot(data):
+        return tf_pkl.generator_from_tf(data, which=which), "stylegan2-tensorflow"
+    raise CheckpointError(f"{path}: a pickle, but not a StyleGAN2 network snapshot (found {type(data).__name__})")
+
+
+def save_generator(G: Generator, path: str | Path) -> Path:
+    """Save ``G`` in styleclip's format (one ``.safetensors`` file with the JSON config in its metadata)."""
+    return native.save_native(G, path)
+
+
+def _pickle_load(path: Path):
+    try:
+        with open(path, "rb") as f:
+            return restricted_load(f)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{path}: the file is truncated or corrupt ({type(exc).__name__}); download it again"
+        ) from None
+
+
+def _torch_load(path: Path):
+    try:
+        # Training checkpoints of rosinality's code carry their argparse options.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+        raise CheckpointError(f"{path}: refusing to load: {first}") from None
+    except (EOFError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: the file is truncated or corrupt ({type(exc).__name__}); download it again"
+        ) from None
