@@ -92,7 +92,7 @@ def _torch_load(path: Path):
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
         raise CheckpointError(f"{path}: refusing to load: {first}") from None
-    except (EOFError, RuntimeError, ValueError) as exc:
+    except (EOFError, OSError, RuntimeError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: the file is truncated or corrupt ({type(exc).__name__}); download it again"
         ) from None

@@ -31,7 +31,8 @@ def load_exact(module: nn.Module, tensors: Mapping[str, torch.Tensor | np.ndarra
     with torch.no_grad():
         for name, target in targets.items():
             value = tensors[name]
-            value = torch.as_tensor(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+            # np.array, not np.ascontiguousarray: the latter turns 0-d scalars into shape [1]
+            value = torch.from_numpy(np.array(value, order="C")) if isinstance(value, np.ndarray) else value
             if tuple(value.shape) != tuple(target.shape):
                 raise CheckpointError(
                     f"{source}: tensor {name} has shape {list(value.shape)}, the network needs {list(target.shape)}"
