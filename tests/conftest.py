@@ -10,9 +10,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from checkpoint_writers import randomize  # noqa: E402
+from styleclip.nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 
-from styleclip.nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, SynthesisConfig  # noqa: E402
+from checkpoint_writers import randomize
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_generator
 
 from styleclip import UsageError
+
+from conftest import tiny_generator
 
 
 @pytest.mark.parametrize("architecture", ["skip", "orig", "resnet"])
@@ -141,7 +142,7 @@ def test_shape_errors_are_one_line_and_name_the_expected_shape():
         G.mapping_forward(torch.zeros(1, 3))
     styles = G.styles(G.mapping_forward(G.z_from_seed(0)))
     styles.pop("b8.conv1")
-    with pytest.raises(UsageError, match="b8.conv1"):
+    with pytest.raises(UsageError, match=r"b8\.conv1"):
         G.synthesis_from_styles(styles)
 
 

@@ -7,6 +7,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
+
+import styleclip
+from styleclip import CheckpointError
+from styleclip.hub.formats.safe_pickle import UnsafePickleError, restricted_load
+
 from checkpoint_writers import (
     Persistent,
     _reconstruct_persistent_obj,
@@ -17,10 +22,6 @@ from checkpoint_writers import (
     write_rosinality,
 )
 from conftest import tiny_generator
-
-import styleclip
-from styleclip import CheckpointError
-from styleclip.hub.formats.safe_pickle import UnsafePickleError, restricted_load
 
 
 def same_image(G1, G2, seeds=(0, 1), c=None, atol=0.0):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from styleclip.nets.stylegan2.ops import conv2d_up, fir_filter, modulated_conv2d, setup_filter, upsample2d
+from styleclip.nets.stylegan2.ops import conv2d_up, modulated_conv2d, setup_filter, upsample2d
 
 
 def naive_upfirdn(
