@@ -15,7 +15,7 @@ import numpy as np
 
 
 def reference_value(name: str, shape: Iterable[int], seed: int = 0, lr_multiplier: float = 0.01) -> np.ndarray:
-    """The reference value of the parameter/buffer ``name`` (float32), or None for derived filters."""
+    """The reference value of the parameter or buffer ``name`` (float32)."""
     shape = tuple(int(s) for s in shape)
     rs = np.random.RandomState((seed + zlib.crc32(name.encode())) % (2**32))
     x = rs.standard_normal(shape).astype(np.float32)
@@ -38,7 +38,7 @@ def fill(named_tensors: dict, seed: int = 0, lr_multiplier: float = 0.01) -> Non
         for name, t in named_tensors.items():
             if name.endswith("resample_filter"):
                 continue
-            t.copy_(torch.from_numpy(reference_value(name, t.shape, seed, lr_multiplier)))
+            t.copy_(torch.from_numpy(np.asarray(reference_value(name, t.shape, seed, lr_multiplier))))
 
 
 # The configurations the reference outputs cover: (file tag, Generator kwargs in the official form).
