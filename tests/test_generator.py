@@ -73,7 +73,9 @@ def test_modulation_paths_agree_in_value_and_gradient(batch):
         img.square().sum().backward()
         out[mode] = (img.detach(), w.grad)
     torch.testing.assert_close(out["fused"][0], out["activation"][0], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(out["fused"][1], out["activation"][1], rtol=1e-4, atol=1e-4)
+    # Rounding can move a value across the clamp, where the gradient switches off: compare in norm.
+    g_fused, g_act = out["fused"][1], out["activation"][1]
+    assert (g_fused - g_act).norm() < 1e-3 * g_fused.norm()
 
 
 def test_truncation_psi_zero_gives_the_average_image():

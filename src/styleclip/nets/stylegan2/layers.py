@@ -13,6 +13,13 @@ from .ops import bias_act, conv2d_up, get_activation, modulated_conv2d, setup_fi
 
 NOISE_MODES = ("const", "random", "none")
 
+# Positively homogeneous activations, applied in place on tensors this module allocated.
+_HOMOGENEOUS = {
+    "lrelu": lambda x: torch.nn.functional.leaky_relu(x, 0.2, inplace=True),
+    "relu": lambda x: torch.relu_(x),
+    "linear": lambda x: x,
+}
+
 
 class FullyConnectedLayer(nn.Module):
     """Equalised-learning-rate linear layer: ``act(x @ (weight * gain).T + bias * lr_multiplier)``."""
@@ -96,17 +103,38 @@ class SynthesisLayer(nn.Module):
         """``x: [N, in_channels, r/up, r/up]``, ``styles: [N, in_channels]`` -> ``[N, out_channels, r, r]``."""
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = (
-                torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device, generator=generator)
-                * self.noise_strength
-            )
+            noise = torch.randn(
+                [x.shape[0], 1, self.resolution, self.resolution], device=x.device, generator=generator
+            ) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
-        x = modulated_conv2d(
-            x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter, fused=fused
-        )
+        total_gain = self.act_gain * gain
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        if self.activation not in _HOMOGENEOUS:
+            x = modulated_conv2d(
+                x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter, fused=fused
+            )
+            return bias_act(x, self.bias, act=self.activation, gain=total_gain, clamp=clamp)
+        # act(y + b) * g == act(g*y + g*b) for these activations, so the gain rides on the (small)
+        # weights, noise and bias instead of costing a pass over the activations.
+        if noise is not None:
+            noise = noise * total_gain
+        x = modulated_conv2d(
+            x,
+            self.weight,
+            styles,
+            noise=noise,
+            up=self.up,
+            resample_filter=self.resample_filter,
+            fused=fused,
+            gain=total_gain,
+        )
+        x = x.add_((self.bias * total_gain).to(x.dtype).reshape(1, -1, 1, 1))  # x is a fresh tensor
+        x = _HOMOGENEOUS[self.activation](x)
+        if clamp is not None and clamp >= 0:
+            # in place only without autograd: leaky_relu_ saved its output for the backward pass
+            x = x.clamp(-clamp, clamp) if torch.is_grad_enabled() else x.clamp_(-clamp, clamp)
+        return x
 
     def extra_repr(self) -> str:
         return (

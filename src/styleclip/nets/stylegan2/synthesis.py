@@ -99,12 +99,13 @@ class SynthesisBlock(nn.Module):
         noise_mode: str,
         fused: bool,
         generator: torch.Generator | None = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run the block on ``x: [N, in_channels, r/2, r/2]`` (None for the first) and the running image."""
         prefix = f"b{self.resolution}."
         if self.in_channels == 0:
             batch = styles[prefix + "conv1"].shape[0]
-            x = self.const.to(dtype).unsqueeze(0).expand(batch, -1, -1, -1)
+            x = self.const.to(dtype).unsqueeze(0).expand(batch, -1, -1, -1).contiguous(memory_format=memory_format)
             x = self.conv1(x, styles[prefix + "conv1"], noise_mode, fused, generator=generator)
         elif self.architecture == "resnet":
             x = x.to(dtype)
@@ -231,11 +232,13 @@ class SynthesisNetwork(nn.Module):
         fused = self._use_fused(modulation or self.modulation, first, styles)
         if force_fp32 is None:
             force_fp32 = first.device.type != "cuda"
+        # oneDNN's CPU convolutions (dense and depthwise) run 1.3-2x faster on NHWC tensors.
+        memory_format = torch.channels_last if first.device.type == "cpu" else torch.contiguous_format
         x = img = None
         for block in self.blocks():
             dtype = torch.float16 if block.use_fp16 and not force_fp32 else torch.float32
-            x, img = block(x, img, styles, dtype, noise_mode, fused, generator=generator)
-        return img
+            x, img = block(x, img, styles, dtype, noise_mode, fused, generator=generator, memory_format=memory_format)
+        return img.contiguous()
 
     def forward(self, ws: torch.Tensor, **kwargs) -> torch.Tensor:
         """``ws: [N, num_ws, w_dim]`` -> image ``[N, C, R, R]``; keyword arguments as :meth:`from_styles`."""

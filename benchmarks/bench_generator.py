@@ -1,0 +1,171 @@
+"""Generator speed: synthesis forward, and forward + backward w.r.t. W+ and w.r.t. S.
+
+Official channel settings (channel_base 32768, channel_max 512: FFHQ 1024 / AFHQ 512), random weights.
+For each resolution, job and modulation path it reports the median wall time, peak memory, the FLOPs
+counted by ``torch.utils.flop_counter`` and the achieved GFLOP/s; prints a table and writes JSON.
+
+    python benchmarks/bench_generator.py                       # 256 512 1024, batch 1, best device
+    python benchmarks/bench_generator.py --res 1024 --batch 4 --device cuda
+    python benchmarks/bench_generator.py --keep-memory off     # glibc's default allocator behaviour
+
+On CPU each case runs in its own process, so that peak RSS belongs to that case alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import styleclip
+from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
+from styleclip.utils.devices import resolve_device
+
+JOBS = ("forward", "backward_wplus", "backward_styles")
+RESULTS = Path(__file__).parent / "results"
+
+
+def build(res: int, device: torch.device) -> Generator:
+    cfg = GeneratorConfig(
+        img_resolution=res,
+        mapping=MappingConfig(num_layers=8),
+        synthesis=SynthesisConfig(channel_base=32768, channel_max=512),
+    )
+    torch.manual_seed(0)
+    return Generator(cfg).eval().requires_grad_(False).to(device)
+
+
+def step_fn(G: Generator, job: str, batch: int, modulation: str):
+    ws0 = G.mapping_forward(G.z_from_seed(list(range(batch))), truncation_psi=0.7)
+    styles0 = {k: v.detach() for k, v in G.styles(ws0).items()}
+
+    def forward():
+        with torch.no_grad():
+            return G.synthesize(ws0, modulation=modulation)
+
+    def backward_wplus():
+        ws = ws0.detach().clone().requires_grad_(True)
+        G.synthesize(ws, modulation=modulation).square().mean().backward()
+        return ws.grad
+
+    def backward_styles():
+        styles = {k: v.clone().requires_grad_(True) for k, v in styles0.items()}
+        G.synthesis_from_styles(styles, modulation=modulation).square().mean().backward()
+        return styles
+
+    return {"forward": forward, "backward_wplus": backward_wplus, "backward_styles": backward_styles}[job]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def run_case(res: int, job: str, modulation: str, batch: int, device: torch.device, repeats: int, warmup: int) -> dict:
+    G = build(res, device)
+    fn = step_fn(G, job, batch, modulation)
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    flops = counter.get_total_flops()
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {
+        "resolution": res,
+        "job": job,
+        "modulation": modulation,
+        "batch": batch,
+        "median_s": median,
+        "min_s": min(times),
+        "times_s": times,
+        "peak_mem_mb": peak_mb,
+        "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss",
+        "gflop": flops / 1e9,
+        "gflops_per_s": flops / 1e9 / median,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--res", type=int, nargs="+", default=[256, 512, 1024])
+    p.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS))
+    p.add_argument("--modulation", nargs="+", choices=["fused", "activation"], default=["fused", "activation"])
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default=None)
+    p.add_argument("--keep-memory", choices=["on", "off"], default="on")
+    p.add_argument("--json", type=Path, default=None, help="output file (default benchmarks/results/...)")
+    p.add_argument("--in-process", action="store_true", help="do not isolate cases in subprocesses")
+    p.add_argument("--_case", nargs=3, metavar=("RES", "JOB", "MODULATION"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    styleclip.keep_freed_memory(args.keep_memory == "on")
+    device = resolve_device(args.device)
+    if args._case:
+        res, job, mod = int(args._case[0]), args._case[1], args._case[2]
+        print(json.dumps(run_case(res, job, mod, args.batch, device, args.repeats, args.warmup)))
+        return 0
+
+    rows = []
+    for res in args.res:
+        for job in args.jobs:
+            for mod in args.modulation:
+                if device.type == "cpu" and not args.in_process:
+                    cmd = [sys.executable, __file__, "--_case", str(res), job, mod, "--batch", str(args.batch)]
+                    cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device)]
+                    cmd += ["--keep-memory", args.keep_memory]
+                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                    row = json.loads(out.strip().splitlines()[-1])
+                else:
+                    row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup)
+                rows.append(row)
+                print(
+                    f"{res:5d}px  {job:16s} {mod:10s} batch {args.batch}: {row['median_s']:7.3f} s "
+                    f"(min {row['min_s']:.3f})  {row['gflop']:7.1f} GFLOP  {row['gflops_per_s']:6.1f} GFLOP/s  "
+                    f"peak {row['peak_mem_mb']:8.0f} MB",
+                    flush=True,
+                )
+    report = {
+        "benchmark": "generator",
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "styleclip": styleclip.__version__,
+        "keep_memory": args.keep_memory,
+        "rows": rows,
+    }
+    path = args.json or RESULTS / f"bench_generator-{device.type}-b{args.batch}-mem{args.keep_memory}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
