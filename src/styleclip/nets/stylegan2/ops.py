@@ -221,7 +221,7 @@ def modulated_conv2d(
 
     dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
     if kh == 1 and kw == 1 and up == 1:
-        return _modulated_matmul(x, weight, styles, dcoefs, gain, noise)
+        return _modulated_matmul(x, weight, styles, dcoefs, gain, noise, fused)
 
     if not fused:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
@@ -263,24 +263,39 @@ def _modulated_matmul(
     dcoefs: torch.Tensor | None,
     gain: float,
     noise: torch.Tensor | None,
+    fused: bool,
 ) -> torch.Tensor:
-    """1x1 modulated convolution as a batched matrix product.
+    """1x1 modulated convolution as a matrix product over the pixels.
 
     Convolution libraries handle 1x1 kernels with few output channels (ToRGB: 3) badly - tens of
-    times slower than the arithmetic needs at 1024 px; a matmul over the pixels is not.
+    times slower than the arithmetic needs at 1024 px; a matmul is not. ``fused`` multiplies per-sample
+    weights (no extra pass; for inference); otherwise the activations are scaled and one shared
+    weight is used, so the backward pass needs no ``[I, HW] x [HW, O]`` weight-gradient product
+    (which costs more than the whole layer on a CPU).
     """
     batch, in_ch, h, w_ = x.shape
-    w = weight[:, :, 0, 0][None] * styles[:, None, :].to(weight.dtype)  # [N, O, I]
-    if dcoefs is not None:
-        w = w * dcoefs[:, :, None].to(w.dtype)
-    if gain != 1:
-        w = w * gain
-    w = w.to(x.dtype)
-    if _is_channels_last(x):
-        y = torch.matmul(x.permute(0, 2, 3, 1).reshape(batch, h * w_, in_ch), w.transpose(1, 2))  # [N, HW, O]
-        y = y.reshape(batch, h, w_, -1).permute(0, 3, 1, 2)
+    channels_last = _is_channels_last(x)
+    if fused:
+        w = weight[:, :, 0, 0][None] * styles[:, None, :].to(weight.dtype)  # [N, O, I]
+        if dcoefs is not None:
+            w = w * dcoefs[:, :, None].to(w.dtype)
+        w = (w * gain if gain != 1 else w).to(x.dtype)
+        if channels_last:
+            y = torch.matmul(x.permute(0, 2, 3, 1).reshape(batch, h * w_, in_ch), w.transpose(1, 2))
+            y = y.reshape(batch, h, w_, -1).permute(0, 3, 1, 2)
+        else:
+            y = torch.bmm(w, x.reshape(batch, in_ch, h * w_)).reshape(batch, -1, h, w_)
     else:
-        y = torch.bmm(w, x.reshape(batch, in_ch, h * w_)).reshape(batch, -1, h, w_)
+        w = weight[:, :, 0, 0] * gain if gain != 1 else weight[:, :, 0, 0]
+        w = w.to(x.dtype)
+        if channels_last:
+            xs = x.permute(0, 2, 3, 1) * styles.to(x.dtype)[:, None, None, :]  # [N, H, W, I]
+            y = F.linear(xs, w).permute(0, 3, 1, 2)
+        else:
+            xs = x * styles.to(x.dtype)[:, :, None, None]
+            y = torch.matmul(w, xs.reshape(batch, in_ch, h * w_)).reshape(batch, -1, h, w_)
+        if dcoefs is not None:
+            y = y * dcoefs.to(y.dtype)[:, :, None, None]
     if noise is not None:
         y = y + noise.to(y.dtype)
     return y
