@@ -25,17 +25,14 @@ def parse_seeds(text: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
+        lo, sep, hi = part.partition("-")
         try:
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1) if not part.startswith("-") else (part, part)
-                lo_i, hi_i = int(lo), int(hi)
-                if hi_i < lo_i:
-                    raise UsageError(f"seed range {part!r} runs backwards")
-                seeds.extend(range(lo_i, hi_i + 1))
-            else:
-                seeds.append(int(part))
+            bounds = (int(lo), int(hi)) if sep else (int(part), int(part))
         except ValueError:
             raise UsageError(f"bad seed list {text!r}: use e.g. 0-7 or 1,5,9") from None
+        if bounds[1] < bounds[0]:
+            raise UsageError(f"seed range {part!r} runs backwards")
+        seeds.extend(range(bounds[0], bounds[1] + 1))
     if not seeds:
         raise UsageError("no seeds given: use e.g. --seeds 0-7")
     if any(not 0 <= s < 2**32 for s in seeds):
