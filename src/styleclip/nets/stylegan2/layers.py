@@ -118,8 +118,6 @@ class SynthesisLayer(nn.Module):
             return bias_act(x, self.bias, act=self.activation, gain=total_gain, clamp=clamp)
         # act(y + b) * g == act(g*y + g*b) for these activations, so the gain rides on the (small)
         # weights, noise and bias instead of costing a pass over the activations.
-        if noise is not None:
-            noise = noise * total_gain
         x = modulated_conv2d(
             x,
             self.weight,
@@ -129,8 +127,8 @@ class SynthesisLayer(nn.Module):
             resample_filter=self.resample_filter,
             fused=fused,
             gain=total_gain,
+            bias=self.bias,
         )
-        x = x.add_((self.bias * total_gain).to(x.dtype).reshape(1, -1, 1, 1))  # x is a fresh tensor
         x = _HOMOGENEOUS[self.activation](x)
         if clamp is not None and clamp >= 0:
             # in place only without autograd: leaky_relu_ saved its output for the backward pass
@@ -166,8 +164,10 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, styles: torch.Tensor, fused: bool = True) -> torch.Tensor:
         """``x: [N, in_channels, r, r]``, ``styles: [N, in_channels]`` (the raw affine output) -> ``[N, C, r, r]``."""
-        x = modulated_conv2d(x, self.weight, styles * self.weight_gain, demodulate=False, fused=fused)
-        return bias_act(x, self.bias, clamp=self.conv_clamp)
+        x = modulated_conv2d(x, self.weight, styles * self.weight_gain, demodulate=False, fused=fused, bias=self.bias)
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+        return x
 
 
 class Conv2dLayer(nn.Module):

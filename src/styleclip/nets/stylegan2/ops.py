@@ -93,13 +93,16 @@ def setup_filter(taps: Sequence[float] | torch.Tensor, gain: float = 1.0) -> tor
     return f / f.sum() * gain
 
 
-def fir_filter(x: torch.Tensor, f: torch.Tensor, padding: Sequence[int]) -> torch.Tensor:
-    """Pad (negative = crop) and convolve each channel with the 2D filter ``f``.
+def fir_filter(
+    x: torch.Tensor, f: torch.Tensor, padding: Sequence[int], bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Pad (negative = crop) and convolve each channel with the 2D filter ``f``, then add ``bias``.
 
     Args:
         x: ``[N, C, H, W]``.
         f: ``[fh, fw]`` filter from :func:`setup_filter`.
         padding: ``(x0, x1, y0, y1)`` like :func:`torch.nn.functional.pad`.
+        bias: ``[C]`` added to the result inside the same convolution (free), or None.
 
     Returns:
         ``[N, C, H + y0 + y1 - fh + 1, W + x0 + x1 - fw + 1]``, in ``x``'s memory format.
@@ -111,9 +114,11 @@ def fir_filter(x: torch.Tensor, f: torch.Tensor, padding: Sequence[int]) -> torc
     x0, x1, y0, y1 = padding
     # A true convolution flips the filter; F.conv2d correlates.
     weight = f.flip([0, 1]).to(x.dtype)[None, None].expand(channels, 1, *f.shape)
+    if bias is not None:
+        bias = bias.to(x.dtype)
     if x0 == x1 >= 0 and y0 == y1 >= 0:
-        return F.conv2d(x, weight, padding=(y0, x0), groups=channels)  # no padded copy
-    return F.conv2d(F.pad(x, [x0, x1, y0, y1]), weight, groups=channels)
+        return F.conv2d(x, weight, bias, padding=(y0, x0), groups=channels)  # no padded copy
+    return F.conv2d(F.pad(x, [x0, x1, y0, y1]), weight, bias, groups=channels)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
@@ -140,13 +145,21 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
     return y
 
 
-def conv2d_up(x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, groups: int = 1, up: int = 2) -> torch.Tensor:
+def conv2d_up(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    f: torch.Tensor,
+    groups: int = 1,
+    up: int = 2,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Transposed convolution with stride ``up`` followed by the FIR low-pass (gain ``up**2``).
 
     Args:
         x: ``[N, G*I, H, W]``.
         weight: ``[G*O, I, kh, kw]`` (``groups`` = G).
         f: ``[fh, fw]`` filter.
+        bias: ``[G*O]`` added after the filter (inside the filter's convolution), or None.
 
     Returns:
         ``[N, G*O, H*up, W*up]``, the output of a ``kh x kw`` convolution with padding ``kh // 2``
@@ -167,7 +180,7 @@ def conv2d_up(x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, groups: in
         w = weight.reshape(groups, out_ch // groups, in_per_group, kh, kw).transpose(1, 2)
         w = w.reshape(groups * in_per_group, out_ch // groups, kh, kw)
     x = F.conv_transpose2d(x, w, stride=up, padding=(pyt, pxt), groups=groups)
-    return fir_filter(x, (f * up * up), (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt))
+    return fir_filter(x, (f * up * up), (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), bias=bias)
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
@@ -189,25 +202,29 @@ def modulated_conv2d(
     demodulate: bool = True,
     fused: bool = True,
     gain: float = 1.0,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """StyleGAN2's modulated (and demodulated) convolution with 'same' padding.
+    """StyleGAN2's modulated (and demodulated) convolution with 'same' padding, noise and bias.
+
+    Computes ``gain * (modconv(x) + noise + bias)``, where ``modconv`` scales the kernel's input
+    channels by ``styles`` and (with ``demodulate``) each output channel's per-sample kernel to unit norm.
 
     Args:
         x: ``[N, I, H, W]`` activations.
         weight: ``[O, I, kh, kw]`` shared kernel.
         styles: ``[N, I]`` per-sample input-channel scales.
-        noise: broadcastable to ``[N, O, H*up, W*up]``, added after demodulation and ``gain``; or None.
+        noise: broadcastable to ``[N, O, H*up, W*up]`` (e.g. ``[H*up, W*up]``), or None.
         up: 1, or 2 for the up-sampling layers (needs ``resample_filter``).
         demodulate: normalise each output channel's per-sample weights to unit norm.
         fused: True scales the weights per sample and runs one grouped convolution; False scales
             the activations around one shared convolution. Both compute the same function; the
             second needs no weight gradient, so its backward pass costs one convolution, not two.
-            1x1 kernels always take a (cheap) batched matrix product with modulated weights.
-        gain: scale of the convolution's output (folded into the weights or demodulation
-            coefficients, so it costs no pass over the activations).
+            1x1 kernels take a (cheap) matrix product either way.
+        gain: overall output scale, folded into weights and coefficients (no pass over the output).
+        bias: ``[O]``, added inside the convolution where the algebra allows (free), or None.
 
     Returns:
-        ``[N, O, H*up, W*up]`` in ``x``'s memory format.
+        ``[N, O, H*up, W*up]``, a fresh tensor (callers may modify it in place).
     """
     batch = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
@@ -221,35 +238,42 @@ def modulated_conv2d(
 
     dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
     if kh == 1 and kw == 1 and up == 1:
-        return _modulated_matmul(x, weight, styles, dcoefs, gain, noise, fused)
+        return _modulated_matmul(x, weight, styles, dcoefs, gain, noise, bias, fused)
+    scale = dcoefs * gain if dcoefs is not None else torch.full((batch, out_ch), gain, device=x.device)
 
-    if not fused:
-        x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
-        w = weight.to(x.dtype)
-        x = F.conv2d(x, w, padding=kh // 2) if up == 1 else conv2d_up(x, w, resample_filter, up=up)
-        scale = dcoefs * gain if dcoefs is not None else None
-        if scale is not None:
-            x = x * scale.to(x.dtype).reshape(batch, -1, 1, 1)
-        elif gain != 1:
-            x = x * gain
+    if fused:
+        w = weight[None] * styles.reshape(batch, 1, -1, 1, 1).to(weight.dtype)  # [N, O, I, kh, kw]
+        w = (w * scale.reshape(batch, -1, 1, 1, 1).to(w.dtype)).reshape(batch * out_ch, in_ch, kh, kw).to(x.dtype)
+        b = (bias * gain).to(x.dtype).repeat(batch) if bias is not None else None
+        memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+        x = x.reshape(1, batch * in_ch, *x.shape[2:]).contiguous(memory_format=memory_format)
+        if up == 1:
+            x = F.conv2d(x, w, b, padding=kh // 2, groups=batch)
+        else:
+            x = conv2d_up(x, w, resample_filter, groups=batch, up=up, bias=b)
+        x = x.reshape(batch, out_ch, *x.shape[2:])
         if noise is not None:
-            x = x.add_(noise.to(x.dtype)) if scale is not None or gain != 1 else x + noise.to(x.dtype)
+            x = x.add_(noise.to(x.dtype), alpha=gain) if gain != 1 else x.add_(noise.to(x.dtype))
         return x
 
-    w = weight[None] * styles.reshape(batch, 1, -1, 1, 1).to(weight.dtype)  # [N, O, I, kh, kw]
-    scale = dcoefs * gain if dcoefs is not None else torch.full((batch, out_ch), gain, device=w.device)
-    w = w * scale.reshape(batch, -1, 1, 1, 1).to(w.dtype)
-    w = w.reshape(batch * out_ch, in_ch, kh, kw).to(x.dtype)
-    memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
-    x = x.reshape(1, batch * in_ch, *x.shape[2:]).contiguous(memory_format=memory_format)
-    if up == 1:
-        x = F.conv2d(x, w, padding=kh // 2, groups=batch)
-    else:
-        x = conv2d_up(x, w, resample_filter, groups=batch, up=up)
-    x = x.reshape(batch, out_ch, *x.shape[2:])
-    if noise is not None:
-        x = x.add_(noise.to(x.dtype))  # the conv output is ours: no copy needed
-    return x
+    xs = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
+    w = weight.to(x.dtype)
+    # With one sample and no gradient to the scale, bias / scale rides inside the convolution:
+    # (conv + b/s) * s = conv * s + b. (A bias that needs a gradient sends oneDNN's backward down a
+    # path several times slower, so then it is added separately.)
+    cheap = batch == 1 and not (torch.is_grad_enabled() and scale.requires_grad)
+    inner_bias = (bias / scale[0]).to(x.dtype) * gain if bias is not None and cheap else None
+    y = (
+        F.conv2d(xs, w, inner_bias, padding=kh // 2)
+        if up == 1
+        else conv2d_up(xs, w, resample_filter, up=up, bias=inner_bias)
+    )
+    scale = scale.to(y.dtype).reshape(batch, -1, 1, 1)
+    # one pass for scale and noise together
+    y = torch.addcmul(noise.to(y.dtype) * gain, y, scale) if noise is not None else y * scale
+    if bias is not None and inner_bias is None:
+        y = y.add_((bias * gain).to(y.dtype).reshape(1, -1, 1, 1))
+    return y
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -263,9 +287,10 @@ def _modulated_matmul(
     dcoefs: torch.Tensor | None,
     gain: float,
     noise: torch.Tensor | None,
+    bias: torch.Tensor | None,
     fused: bool,
 ) -> torch.Tensor:
-    """1x1 modulated convolution as a matrix product over the pixels.
+    """1x1 modulated convolution as a matrix product over the pixels (``gain * (modconv + noise + bias)``).
 
     Convolution libraries handle 1x1 kernels with few output channels (ToRGB: 3) badly - tens of
     times slower than the arithmetic needs at 1024 px; a matmul is not. ``fused`` multiplies per-sample
@@ -275,6 +300,7 @@ def _modulated_matmul(
     """
     batch, in_ch, h, w_ = x.shape
     channels_last = _is_channels_last(x)
+    b = (bias * gain).to(x.dtype) if bias is not None else None
     if fused:
         w = weight[:, :, 0, 0][None] * styles[:, None, :].to(weight.dtype)  # [N, O, I]
         if dcoefs is not None:
@@ -285,17 +311,25 @@ def _modulated_matmul(
             y = y.reshape(batch, h, w_, -1).permute(0, 3, 1, 2)
         else:
             y = torch.bmm(w, x.reshape(batch, in_ch, h * w_)).reshape(batch, -1, h, w_)
+        if b is not None:
+            y = y.add_(b.reshape(1, -1, 1, 1))
     else:
         w = weight[:, :, 0, 0] * gain if gain != 1 else weight[:, :, 0, 0]
         w = w.to(x.dtype)
-        if channels_last:
+        if dcoefs is not None:  # per-sample output scales cannot share the matmul's bias
+            xs = x * styles.to(x.dtype)[:, :, None, None]
+            y = torch.matmul(w, xs.reshape(batch, in_ch, h * w_)).reshape(batch, -1, h, w_)
+            y = y * dcoefs.to(y.dtype)[:, :, None, None]
+            if b is not None:
+                y = y.add_(b.reshape(1, -1, 1, 1))
+        elif channels_last:
             xs = x.permute(0, 2, 3, 1) * styles.to(x.dtype)[:, None, None, :]  # [N, H, W, I]
-            y = F.linear(xs, w).permute(0, 3, 1, 2)
+            y = F.linear(xs, w, b).permute(0, 3, 1, 2)
         else:
             xs = x * styles.to(x.dtype)[:, :, None, None]
             y = torch.matmul(w, xs.reshape(batch, in_ch, h * w_)).reshape(batch, -1, h, w_)
-        if dcoefs is not None:
-            y = y * dcoefs.to(y.dtype)[:, :, None, None]
+            if b is not None:
+                y = y.add_(b.reshape(1, -1, 1, 1))
     if noise is not None:
-        y = y + noise.to(y.dtype)
+        y = y.add_(noise.to(y.dtype), alpha=gain)
     return y
