@@ -12,6 +12,7 @@ moves the latent or style code until it does. The public API lives here:
 from .errors import CheckpointError, StyleclipError, UsageError
 from .hub.generators import load_generator, read_generator_file, save_generator
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
+from .sample import Sample, parse_seeds, sample
 from .utils.memory import keep_freed_memory
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __all__ = [
     "Generator",
     "GeneratorConfig",
     "MappingConfig",
+    "Sample",
     "StyleLayer",
     "StyleclipError",
     "SynthesisConfig",
@@ -28,6 +30,8 @@ __all__ = [
     "__version__",
     "keep_freed_memory",
     "load_generator",
+    "parse_seeds",
     "read_generator_file",
+    "sample",
     "save_generator",
 ]

@@ -76,6 +76,11 @@ def generator_from_tf(data: tuple, which: str = "G_ema") -> Generator:
         return _KWARGS[name] if value is None else value
 
     variables = net.variables()
+    if "mapping/LabelConcat/weight" in variables:
+        raise CheckpointError(
+            "a conditional generator of the original (pre-ADA) TensorFlow StyleGAN2, whose label embedding "
+            "styleclip does not support; use a StyleGAN2-ADA checkpoint"
+        )
     architecture = arg("architecture")
     for name in list(variables):
         m = re.fullmatch(r"ToRGB_lod(\d+)/(.*)", name)
