@@ -161,3 +161,35 @@ def test_module_repr_exposes_architecture_facts():
     G = tiny_generator()
     text = repr(G)
     assert "num_ws=8" in text and "img_resolution=32" in text
+
+
+@pytest.mark.parametrize("modulation", ["fused", "activation"])
+@pytest.mark.parametrize("grad", [False, True])
+def test_cpu_convolutions_stay_channels_last(monkeypatch, modulation, grad):
+    # oneDNN is 1.3-2x faster on NHWC; a stray reshape silently drops the layout for the rest of the net.
+    import torch.nn.functional as F
+
+    import styleclip.nets.stylegan2.ops as ops
+
+    seen = []
+
+    def spy(fn):
+        def wrapped(x, w, *args, **kwargs):
+            y = fn(x, w, *args, **kwargs)
+            if x.shape[1] > 3:
+                seen.append(
+                    x.is_contiguous(memory_format=torch.channels_last)
+                    and y.is_contiguous(memory_format=torch.channels_last)
+                )
+            return y
+
+        return wrapped
+
+    monkeypatch.setattr(ops.F, "conv2d", spy(F.conv2d))
+    monkeypatch.setattr(ops.F, "conv_transpose2d", spy(F.conv_transpose2d))
+    G = tiny_generator(resolution=64)
+    ws = G.mapping_forward(G.z_from_seed(0)).requires_grad_(grad)
+    with torch.set_grad_enabled(grad):
+        img = G.synthesize(ws, modulation=modulation)
+    assert seen and all(seen)
+    assert img.is_contiguous()

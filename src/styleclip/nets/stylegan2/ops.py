@@ -245,13 +245,15 @@ def modulated_conv2d(
         w = weight[None] * styles.reshape(batch, 1, -1, 1, 1).to(weight.dtype)  # [N, O, I, kh, kw]
         w = (w * scale.reshape(batch, -1, 1, 1, 1).to(w.dtype)).reshape(batch * out_ch, in_ch, kh, kw).to(x.dtype)
         b = (bias * gain).to(x.dtype).repeat(batch) if bias is not None else None
-        memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
-        x = x.reshape(1, batch * in_ch, *x.shape[2:]).contiguous(memory_format=memory_format)
+        if batch > 1:  # one group per sample (a reshape of a single sample would lose NHWC strides)
+            memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+            x = x.reshape(1, batch * in_ch, *x.shape[2:]).contiguous(memory_format=memory_format)
         if up == 1:
             x = F.conv2d(x, w, b, padding=kh // 2, groups=batch)
         else:
             x = conv2d_up(x, w, resample_filter, groups=batch, up=up, bias=b)
-        x = x.reshape(batch, out_ch, *x.shape[2:])
+        if batch > 1:
+            x = x.reshape(batch, out_ch, *x.shape[2:])
         if noise is not None:
             x = x.add_(noise.to(x.dtype), alpha=gain) if gain != 1 else x.add_(noise.to(x.dtype))
         return x
