@@ -255,7 +255,7 @@ def modulated_conv2d(
         if batch > 1:
             x = x.reshape(batch, out_ch, *x.shape[2:])
         if noise is not None:
-            x = x.add_(noise.to(x.dtype), alpha=gain) if gain != 1 else x.add_(noise.to(x.dtype))
+            x = x.add_(noise.to(x.dtype), alpha=gain)
         return x
 
     xs = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
