@@ -180,7 +180,7 @@ def test_missing_file(tmp_path):
 def test_unknown_name_says_to_pass_a_path():
     with pytest.raises(CheckpointError) as e:
         styleclip.load_generator("no-such-model-name")
-    _assert_one_line(e, "unknown generator", "path")
+    _assert_one_line(e, "unknown model name", "styleclip models list")
 
 
 def test_truncated_pickle(tmp_path):

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import StyleclipError
-from . import convert, generate
+from . import convert, generate, models
 
-COMMANDS = (generate, convert)
+COMMANDS = (generate, convert, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

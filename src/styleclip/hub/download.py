@@ -66,13 +66,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, sha256: str | None = None, size: int | None = None) -> bool:
-    """True if ``path`` exists and matches ``size`` and ``sha256`` (or its recorded trust-on-first-use hash)."""
+def git_blob_id(path: Path) -> str:
+    """The id git gives this file's content: ``sha1(b"blob <size>\\0" + content)``."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, sha256: str | None = None, size: int | None = None, git_blob: str | None = None) -> bool:
+    """True if ``path`` exists and matches ``size``, ``git_blob`` and ``sha256`` (or its recorded
+    trust-on-first-use hash)."""
     if not path.is_file():
         return False
     if size is not None and path.stat().st_size != size:
         return False
-    expected = sha256 or _recorded_hash(path)
+    if git_blob is not None and git_blob_id(path) != git_blob.lower():
+        return False
+    expected = sha256 or (None if git_blob else _recorded_hash(path))
     return expected is None or sha256_file(path) == expected.lower()
 
 
@@ -82,6 +94,7 @@ def download(
     sha256: str | None = None,
     size: int | None = None,
     offline: bool | None = None,
+    git_blob: str | None = None,
     retries: int = 3,
     backoff: float = 1.0,
     timeout: float = 60.0,
@@ -94,6 +107,7 @@ def download(
         dest: final path; ``dest.part``, ``dest.lock`` and (without ``sha256``) ``dest.sha256`` sit beside it.
         sha256: expected hex digest, or None for trust on first use.
         size: expected size in bytes, if known.
+        git_blob: expected git blob id, for files served from a repository.
         offline: never touch the network (default: ``$STYLECLIP_OFFLINE``).
         retries: attempts per URL, with exponential ``backoff`` seconds between them.
 
@@ -101,7 +115,7 @@ def download(
         ``dest``. Raises :class:`OfflineError` or :class:`DownloadError` with a one-line message.
     """
     dest = Path(dest)
-    if verify(dest, sha256, size):
+    if verify(dest, sha256, size, git_blob):
         return dest
     if offline if offline is not None else offline_mode():
         raise OfflineError(
@@ -109,14 +123,14 @@ def download(
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dest) + ".lock"):
-        if verify(dest, sha256, size):  # another process finished it while we waited
+        if verify(dest, sha256, size, git_blob):  # another process finished it while we waited
             return dest
         if dest.exists():
             dest.unlink()  # a corrupt or stale copy
         failures = []
         for url in urls:
             try:
-                _fetch_with_retries(url, dest, sha256, size, retries, backoff, timeout, progress)
+                _fetch_with_retries(url, dest, sha256, size, git_blob, retries, backoff, timeout, progress)
                 return dest
             except _HashMismatch as exc:
                 raise DownloadError(str(exc)) from None
@@ -135,6 +149,7 @@ def _fetch_with_retries(
     dest: Path,
     sha256: str | None,
     size: int | None,
+    git_blob: str | None,
     retries: int,
     backoff: float,
     timeout: float,
@@ -155,6 +170,9 @@ def _fetch_with_retries(
         got = part.stat().st_size
         part.unlink()
         raise DownloadError(f"size {got} bytes instead of {size}")
+    if git_blob is not None and git_blob_id(part) != git_blob.lower():
+        part.unlink()
+        raise _HashMismatch(f"{dest.name} from {url} does not have git blob id {git_blob}; the file was removed")
     digest = sha256_file(part)
     if sha256 is not None and digest != sha256.lower():
         part.unlink()
@@ -162,7 +180,7 @@ def _fetch_with_retries(
             f"{dest.name} from {url} has SHA-256 {digest}, expected {sha256.lower()}; the file was removed"
         )
     os.replace(part, dest)
-    if sha256 is None:
+    if sha256 is None and git_blob is None:
         _record_hash(dest, digest)
 
 

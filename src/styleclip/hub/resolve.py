@@ -1,4 +1,4 @@
-"""From what a user typed (a path, later a registry name or URL) to a local file."""
+"""From what a user typed - a path, a registry name or a URL - to a verified local file."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ from pathlib import Path
 from ..errors import CheckpointError
 
 
-def resolve_path(name_or_path: str | Path, kind: str = "generator") -> Path:
-    """The local file for ``name_or_path``; a clear error when there is none."""
+def resolve_path(
+    name_or_path: str | Path,
+    kind: str = "generator",
+    cache: str | Path | None = None,
+    offline: bool | None = None,
+) -> Path:
+    """The local file for ``name_or_path``: an existing path as it is, a catalogue name (``afhqdog``,
+    ``stylegan2-ada:ffhq``) or an http(s) URL downloaded into the verified cache."""
+    from .registry import fetch, fetch_url, find_asset, get_asset
+
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path
     text = str(name_or_path)
     if text.startswith(("http://", "https://")):
-        raise CheckpointError(
-            f"{text}: downloading {kind}s from URLs is not available yet; download the file and pass its path"
-        )
-    if "/" in text or "\\" in text or path.suffix:
+        return fetch_url(text, cache=cache, offline=offline)
+    looks_like_path = "/" in text or "\\" in text or path.suffix
+    if looks_like_path and find_asset(text) is None:
         raise CheckpointError(f"{text}: no such file")
-    raise CheckpointError(
-        f"unknown {kind} {text!r}: no such file here, and styleclip has no model registry entry by that name yet; "
-        "pass the path of a checkpoint (.pkl, .pt or .safetensors)"
-    )
+    return fetch(get_asset(text, kind=kind), cache=cache, offline=offline)  # unknown names get suggestions

@@ -1,0 +1,250 @@
+"""The catalogue of official pretrained assets: data, one typed entry per file.
+
+URLs come from each project's README and download code (sources noted per group). Where a source
+publishes no checksum - none of NVIDIA's, the Google Drive assets' or TreB1eN's does - the entry has
+``sha256=None`` and the file's SHA-256 is recorded on first download and verified afterwards (trust on
+first use, shown as such by ``styleclip models list``). Files inside a git repository are verified
+by their git blob id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("generator", "encoder", "identity", "landmarks", "directions", "mapper")
+
+NVIDIA_NC = "NVIDIA Source Code License-NC (non-commercial: research or evaluation only)"
+NVIDIA_NC_DERIVED = "MIT code; embeds an NVIDIA generator, so NVIDIA's non-commercial licence applies"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One downloadable file and what it is for."""
+
+    name: str  # 'family:model', e.g. 'stylegan2-ada:afhqdog'
+    kind: str  # one of KINDS
+    domain: str  # 'face', 'dog', 'cat', 'wild', 'art', 'car', ...
+    filename: str  # name in the cache
+    urls: tuple[str, ...]  # sources in preference order
+    licence: str
+    file_format: str  # how to read it: 'stylegan2-ada-pytorch', 'stylegan2-tensorflow', 'rosinality', ...
+    resolution: int | None = None  # output (generators) or input (encoders) side length
+    sha256: str | None = None  # published SHA-256; None = trust on first use
+    git_blob: str | None = None  # git blob id for files served from a repository
+    size: int | None = None  # bytes, where known
+    aliases: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)  # e.g. {'identity_loss': True}
+    description: str = ""
+
+
+def _drive(file_id: str) -> str:
+    return f"https://drive.google.com/uc?export=download&id={file_id}"
+
+
+_ADA_CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
+_NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files"
+_SG2_CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks"
+_ADA_TF_CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained"
+_STYLECLIP_RAW = "https://raw.githubusercontent.com/orpatashnik/StyleCLIP/f87a47f7fc39e19a1f6c88293875692b303bf168"
+
+_FACE = {"identity_loss": True, "encoder": "e4e:ffhq"}
+
+# -- generators: NVIDIA stylegan2-ada-pytorch (README "Data repository"; NGC names from the stylegan3 README)
+_ADA = [
+    ("ffhq", "face", 1024, "stylegan2-ffhq-1024x1024.pkl", _FACE, "FFHQ faces, trained with the original StyleGAN2"),
+    ("metfaces", "art", 1024, "stylegan2-metfaces-1024x1024.pkl", {}, "MetFaces portraits, ADA transfer from FFHQ"),
+    ("afhqcat", "cat", 512, "stylegan2-afhqcat-512x512.pkl", {}, "AFHQ cats, ADA"),
+    ("afhqdog", "dog", 512, "stylegan2-afhqdog-512x512.pkl", {}, "AFHQ dogs, ADA"),
+    (
+        "afhqwild",
+        "wild",
+        512,
+        "stylegan2-afhqwild-512x512.pkl",
+        {"encoder": "restyle-e4e:afhqwild"},
+        "AFHQ wild animals, ADA",
+    ),
+    ("brecahad", "histology", 512, "stylegan2-brecahad-512x512.pkl", {}, "BreCaHAD breast-cancer histology, ADA"),
+    ("cifar10", "objects", 32, "stylegan2-cifar10-32x32.pkl", {"conditional": 10}, "CIFAR-10, class-conditional"),
+]
+
+ASSETS: list[Asset] = [
+    Asset(
+        name=f"stylegan2-ada:{key}",
+        kind="generator",
+        domain=domain,
+        filename=f"stylegan2-ada-{key}.pkl",
+        urls=(f"{_ADA_CDN}/{key}.pkl", f"{_NGC}/{ngc}"),
+        licence=NVIDIA_NC,
+        file_format="stylegan2-ada-pytorch",
+        resolution=res,
+        aliases=(key,),
+        defaults=dict(defaults),
+        description=desc,
+    )
+    for key, domain, res, ngc, defaults, desc in _ADA
+]
+
+# -- generators: original TensorFlow releases (NVlabs/stylegan2 README; stylegan2-ada README)
+ASSETS += [
+    Asset(
+        name=f"stylegan2-tf:{key}",
+        kind="generator",
+        domain=domain,
+        filename=f"stylegan2-{key}-config-f.pkl",
+        urls=(f"{_SG2_CDN}/stylegan2-{key}-config-f.pkl",),
+        licence=NVIDIA_NC,
+        file_format="stylegan2-tensorflow",
+        resolution=res,
+        defaults=dict(_FACE) if key == "ffhq" else {},
+        description=f"original TensorFlow StyleGAN2 config-f ({desc}); StyleCLIP's ffhq directions use ffhq",
+    )
+    for key, domain, res, desc in [
+        ("ffhq", "face", 1024, "FFHQ"),
+        ("car", "car", 512, "LSUN Car, 512x384 content"),
+        ("cat", "cat", 256, "LSUN Cat"),
+        ("church", "church", 256, "LSUN Church"),
+        ("horse", "horse", 256, "LSUN Horse"),
+    ]
+]
+ASSETS += [
+    Asset(
+        name=f"stylegan2-ada-tf:{key}",
+        kind="generator",
+        domain=domain,
+        filename=f"stylegan2-ada-tf-{key}.pkl",
+        urls=(f"{_ADA_TF_CDN}/{key}.pkl",),
+        licence=NVIDIA_NC,
+        file_format="stylegan2-tensorflow",
+        resolution=res,
+        description=f"TensorFlow StyleGAN2-ADA {key}: the network StyleCLIP's {key} directions were computed on",
+    )
+    for key, domain, res in [("afhqdog", "dog", 512), ("afhqcat", "cat", 512), ("afhqwild", "wild", 512)]
+]
+
+# -- the rosinality-format FFHQ generator StyleCLIP, e4e and ReStyle use (StyleCLIP utils.py, e4e README)
+ASSETS.append(
+    Asset(
+        name="rosinality:ffhq",
+        kind="generator",
+        domain="face",
+        filename="stylegan2-ffhq-config-f.pt",
+        urls=(_drive("1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT"),),
+        licence=NVIDIA_NC_DERIVED,
+        file_format="rosinality",
+        resolution=1024,
+        aliases=("ffhq-config-f",),
+        defaults=dict(_FACE),
+        description="FFHQ config-f converted by rosinality's script (StyleCLIP / e4e / ReStyle)",
+    )
+)
+
+# -- encoders (e4e README; ReStyle README)
+ASSETS += [
+    Asset(
+        name="e4e:ffhq",
+        kind="encoder",
+        domain="face",
+        filename="e4e_ffhq_encode.pt",
+        urls=(_drive("1cUv_reLE6k3604or78EranS7XzuVMWeO"), _drive("1O8OLrVNOItOJoNGMyQ8G8YRTeTYEfs0P")),
+        licence=NVIDIA_NC_DERIVED,
+        file_format="e4e",
+        resolution=1024,
+        defaults={"generator": "rosinality:ffhq"},
+        description="encoder4editing FFHQ inversion (contains its decoder)",
+    ),
+    Asset(
+        name="restyle-e4e:ffhq",
+        kind="encoder",
+        domain="face",
+        filename="restyle_e4e_ffhq_encode.pt",
+        urls=(_drive("1e2oXVeBPXMQoUoC_4TNwAWpOPpSEhE_e"),),
+        licence=NVIDIA_NC_DERIVED,
+        file_format="restyle-e4e",
+        resolution=1024,
+        defaults={"generator": "rosinality:ffhq", "steps": 5},
+        description="ReStyle over e4e, FFHQ",
+    ),
+    Asset(
+        name="restyle-e4e:afhqwild",
+        kind="encoder",
+        domain="wild",
+        filename="restyle_e4e_afhq_wild_encode.pt",
+        urls=(_drive("1HQlUPKirShHyL3kGnwVRjhfcb-j9s4V3"),),
+        licence=NVIDIA_NC_DERIVED,
+        file_format="restyle-e4e",
+        resolution=512,
+        defaults={"generator": "stylegan2-ada:afhqwild", "steps": 5},
+        description="ReStyle over e4e, AFHQ Wild",
+    ),
+]
+
+# -- identity: ArcFace IR-SE50 as e4e / pSp / ReStyle / StyleCLIP use it (taken from TreB1eN)
+ASSETS.append(
+    Asset(
+        name="arcface:ir-se50",
+        kind="identity",
+        domain="face",
+        filename="model_ir_se50.pth",
+        urls=(_drive("1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn"),),
+        licence="MIT (TreB1eN/InsightFace_Pytorch); trained on MS1M - check the dataset's terms",
+        file_format="arcface-ir-se50",
+        resolution=112,
+        aliases=("arcface", "ir-se50"),
+        description="face-identity network for the identity loss",
+    )
+)
+
+# -- StyleCLIP latent mappers (StyleCLIP utils.py google_drive_paths)
+_MAPPERS = {
+    "afro": "1i5vAqo4z0I-Yon3FNft_YZOq7ClWayQJ",
+    "angry": "1g82HEH0jFDrcbCtn3M22gesWKfzWV_ma",
+    "beyonce": "1KJTc-h02LXs4zqCyo7pzCp0iWeO6T9fz",
+    "bobcut": "1IvyqjZzKS-vNdq_OhwapAcwrxgLAY8UF",
+    "bowlcut": "1xwdxI2YCewSt05dEHgkpmmzoauPjEnnZ",
+    "curly_hair": "1xZ7fFB12Ci6rUbUfaHPpo44xUFzpWQ6M",
+    "depp": "1FPiJkvFPG_y-bFanxLLP91wUKuy-l3IV",
+    "hilary_clinton": "1X7U2zj2lt0KFifIsTfOOzVZXqYyCWVll",
+    "mohawk": "1oMMPc8iQZ7dhyWavZ7VNWLwzf9aX4C09",
+    "purple_hair": "14H0CGXWxePrrKIYmZnDD2Ccs65EEww75",
+    "surprised": "1F-mPrhO-UeWrV1QYMZck63R43aLtPChI",
+    "taylor_swift": "10jHuHsKKJxuf3N0vgQbX_SMEQgFHDrZa",
+    "trump": "14v8D0uzy4tOyfBU3ca9T0AzTt3v-dNyh",
+    "zuckerberg": "1NjDcMUL8G-pO3i_9N6EPpQNXeMc3Ar1r",
+}
+ASSETS += [
+    Asset(
+        name=f"styleclip-mapper:{key}",
+        kind="mapper",
+        domain="face",
+        filename=f"styleclip_mapper_{key}.pt",
+        urls=(_drive(file_id),),
+        licence=NVIDIA_NC_DERIVED,
+        file_format="styleclip-mapper",
+        resolution=1024,
+        defaults={"generator": "rosinality:ffhq"},
+        description=f"StyleCLIP latent mapper '{key.replace('_', ' ')}'",
+    )
+    for key, file_id in _MAPPERS.items()
+]
+
+# -- StyleCLIP's precomputed channel-relevance matrices, from the repository at a pinned commit
+ASSETS += [
+    Asset(
+        name=f"styleclip-fs3:{key}",
+        kind="directions",
+        domain=domain,
+        filename=f"styleclip_fs3_{key}.npy",
+        urls=(f"{_STYLECLIP_RAW}/global_directions/npy/{key}/fs3.npy",),
+        licence="MIT (StyleCLIP); derived from CLIP and an NVIDIA generator (non-commercial)",
+        file_format="styleclip-fs3",
+        git_blob=blob,
+        defaults={"generator": generator, "clip": "ViT-B-32:openai"},
+        description=f"global-direction relevance matrix for {generator}",
+    )
+    for key, domain, blob, generator in [
+        ("ffhq", "face", "ef9dc0a49a4e2ffe1c81b8632baab6e3a4466726", "stylegan2-tf:ffhq"),
+        ("afhqdog", "dog", "327f0869c7bf91e24bfc6810e11791e0b9a6579f", "stylegan2-ada-tf:afhqdog"),
+        ("afhqcat", "cat", "1cdd7057428fb8b46dd1badb0f277594a9615857", "stylegan2-ada-tf:afhqcat"),
+    ]
+]

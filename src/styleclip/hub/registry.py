@@ -1,0 +1,84 @@
+"""Names -> catalogue entries -> verified files in the cache."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import urllib.parse
+from pathlib import Path
+
+from ..errors import CheckpointError
+from .catalog import ASSETS, Asset
+from .download import _recorded_hash, cache_dir, download, verify
+
+
+def all_assets() -> list[Asset]:
+    return list(ASSETS)
+
+
+def _index() -> dict[str, Asset]:
+    index: dict[str, Asset] = {}
+    for asset in ASSETS:
+        for key in (asset.name, *asset.aliases):
+            index[key.lower()] = asset
+    return index
+
+
+def find_asset(name: str) -> Asset | None:
+    """The catalogue entry called ``name`` (full name or alias, any case), or None."""
+    return _index().get(name.strip().lower())
+
+
+def get_asset(name: str, kind: str | None = None) -> Asset:
+    """Like :func:`find_asset`, but an unknown name is an error that suggests the closest ones."""
+    asset = find_asset(name)
+    if asset is None:
+        close = difflib.get_close_matches(name.lower(), list(_index()), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `styleclip models list`"
+        raise CheckpointError(f"unknown model name {name!r}{hint}")
+    if kind is not None and asset.kind != kind:
+        raise CheckpointError(f"{asset.name} is a {asset.kind}, not a {kind}")
+    return asset
+
+
+def asset_path(asset: Asset, cache: str | Path | None = None) -> Path:
+    """Where ``asset`` lives in the cache: ``<cache>/<kind>s/<filename>``."""
+    return cache_dir(cache) / f"{asset.kind}s" / asset.filename
+
+
+def is_cached(asset: Asset, cache: str | Path | None = None, check_hash: bool = False) -> bool:
+    path = asset_path(asset, cache)
+    if not check_hash:
+        return path.is_file()
+    return verify(path, asset.sha256, asset.size, asset.git_blob)
+
+
+def trust(asset: Asset, cache: str | Path | None = None) -> str:
+    """How the cached file is verified: 'published sha256', 'git blob', 'trust on first use' (with the
+    recorded hash once it exists)."""
+    if asset.sha256:
+        return "published sha256"
+    if asset.git_blob:
+        return "git blob id"
+    recorded = _recorded_hash(asset_path(asset, cache))
+    return f"trust on first use ({recorded[:12]}…)" if recorded else "trust on first use"
+
+
+def fetch(asset: Asset, cache: str | Path | None = None, offline: bool | None = None, progress: bool = True) -> Path:
+    """The verified local file for ``asset``, downloading it if needed."""
+    return download(
+        asset.urls,
+        asset_path(asset, cache),
+        sha256=asset.sha256,
+        size=asset.size,
+        git_blob=asset.git_blob,
+        offline=offline,
+        progress=progress,
+    )
+
+
+def fetch_url(url: str, cache: str | Path | None = None, offline: bool | None = None, progress: bool = True) -> Path:
+    """Download an arbitrary URL into ``<cache>/urls/<hash of the URL>/<its file name>`` (trust on first use)."""
+    name = Path(urllib.parse.urlparse(url).path).name or "download"
+    folder = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return download([url], cache_dir(cache) / "urls" / folder / name, offline=offline, progress=progress)
