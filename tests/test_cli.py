@@ -66,6 +66,9 @@ def test_generate_conditional_needs_a_class(tmp_path):
         (["--generator", "{pkl}", "--class", "1"], "unconditional"),
         (["--generator", "{pkl}", "--batch-size", "0"], "batch size"),
         (["--generator", "{pkl}", "--device", "tpu9"], "unknown device"),
+        (["--generator", "{pkl}", "--seeds", "0-4294967296"], "seeds must be in"),
+        (["--generator", "{pkl}", "--seeds", "0-2000000"], "more than"),
+        (["--generator", "{pkl}", "--trunc", "nan"], "finite"),
     ],
 )
 def test_generate_errors_are_one_line_and_exit_2(pkl, tmp_path, capsys, args, message):
@@ -107,3 +110,11 @@ def test_parse_seeds():
 def test_version_and_help():
     proc = subprocess.run([sys.executable, "-m", "styleclip", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "generate" in proc.stdout and "convert" in proc.stdout
+
+
+def test_outdir_that_is_a_file(pkl, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    assert main(["generate", "--generator", str(pkl), "--outdir", str(target)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["convert", str(pkl), str(tmp_path)]) == 2

@@ -193,3 +193,22 @@ def test_cpu_convolutions_stay_channels_last(monkeypatch, modulation, grad):
         img = G.synthesize(ws, modulation=modulation)
     assert seen and all(seen)
     assert img.is_contiguous()
+
+
+def test_fp16_layers_compute_the_same_image_in_half_precision():
+    # The CUDA fp16 path (pre-normalised weights and styles) also runs on the CPU when asked to.
+    G = tiny_generator(num_fp16_res=2, conv_clamp=256)
+    ws = G.mapping_forward(G.z_from_seed([0, 1]))
+    full = G.synthesize(ws, force_fp32=True)
+    for modulation in ("fused", "activation"):
+        half = G.synthesize(ws, force_fp32=False, modulation=modulation)
+        assert half.dtype == torch.float32  # the image accumulates in fp32
+        assert (half - full).abs().max() < 0.05 * full.abs().max()
+
+
+def test_random_noise_from_a_generator_object():
+    G = tiny_generator()
+    ws = G.mapping_forward(G.z_from_seed(0))
+    a = G.synthesize(ws, noise_mode="random", generator=torch.Generator().manual_seed(3))
+    b = G.synthesize(ws, noise_mode="random", generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)

@@ -267,3 +267,84 @@ def test_tampered_generator_with_missing_tensor(tmp_path):
     with pytest.raises(CheckpointError) as e:
         styleclip.load_generator(path)
     _assert_one_line(e, "convs.1.activate.bias")
+
+
+# -- misuse of the allowed globals (each once found by a review) --------------------------------------
+
+
+def _pickle_with(tmp_path, payload: bytes):
+    path = tmp_path / "crafted.pkl"
+    path.write_bytes(payload)
+    return path
+
+
+def test_forged_numpy_dtype_is_refused(tmp_path):
+    # A V4 dtype rewritten by BUILD to read past its buffer: NumPy would segfault or leak heap memory.
+    import io
+
+    data = np.zeros(4, np.float32)
+    good = pickle.dumps(data, protocol=3).replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    assert isinstance(restricted_load(io.BytesIO(good)).array, np.ndarray)
+    evil = good.replace(b"X\x02\x00\x00\x00f4", b"X\x02\x00\x00\x00V4")
+    assert evil != good
+    with pytest.raises(UnsafePickleError, match="not a plain number type"):
+        restricted_load(io.BytesIO(evil))
+
+
+def test_tensor_view_past_its_storage_is_refused():
+    import io
+
+    t = torch.zeros(4)
+    good = pickle.dumps(t, protocol=3)
+    assert torch.equal(restricted_load(io.BytesIO(good)), t)
+    # the same storage, declared as 4096 elements: set_() would grow it over uninitialised memory
+    evil = good.replace(b"K\x04\x85", b"M\x00\x10\x85", 1)
+    assert evil != good
+    with pytest.raises(UnsafePickleError, match="past the end of its storage"):
+        restricted_load(io.BytesIO(evil))
+
+
+def test_numpy_constructors_cannot_allocate_at_will():
+    import io
+
+    # numpy.ndarray((10**13,), 'u1') and _frombuffer(<int>, ...) would allocate terabytes.
+    call_ndarray = b"cnumpy\nndarray\n(I10000000000000\n\x85S'u1'\ntR."
+    with pytest.raises((UnsafePickleError, TypeError)):
+        restricted_load(io.BytesIO(call_ndarray))
+    frombuffer = (
+        b"cnumpy.core.numeric\n_frombuffer\n(I3000000000\ncnumpy\ndtype\n(S'u1'\nI00\nI01\ntR(I1000000000\ntS'C'\ntR."
+    )
+    with pytest.raises(UnsafePickleError, match="not bytes"):
+        restricted_load(io.BytesIO(frombuffer))
+
+
+def test_tiny_file_declaring_a_huge_network_is_refused(tmp_path):
+    from styleclip.hub.formats.state import build_generator
+    from styleclip.nets.stylegan2 import GeneratorConfig
+
+    with pytest.raises(CheckpointError, match="implausibly large"):
+        build_generator(GeneratorConfig(img_resolution=2**17), 10, "test")
+    with pytest.raises(CheckpointError, match="holds only 10"):
+        build_generator(GeneratorConfig(img_resolution=64), 10, "test")
+
+
+def test_zip_bomb_is_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data/0", b"\0" * (80 << 20))
+    with pytest.raises(CheckpointError) as e:
+        styleclip.load_generator(path)
+    _assert_one_line(e, "unpacks to")
+
+
+def test_malformed_contents_give_one_line_errors(tmp_path):
+    G = tiny_generator()
+    path = write_rosinality(G, tmp_path / "g.pt")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["latent_avg"] = torch.zeros(7)
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError) as e:
+        styleclip.load_generator(path)
+    _assert_one_line(e, "not a valid")

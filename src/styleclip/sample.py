@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ import torch
 
 from .errors import UsageError
 from .nets.stylegan2 import Generator
+
+MAX_SEEDS = 1_000_000
 
 
 @dataclass
@@ -32,11 +35,13 @@ def parse_seeds(text: str) -> list[int]:
             raise UsageError(f"bad seed list {text!r}: use e.g. 0-7 or 1,5,9") from None
         if bounds[1] < bounds[0]:
             raise UsageError(f"seed range {part!r} runs backwards")
+        if bounds[0] < 0 or bounds[1] >= 2**32:
+            raise UsageError("seeds must be in 0 .. 2**32-1 (NumPy's RandomState range)")
+        if len(seeds) + bounds[1] - bounds[0] + 1 > MAX_SEEDS:
+            raise UsageError(f"more than {MAX_SEEDS} seeds requested; split the job")
         seeds.extend(range(bounds[0], bounds[1] + 1))
     if not seeds:
         raise UsageError("no seeds given: use e.g. --seeds 0-7")
-    if any(not 0 <= s < 2**32 for s in seeds):
-        raise UsageError("seeds must be in 0 .. 2**32-1 (NumPy's RandomState range)")
     return seeds
 
 
@@ -57,6 +62,8 @@ def sample(
     """
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
+    if not math.isfinite(truncation_psi):
+        raise UsageError(f"truncation psi must be a finite number, got {truncation_psi}")
     seeds = list(seeds)
     for start in range(0, len(seeds), batch_size):
         chunk = seeds[start : start + batch_size]

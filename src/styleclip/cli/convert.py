@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import UsageError
 from ..hub.generators import read_generator_file, save_generator
 from ..hub.resolve import resolve_path
 
@@ -19,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output.is_dir() or (args.output.parent.exists() and not args.output.parent.is_dir()):
+        raise UsageError(f"{args.output}: the output must be a file path in an existing or new folder")
     path = resolve_path(args.input, kind="generator")
     G, fmt = read_generator_file(path, which=args.which)
     G.meta.update({"converted_from": str(path), "source_format": fmt})

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import UsageError
 from ..hub.generators import load_generator
 from ..io.images import save_png, to_pil
 from ..sample import parse_seeds, sample
@@ -31,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
+    if args.outdir.exists() and not args.outdir.is_dir():
+        raise UsageError(f"--outdir {args.outdir} is a file; name a folder")
     G = load_generator(args.generator, device=args.device)
     args.outdir.mkdir(parents=True, exist_ok=True)
     done = 0

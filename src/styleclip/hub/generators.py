@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -52,19 +53,34 @@ def read_generator_file(path: Path, which: str = "G_ema") -> tuple[Generator, st
     if which not in ("G_ema", "G"):
         raise CheckpointError(f"which must be 'G_ema' or 'G', got {which!r}")
     fmt = detect.detect_format(path)
+    try:
+        return _read(path, fmt, which)
+    except CheckpointError as exc:
+        text = str(exc)
+        raise CheckpointError(text if text.startswith(str(path)) else f"{path}: {text}") from None
+    except MemoryError:
+        raise CheckpointError(f"{path}: the file declares tensors too large to load") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RuntimeError) as exc:
+        # A file that unpickles but is malformed inside: say so, never show a traceback from torch.
+        raise CheckpointError(
+            f"{path}: not a valid {fmt} StyleGAN2 checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+
+
+def _read(path: Path, fmt: str, which: str) -> tuple[Generator, str]:
     if fmt == detect.NATIVE:
         return native.load_native(path), "styleclip-safetensors"
     if fmt in (detect.TORCH_ZIP, detect.TORCH_LEGACY):
-        data = _torch_load(path)
+        data = _torch_load(path, zipped=fmt == detect.TORCH_ZIP)
         if rosinality.is_rosinality(data):
             return rosinality.generator_from_rosinality(data, which=which), "rosinality"
-        raise CheckpointError(f"{path}: a PyTorch file, but not a StyleGAN2 generator checkpoint styleclip knows")
+        raise CheckpointError("a PyTorch file, but not a StyleGAN2 generator checkpoint styleclip knows")
     data = _pickle_load(path)
     if nvidia_pkl.is_network_snapshot(data):
         return nvidia_pkl.generator_from_snapshot(data, which=which), "stylegan2-ada-pytorch"
     if tf_pkl.is_tf_snapshot(data):
         return tf_pkl.generator_from_tf(data, which=which), "stylegan2-tensorflow"
-    raise CheckpointError(f"{path}: a pickle, but not a StyleGAN2 network snapshot (found {type(data).__name__})")
+    raise CheckpointError(f"a pickle, but not a StyleGAN2 network snapshot (found {type(data).__name__})")
 
 
 def save_generator(G: Generator, path: str | Path) -> Path:
@@ -76,23 +92,32 @@ def _pickle_load(path: Path):
     try:
         with open(path, "rb") as f:
             return restricted_load(f)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
-        raise CheckpointError(
-            f"{path}: the file is truncated or corrupt ({type(exc).__name__}); download it again"
-        ) from None
+    except (CheckpointError, MemoryError):
+        raise
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"the file is truncated or corrupt ({type(exc).__name__}); download it again") from None
 
 
-def _torch_load(path: Path):
+def _torch_load(path: Path, zipped: bool):
+    if zipped:
+        _refuse_zip_bomb(path)
     try:
         # Training checkpoints of rosinality's code carry their argparse options.
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        raise CheckpointError(f"{path}: refusing to load: {first}") from None
+        raise CheckpointError(f"refusing to load: {first}") from None
     except (EOFError, OSError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path}: the file is truncated or corrupt ({type(exc).__name__}); download it again"
-        ) from None
+        raise CheckpointError(f"the file is truncated or corrupt ({type(exc).__name__}); download it again") from None
+
+
+def _refuse_zip_bomb(path: Path) -> None:
+    # torch.save stores tensors uncompressed; a hugely compressed entry is an attack, not a checkpoint.
+    try:
+        with zipfile.ZipFile(path) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError):
+        raise CheckpointError("the file is truncated or corrupt (bad zip archive); download it again") from None
+    if unpacked > max(4 * path.stat().st_size, 64 << 20):
+        raise CheckpointError(f"refusing to load: the archive unpacks to {unpacked >> 20} MiB from a much smaller file")

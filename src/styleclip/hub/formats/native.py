@@ -15,7 +15,7 @@ from safetensors.torch import save as safetensors_bytes
 from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig
 from ...utils.files import atomic_write_bytes
-from .state import load_exact
+from .state import build_generator, load_exact, numel
 
 FORMAT_TAG = "styleclip.stylegan2"
 FORMAT_VERSION = "1"
@@ -43,12 +43,15 @@ def load_native(path: str | Path) -> Generator:
                     "(convert the original checkpoint with `styleclip convert`)"
                 )
             config = GeneratorConfig.from_dict(json.loads(metadata["config"]))
+            meta = json.loads(metadata.get("meta") or "{}")
+            if not isinstance(meta, dict):
+                raise CheckpointError(f"{path}: malformed styleclip metadata")
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except CheckpointError:
         raise
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise CheckpointError(f"{path}: unreadable safetensors file ({exc}); re-create or re-download it") from None
-    G = Generator(config)
+    G = build_generator(config, numel(tensors.values()), str(path))
     load_exact(G, tensors, source=str(path))
-    G.meta.update(json.loads(metadata.get("meta") or "{}"))
+    G.meta.update(meta)
     return G

@@ -13,7 +13,7 @@ from typing import Any
 from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from .safe_pickle import PersistentRecord
-from .state import load_exact
+from .state import build_generator, load_exact, numel
 
 _TOP_ARGS = (
     "z_dim",
@@ -71,8 +71,9 @@ def generator_from_record(record: PersistentRecord) -> Generator:
             "this is a StyleGAN3 (alias-free) generator; styleclip supports StyleGAN2 / StyleGAN2-ADA generators"
         )
     config = config_from_init_kwargs(record.init_args, record.init_kwargs)
-    G = Generator(config)
-    load_exact(G, record.state_dict(), source="NVIDIA pickle")
+    tensors = record.state_dict()
+    G = build_generator(config, numel(tensors.values()), "NVIDIA pickle")
+    load_exact(G, tensors, source="NVIDIA pickle")
     return G
 
 

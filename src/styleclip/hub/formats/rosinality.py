@@ -18,7 +18,7 @@ import torch
 
 from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
-from .state import load_exact
+from .state import build_generator, load_exact, numel
 
 LATENT_AVG_SAMPLES = 4096  # rosinality's mean_latent(4096), for files that carry no latent_avg
 
@@ -48,7 +48,7 @@ def generator_from_rosinality(data: dict, which: str = "G_ema") -> Generator:
     if sd is None:
         raise CheckpointError("not a rosinality StyleGAN2 checkpoint (no g_ema / style.1.weight)")
     config = _infer_config(sd)
-    G = Generator(config)
+    G = build_generator(config, numel(sd.values()), "rosinality checkpoint")
     tensors = _rename(sd, G)
     latent_avg = data.get("latent_avg")
     estimated = latent_avg is None
@@ -109,7 +109,12 @@ def _layer(src: str, dst: str, sd: dict, out: dict) -> None:
 
 def _rename(sd: dict[str, torch.Tensor], G: Generator) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
-    used = {k for k in sd if k.endswith((".kernel",))}  # FIR buffers: ours are derived from the config
+    # FIR buffers: ours are derived from the config, so they must be the [1, 3, 3, 1] filter we assume.
+    used = {k for k in sd if k.endswith(".kernel")}
+    expected = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64 * 4
+    for key in used:
+        if tuple(sd[key].shape) != (4, 4) or not torch.allclose(sd[key].float(), expected):
+            raise CheckpointError(f"rosinality checkpoint uses a blur kernel other than [1, 3, 3, 1] ({key})")
     try:
         for i in range(G.mapping.num_layers):
             out[f"mapping.fc{i}.weight"] = sd[f"style.{i + 1}.weight"]

@@ -62,15 +62,19 @@ class PersistentRecord:
             attributes=state,
         )
 
-    def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
+    def state_dict(self, prefix: str = "", _depth: int = 0) -> dict[str, torch.Tensor]:
         """Every parameter and buffer of this record and its sub-records, by dotted name."""
+        if _depth > 32:  # real networks nest 4 deep; a pickle can make a cycle
+            raise CheckpointError("network records nest too deeply (a cycle?)")
         out: dict[str, torch.Tensor] = {}
         for name, tensor in list(self.parameters.items()) + list(self.buffers.items()):
+            if tensor is not None and not isinstance(tensor, torch.Tensor):
+                raise CheckpointError(f"{prefix}{name} is not a tensor")
             if tensor is not None:
                 out[prefix + name] = tensor
         for name, child in self.modules.items():
             if isinstance(child, PersistentRecord):
-                out.update(child.state_dict(f"{prefix}{name}."))
+                out.update(child.state_dict(f"{prefix}{name}.", _depth + 1))
             elif child is not None:
                 raise CheckpointError(f"submodule {prefix}{name} is not a pickled network record")
         return out
@@ -79,8 +83,12 @@ class PersistentRecord:
 class TFNetworkRecord:
     """A ``dnnlib.tflib.network.Network`` from an original TensorFlow pickle, as plain data."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.state: dict[str, Any] = {}
+    state: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> TFNetworkRecord:
+        obj = super().__new__(cls)
+        obj.state = {}
+        return obj
 
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, dict):
@@ -101,8 +109,18 @@ class TFNetworkRecord:
 
     def variables(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Every variable of this network and its components, by TF scope path (``mapping/Dense0/weight``)."""
-        out = {prefix + name: np.asarray(value) for name, value in self.state.get("variables", [])}
-        for name, comp in (self.state.get("components") or {}).items():
+        out = {}
+        for item in self.state.get("variables") or []:
+            if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str)):
+                raise CheckpointError("unexpected TensorFlow variable list")
+            value = item[1].array if isinstance(item[1], _ArrayBuilder) else item[1]
+            if not isinstance(value, np.ndarray | np.generic | float | int):
+                raise CheckpointError(f"TensorFlow variable {item[0]!r} is not an array")
+            out[prefix + item[0]] = np.asarray(value)
+        components = self.state.get("components") or {}
+        if not isinstance(components, dict):
+            raise CheckpointError("unexpected TensorFlow component table")
+        for name, comp in components.items():
             if not isinstance(comp, TFNetworkRecord):
                 raise CheckpointError(f"TensorFlow component {name!r} is not a network")
             out.update(comp.variables(f"{prefix}{name}/"))
@@ -116,40 +134,90 @@ class _PlainDict(dict):
         pass
 
 
-class _SafeArray(np.ndarray):
-    """ndarray whose pickled state is checked for object dtypes before NumPy reads it."""
+_PLAIN_KINDS = "biufc"  # bool, signed, unsigned, float, complex: fixed-size numbers only
+
+
+class _DtypeSpec:
+    """Stands in for ``numpy.dtype`` while unpickling.
+
+    NumPy lets a pickle's BUILD step rewrite a real dtype's fields, offsets and item size, which
+    makes later reads go out of bounds; this stand-in accepts only a byte order and resolves to a
+    freshly made plain numeric dtype.
+    """
+
+    def __init__(self, spec: Any, align: Any = False, copy: Any = False) -> None:
+        if not isinstance(spec, str):
+            raise UnsafePickleError(f"refusing NumPy dtype {spec!r}")
+        try:
+            base = np.dtype(spec)
+        except TypeError:
+            raise UnsafePickleError(f"refusing NumPy dtype {spec!r}") from None
+        if base.kind not in _PLAIN_KINDS or base.names is not None or base.subdtype is not None:
+            raise UnsafePickleError(f"refusing NumPy dtype {spec!r} (not a plain number type)")
+        self.base = base
+        self.byteorder = "="
 
     def __setstate__(self, state: Any) -> None:
-        dtype = state[2] if isinstance(state, tuple) and len(state) >= 4 else None
-        if not isinstance(dtype, np.dtype) or dtype.hasobject:
-            raise UnsafePickleError("refusing a pickled NumPy array of Python objects")
-        super().__setstate__(state)
+        if not isinstance(state, tuple) or len(state) < 8:
+            raise UnsafePickleError("refusing a NumPy dtype with an unexpected state")
+        byteorder, subarray, names, fields = state[1], state[2], state[3], state[4]
+        if subarray is not None or names is not None or fields is not None or byteorder not in "<>=|":
+            raise UnsafePickleError("refusing a NumPy dtype with fields or sub-arrays")
+        self.byteorder = byteorder
+
+    def resolve(self) -> np.dtype:
+        order = "" if self.byteorder in "=|" else self.byteorder
+        return np.dtype(order + self.base.str[1:]) if self.base.itemsize > 1 else np.dtype(self.base.str[1:])
 
 
-def _safe_dtype(spec: Any, align: bool = False, copy: bool = False) -> np.dtype:
-    dtype = np.dtype(spec, align, copy) if isinstance(spec, str) else None
-    if dtype is None or dtype.hasobject:
-        raise UnsafePickleError(f"refusing NumPy dtype {spec!r}")
-    return dtype
+def _plain_dtype(dtype: Any) -> np.dtype:
+    if isinstance(dtype, _DtypeSpec):
+        return dtype.resolve()
+    raise UnsafePickleError("refusing a NumPy value without a plain dtype")
+
+
+class _NdarrayType:
+    """Stands in for ``numpy.ndarray`` as the argument of ``_reconstruct``; it cannot be called."""
+
+
+class _ArrayBuilder:
+    """What ``numpy.core.multiarray._reconstruct`` returns here: an array built from checked bytes."""
+
+    def __init__(self, shape: Any) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise UnsafePickleError("refusing a NumPy array with an unexpected state")
+        _, shape, dtype, fortran, raw = state
+        dtype = _plain_dtype(dtype)
+        if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise UnsafePickleError("refusing a NumPy array with a bad shape")
+        if not isinstance(raw, bytes | bytearray) or len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+            raise UnsafePickleError("refusing a NumPy array whose data does not match its shape")
+        self.array = np.frombuffer(bytes(raw), dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
 
 def _safe_scalar(dtype: Any, data: Any = None) -> Any:
-    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+    dtype = _plain_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
         raise UnsafePickleError("refusing a pickled NumPy scalar that is not plain numbers")
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
-def _safe_reconstruct(cls: Any, shape: Any, dtype_code: Any) -> np.ndarray:
-    if cls is not np.ndarray:
+def _safe_reconstruct(cls: Any, shape: Any, dtype_code: Any) -> _ArrayBuilder:
+    if cls is not _NdarrayType:
         raise UnsafePickleError(f"refusing NumPy array subclass {cls!r}")
-    return np.ndarray.__new__(_SafeArray, shape, dtype_code)
+    return _ArrayBuilder(shape)
 
 
 def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise UnsafePickleError("refusing a pickled NumPy array of Python objects")
-    arr = np.frombuffer(bytes(buf), dtype=dtype)
-    return arr.reshape(shape, order=order).copy()
+    dtype = _plain_dtype(dtype)
+    if not isinstance(buf, bytes | bytearray) or not isinstance(shape, tuple):
+        raise UnsafePickleError("refusing a pickled NumPy buffer that is not bytes")
+    if len(buf) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise UnsafePickleError("refusing a NumPy array whose data does not match its shape")
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(shape, order="F" if order == "F" else "C").copy()
 
 
 def _load_storage_bytes(data: Any) -> Any:
@@ -168,12 +236,18 @@ def _is_storage(obj: Any) -> bool:
 def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> torch.Tensor:
     if not _is_storage(storage):
         raise UnsafePickleError("refusing a tensor whose storage is not a torch storage")
-    if not all(isinstance(v, int) for v in (offset, *size, *stride)):
-        raise UnsafePickleError("refusing a tensor with non-integer geometry")
+    if not isinstance(size, tuple | list) or not isinstance(stride, tuple | list) or len(size) != len(stride):
+        raise UnsafePickleError("refusing a tensor with malformed geometry")
+    if not all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride)):
+        raise UnsafePickleError("refusing a tensor with negative or non-integer geometry")
     if isinstance(storage, torch.storage.TypedStorage):
         dtype, untyped = storage.dtype, storage._untyped_storage
     else:
         raise UnsafePickleError("refusing a tensor over an untyped storage (no dtype)")
+    length = untyped.nbytes() // torch.empty((), dtype=dtype).element_size()
+    # set_() would silently grow the storage (exposing uninitialised memory) for an out-of-range view.
+    if all(size) and offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) >= length:
+        raise UnsafePickleError("refusing a tensor that reaches past the end of its storage")
     t = torch.empty((0,), dtype=dtype)
     t.set_(untyped, offset, tuple(size), tuple(stride))
     return t
@@ -210,8 +284,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): _safe_dtype,
+    ("numpy", "ndarray"): _NdarrayType,
+    ("numpy", "dtype"): _DtypeSpec,
 }
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED[(_mod, "_reconstruct")] = _safe_reconstruct
@@ -239,7 +313,10 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def restricted_load(f: BinaryIO) -> Any:
-    """Unpickle ``f`` with :class:`RestrictedUnpickler`; NumPy arrays come back as plain ndarrays."""
+    """Unpickle ``f`` with :class:`RestrictedUnpickler`.
+
+    NumPy arrays come back wrapped (``_ArrayBuilder.array``); :class:`TFNetworkRecord` unwraps them.
+    """
     return RestrictedUnpickler(f).load()
 
 

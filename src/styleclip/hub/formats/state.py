@@ -9,6 +9,38 @@ import torch
 from torch import nn
 
 from ...errors import CheckpointError
+from ...nets.stylegan2 import Generator, GeneratorConfig
+
+# Far beyond any published StyleGAN2, small enough that a forged config cannot exhaust memory.
+MAX_RESOLUTION = 8192
+MAX_WIDTH = 8192
+MAX_MAPPING_LAYERS = 64
+
+
+def build_generator(config: GeneratorConfig, available: int, source: str) -> Generator:
+    """Construct ``Generator(config)`` only if the file holds enough numbers to fill it.
+
+    A few hundred bytes of config could otherwise declare a network of hundreds of gigabytes, which
+    would be allocated before the first tensor is compared. ``available`` is the number of values
+    the file actually holds.
+    """
+    syn, mapping = config.synthesis, config.mapping
+    widths = [config.z_dim, config.w_dim, config.c_dim, syn.channel_max, mapping.layer_features or 0]
+    if config.img_resolution > MAX_RESOLUTION or max(widths) > MAX_WIDTH or mapping.num_layers > MAX_MAPPING_LAYERS:
+        raise CheckpointError(f"{source} declares an implausibly large network ({config.img_resolution} px)")
+    with torch.device("meta"):
+        probe = Generator(config)
+    needed = sum(
+        t.numel() for n, t in [*probe.named_parameters(), *probe.named_buffers()] if "resample_filter" not in n
+    )
+    if needed > available + config.w_dim:  # w_avg may be estimated rather than stored
+        raise CheckpointError(f"{source} declares a network of {needed} values but holds only {available}")
+    return Generator(config)
+
+
+def numel(tensors) -> int:
+    """Total number of values in an iterable of tensors / arrays."""
+    return sum(int(np.prod(getattr(t, "shape", ()))) for t in tensors)
 
 
 def load_exact(module: nn.Module, tensors: Mapping[str, torch.Tensor | np.ndarray], source: str) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from .safe_pickle import TFNetworkRecord
-from .state import load_exact
+from .state import build_generator, load_exact, numel
 
 # (TF static kwarg, default) for every argument that shapes the network.
 _KWARGS = {
@@ -50,6 +50,7 @@ _IGNORED_KWARGS = {
     "style_mixing_prob",
     "structure",
     "is_template_graph",
+    "dlatent_avg_beta",  # the original StyleGAN2's name for w_avg_beta (training only)
 }
 # Variables that exist only for training.
 _IGNORED_VARIABLES = re.compile(r"(.*/)?lod")
@@ -101,7 +102,7 @@ def generator_from_tf(data: tuple, which: str = "G_ema") -> Generator:
             layer_features=kw.get("mapping_fmaps"),
             activation=str(arg("mapping_nonlinearity")),
             lr_multiplier=float(arg("mapping_lrmul")),
-            w_avg_beta=float(kw["w_avg_beta"]) if kw.get("w_avg_beta") is not None else 1.0,
+            w_avg_beta=float(kw.get("w_avg_beta", kw.get("dlatent_avg_beta", 0.995)) or 1.0),
         ),
         synthesis=SynthesisConfig(
             channel_base=int(arg("fmap_base")) * 2,  # TF indexes channels by stage, we by resolution
@@ -114,7 +115,7 @@ def generator_from_tf(data: tuple, which: str = "G_ema") -> Generator:
             activation=str(arg("nonlinearity")),
         ),
     )
-    G = Generator(config)
+    G = build_generator(config, numel(variables.values()), "TensorFlow pickle")
     used: set[str] = set()
 
     def var(name: str) -> np.ndarray:

@@ -103,10 +103,10 @@ class SynthesisLayer(nn.Module):
         """``x: [N, in_channels, r/up, r/up]``, ``styles: [N, in_channels]`` -> ``[N, out_channels, r, r]``."""
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = (
-                torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device, generator=generator)
-                * self.noise_strength
-            )
+            # draw where the generator lives (a CPU torch.Generator for a CUDA/MPS model, say), then move
+            device = generator.device if generator is not None else x.device
+            shape = [x.shape[0], 1, self.resolution, self.resolution]
+            noise = torch.randn(shape, device=device, generator=generator).to(x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         total_gain = self.act_gain * gain

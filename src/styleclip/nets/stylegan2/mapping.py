@@ -30,8 +30,8 @@ class MappingNetwork(nn.Module):
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers = cfg.num_layers
         self.w_avg_beta = cfg.w_avg_beta
-        embed_features = 0 if c_dim == 0 else (cfg.embed_features or w_dim)
-        layer_features = cfg.layer_features or w_dim
+        embed_features = 0 if c_dim == 0 else (w_dim if cfg.embed_features is None else cfg.embed_features)
+        layer_features = w_dim if cfg.layer_features is None else cfg.layer_features
         widths = [z_dim + embed_features] + [layer_features] * (cfg.num_layers - 1) + [w_dim]
         if c_dim > 0:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
