@@ -146,3 +146,7 @@ def test_models_command(tiny_asset, capsys):
     assert main(["models", "path", "tiny"]) == 0 and capsys.readouterr().out.strip().endswith("stylegan2-ada-tiny.pkl")
     assert main(["models", "download", "afhqdgo"]) == 2
     assert "did you mean afhqdog" in capsys.readouterr().err
+
+
+def test_every_kind_has_a_cache_folder():
+    assert set(registry.FOLDERS) == set(KINDS)

@@ -41,9 +41,19 @@ def get_asset(name: str, kind: str | None = None) -> Asset:
     return asset
 
 
+FOLDERS = {
+    "generator": "generators",
+    "encoder": "encoders",
+    "identity": "identity",
+    "landmarks": "landmarks",
+    "directions": "directions",
+    "mapper": "mappers",
+}
+
+
 def asset_path(asset: Asset, cache: str | Path | None = None) -> Path:
-    """Where ``asset`` lives in the cache: ``<cache>/<kind>s/<filename>``."""
-    return cache_dir(cache) / f"{asset.kind}s" / asset.filename
+    """Where ``asset`` lives in the cache: ``<cache>/<folder of its kind>/<filename>``."""
+    return cache_dir(cache) / FOLDERS[asset.kind] / asset.filename
 
 
 def is_cached(asset: Asset, cache: str | Path | None = None, check_hash: bool = False) -> bool:
