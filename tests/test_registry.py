@@ -150,3 +150,11 @@ def test_models_command(tiny_asset, capsys):
 
 def test_every_kind_has_a_cache_folder():
     assert set(registry.FOLDERS) == set(KINDS)
+
+
+def test_readme_lists_every_catalogue_entry():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    missing = [a.name for a in ASSETS if f"`{a.name}`" not in readme]
+    assert not missing, f"add to the README table: {missing}"

@@ -19,7 +19,7 @@ HELP = "draw images from seeds with a StyleGAN2 generator (same seeds, same imag
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generator", required=True, help="checkpoint path (.pkl, .pt, .safetensors)")
+    p.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
     p.add_argument("--seeds", default="0-7", help="seed list, e.g. 0-7 or 1,5,9 (default 0-7)")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1 = none; 0.7 is common)")
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N W+ layers")
@@ -28,13 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outdir", required=True, type=Path, help="where to write seedNNNN.png and seedNNNN.npy")
     p.add_argument("--batch-size", type=int, default=1, help="seeds per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
+    p.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
 
 
 def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     if args.outdir.exists() and not args.outdir.is_dir():
         raise UsageError(f"--outdir {args.outdir} is a file; name a folder")
-    G = load_generator(args.generator, device=args.device)
+    G = load_generator(args.generator, device=args.device, cache=args.cache, offline=args.offline)
     args.outdir.mkdir(parents=True, exist_ok=True)
     done = 0
     try:

@@ -23,26 +23,32 @@ def load_generator(
     device: str | torch.device | None = None,
     which: str = "G_ema",
     keep_memory: bool | None = None,
+    cache: str | Path | None = None,
+    offline: bool | None = None,
 ) -> Generator:
     """Load a StyleGAN2 generator, whatever format its file is in.
 
     Args:
-        name_or_path: a checkpoint path - NVIDIA stylegan2-ada-pytorch ``.pkl``, an original
-            TensorFlow StyleGAN2(-ADA) ``.pkl``, a rosinality/StyleCLIP/e4e ``.pt``, or styleclip's
-            ``.safetensors``. (Registry names such as ``ffhq`` resolve through :mod:`styleclip.hub`.)
-            The format is detected from the bytes; pickles are read without running any code.
+        name_or_path: a catalogue name (``ffhq``, ``afhqdog``, ``stylegan2-tf:ffhq``; see
+            ``styleclip models list``), an http(s) URL, or a checkpoint path - NVIDIA
+            stylegan2-ada-pytorch ``.pkl``, an original TensorFlow StyleGAN2(-ADA) ``.pkl``, a
+            rosinality/StyleCLIP/e4e ``.pt``, or styleclip's ``.safetensors``. Names and URLs are
+            downloaded into the verified cache. The format is detected from the bytes; pickles are
+            read without running any code.
         device: 'cpu', 'cuda', 'mps', a torch.device, or None for the best available.
         which: 'G_ema' (the averaged generator every release uses) or 'G' (the raw training one).
         keep_memory: keep freed buffers in the process instead of returning them to the OS
             (see :func:`styleclip.utils.memory.keep_freed_memory`); None = on unless
             ``STYLECLIP_KEEP_MEMORY=0``.
+        cache: download cache folder (default ``$STYLECLIP_HOME`` or ``~/.cache/styleclip``).
+        offline: never touch the network (default ``$STYLECLIP_OFFLINE``).
 
     Returns:
         The generator in eval mode, with ``requires_grad`` off for every parameter (editing never
         trains it), on ``device``; ``G.meta`` records the source file and format.
     """
     keep_freed_memory(keep_memory)
-    path = resolve_path(name_or_path, kind="generator")
+    path = resolve_path(name_or_path, kind="generator", cache=cache, offline=offline)
     G, fmt = read_generator_file(path, which=which)
     G.meta.update({"source": str(path), "format": fmt})
     return G.eval().requires_grad_(False).to(resolve_device(device))
