@@ -258,12 +258,17 @@ def test_torch_file_of_another_network(tmp_path):
     _assert_one_line(e, "not a StyleGAN2 generator")
 
 
-def test_tampered_generator_with_missing_tensor(tmp_path):
-    G = tiny_generator()
-    path = write_rosinality(G, tmp_path / "g.pt")
+def _tampered_rosinality(tmp_path, edit):
+    """A rosinality checkpoint of a tiny generator, changed by ``edit(ckpt)`` before saving."""
+    path = write_rosinality(tiny_generator(), tmp_path / "g.pt")
     ckpt = torch.load(path, weights_only=True)
-    del ckpt["g_ema"]["convs.1.activate.bias"]
+    edit(ckpt)
     torch.save(ckpt, path)
+    return path
+
+
+def test_tampered_generator_with_missing_tensor(tmp_path):
+    path = _tampered_rosinality(tmp_path, lambda ckpt: ckpt["g_ema"].pop("convs.1.activate.bias"))
     with pytest.raises(CheckpointError) as e:
         styleclip.load_generator(path)
     _assert_one_line(e, "convs.1.activate.bias")
@@ -340,11 +345,7 @@ def test_zip_bomb_is_refused(tmp_path):
 
 
 def test_malformed_contents_give_one_line_errors(tmp_path):
-    G = tiny_generator()
-    path = write_rosinality(G, tmp_path / "g.pt")
-    ckpt = torch.load(path, weights_only=True)
-    ckpt["latent_avg"] = torch.zeros(7)
-    torch.save(ckpt, path)
+    path = _tampered_rosinality(tmp_path, lambda ckpt: ckpt.update(latent_avg=torch.zeros(7)))
     with pytest.raises(CheckpointError) as e:
         styleclip.load_generator(path)
     _assert_one_line(e, "not a valid")
