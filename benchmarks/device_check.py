@@ -1,0 +1,100 @@
+"""One prepared script for a machine with an accelerator (CUDA or Apple MPS): correctness, then speed.
+
+    python benchmarks/device_check.py --device cuda        # a few minutes on one GPU
+    python benchmarks/device_check.py --device mps
+
+Checks, each printed as PASS/FAIL with the measured figure:
+- the device image equals the CPU image in fp32 (both modulation paths), batch 1 and 4;
+- the fp16 layers of an ADA-style generator (num_fp16_res=4, conv_clamp=256) stay close to fp32;
+- gradients reach W+ and S on the device, with no float64 tensor anywhere;
+- then the generator benchmark on the device (writes JSON like bench_generator.py).
+Exit status 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import bench_generator
+from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
+from styleclip.utils.devices import resolve_device
+
+
+def make(res: int, fp16_res: int = 0, clamp: float | None = None) -> Generator:
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(
+        img_resolution=res,
+        mapping=MappingConfig(num_layers=8),
+        synthesis=SynthesisConfig(channel_base=32768, channel_max=512, num_fp16_res=fp16_res, conv_clamp=clamp),
+    )
+    return Generator(cfg).eval().requires_grad_(False)
+
+
+def check(name: str, ok: bool, detail: str, failures: list[str]) -> None:
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
+    if not ok:
+        failures.append(name)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--res", type=int, default=512)
+    p.add_argument("--skip-bench", action="store_true")
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    failures: list[str] = []
+
+    G_cpu = make(args.res)
+    G_dev = make(args.res).to(device)
+    for batch in (1, 4):
+        ws = G_cpu.mapping_forward(G_cpu.z_from_seed(list(range(batch))), truncation_psi=0.7)
+        ref = G_cpu.synthesize(ws, modulation="fused")
+        for mod in ("fused", "activation"):
+            with torch.no_grad():
+                out = G_dev.synthesize(ws.to(device), modulation=mod, force_fp32=True).cpu()
+            diff = (out - ref).abs().max().item()
+            check(f"fp32 {mod} batch {batch} vs CPU", diff < 1e-3, f"max |diff| {diff:.2e}", failures)
+
+    G16 = make(args.res, fp16_res=4, clamp=256).to(device)
+    ws = G16.mapping_forward(G16.z_from_seed([0, 1]), truncation_psi=0.7)
+    with torch.no_grad():
+        full = G16.synthesize(ws, force_fp32=True)
+        half = G16.synthesize(ws)  # fp16 layers on CUDA
+    rel = ((half - full).abs().max() / full.abs().max()).item()
+    check("fp16 layers vs fp32", rel < 0.05 and half.dtype == torch.float32, f"max relative diff {rel:.3f}", failures)
+
+    seen64: list[str] = []
+
+    def spy(_module, _inputs, output):
+        if isinstance(output, torch.Tensor) and output.dtype == torch.float64:
+            seen64.append(type(_module).__name__)
+
+    hooks = [m.register_forward_hook(spy) for m in G_dev.modules()]
+    ws = G_dev.mapping_forward(G_dev.z_from_seed(3)).requires_grad_(True)
+    G_dev.synthesize(ws).square().mean().backward()
+    styles = {k: v.detach().requires_grad_(True) for k, v in G_dev.styles(ws.detach()).items()}
+    G_dev.synthesis_from_styles(styles).mean().backward()
+    for h in hooks:
+        h.remove()
+    grads_ok = (
+        ws.grad is not None and bool(torch.isfinite(ws.grad).all()) and all(s.grad is not None for s in styles.values())
+    )
+    check("gradients to W+ and S", grads_ok, f"|grad W+| {ws.grad.norm().item():.3e}", failures)
+    check("no float64 on the device", not seen64, f"float64 outputs from {sorted(set(seen64))}", failures)
+
+    if not args.skip_bench:
+        bench_generator.main(["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "--in-process"])
+        bench_generator.main(["--device", str(device), "--res", "1024", "--batch", "4", "--in-process"])
+    print(f"{len(failures)} failed" if failures else "all device checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
