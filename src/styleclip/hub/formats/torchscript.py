@@ -1,0 +1,117 @@
+"""Weights out of a TorchScript archive (OpenAI's released CLIP ``.pt`` files) without running it.
+
+``torch.jit.load`` compiles and runs the archive's code. We only need its tensors: the archive's
+``data.pkl`` pickles the module tree as ``__torch__.*`` objects whose attributes are sub-modules and
+tensors, with each tensor's bytes stored as a separate zip entry. This reader rebuilds those tensors
+and flattens the tree into an ordinary ``state_dict``; every other global is refused.
+"""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...errors import CheckpointError
+from .safe_pickle import UnsafePickleError, _rebuild_tensor
+
+
+class _ScriptObject:
+    """Stand-in for any ``__torch__.*`` class: keeps the attributes, nothing else."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.attributes = state if isinstance(state, dict) else {}
+
+
+_STORAGE_TYPES = {
+    name: getattr(torch, name)
+    for name in (
+        "FloatStorage",
+        "DoubleStorage",
+        "HalfStorage",
+        "BFloat16Storage",
+        "LongStorage",
+        "IntStorage",
+        "ShortStorage",
+        "CharStorage",
+        "ByteStorage",
+        "BoolStorage",
+    )
+}
+
+
+class _ArchiveUnpickler(pickle.Unpickler):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str) -> None:
+        super().__init__(file)
+        self.archive = archive
+        self.prefix = prefix
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("__torch__"):
+            return _ScriptObject
+        if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
+            return _rebuild_tensor
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if module == "torch" and name in _STORAGE_TYPES:
+            return _STORAGE_TYPES[name]
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        raise UnsafePickleError(f"refusing to load: the archive asks for {module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise UnsafePickleError("refusing an unexpected storage record")
+        _, storage_type, key, _location, numel = pid
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "TypedStorage is deprecated": it is what the file names
+            dtype = storage_type.dtype if hasattr(storage_type, "dtype") else storage_type
+        if not isinstance(dtype, torch.dtype) or not isinstance(numel, int):
+            raise UnsafePickleError("refusing an unexpected storage record")
+        data = self.archive.read(f"{self.prefix}data/{key}")
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        if len(data) < numel * itemsize:
+            raise CheckpointError("the archive is truncated (a tensor's data is short)")
+        untyped = torch.UntypedStorage.from_buffer(data[: numel * itemsize], dtype=torch.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)
+
+
+def is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def torchscript_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """``{name: tensor}`` of every parameter and buffer in a TorchScript archive, names as the module had them."""
+    with zipfile.ZipFile(path) as zf:
+        data_pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+        if not data_pkl:
+            raise CheckpointError(f"{path}: not a TorchScript archive (no data.pkl)")
+        prefix = data_pkl[0][: -len("data.pkl")]
+        with zf.open(data_pkl[0]) as f:
+            root = _ArchiveUnpickler(f, zf, prefix).load()
+    out: dict[str, torch.Tensor] = {}
+    _flatten(root, "", out, 0)
+    return out
+
+
+def _flatten(obj: Any, prefix: str, out: dict[str, torch.Tensor], depth: int) -> None:
+    if depth > 64:
+        raise CheckpointError("the archive's modules nest too deeply")
+    if not isinstance(obj, _ScriptObject):
+        return
+    for name, value in getattr(obj, "attributes", {}).items():
+        if isinstance(value, torch.Tensor):
+            out[prefix + name] = value
+        elif isinstance(value, _ScriptObject):
+            _flatten(value, f"{prefix}{name}.", out, depth + 1)

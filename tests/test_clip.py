@@ -1,0 +1,97 @@
+"""CLIP guidance with a tiny random CLIP saved in OpenAI's layouts (state dict and TorchScript)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from styleclip import StyleclipError, UsageError
+from styleclip.guidance.clip import load_clip
+
+open_clip = pytest.importorskip("open_clip")
+
+
+def tiny_clip() -> torch.nn.Module:
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    # OpenAI checkpoints imply 64-wide attention heads; the loader infers the rest from tensor shapes.
+    vision = CLIPVisionCfg(layers=2, width=64, patch_size=8, image_size=32, head_width=64)
+    text = CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=2)
+    return CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True).eval()
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip")
+    model = tiny_clip()
+    state = folder / "tiny-openai-state.pt"
+    torch.save(model.state_dict(), state)
+    script = folder / "tiny-openai-jit.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(
+            model, (torch.randn(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long)), check_trace=False
+        )
+        torch.jit.save(traced, str(script))
+    return model, state, script
+
+
+def test_both_openai_layouts_load_to_the_same_model(clip_files):
+    model, state, script = clip_files
+    a, b = load_clip(state, device="cpu"), load_clip(script, device="cpu")
+    assert a.resolution == 32 and a.embed_dim == 32 and a.context_length == 77
+    img = torch.rand(2, 3, 64, 64) * 2 - 1
+    torch.testing.assert_close(a.encode_image(img), b.encode_image(img))
+    x = (torch.nn.functional.interpolate(img, size=32, mode="bicubic", antialias=True) + 1) / 2
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).reshape(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).reshape(1, 3, 1, 1)
+    ref = model.encode_image((x - mean) / std)
+    # the rebuilt model may take another attention kernel than the original: rounding only
+    torch.testing.assert_close(a.encode_image(img), ref / ref.norm(dim=-1, keepdim=True), rtol=0, atol=1e-3)
+
+
+def test_frozen_and_gradients_reach_the_image_only(clip_files):
+    guide = load_clip(clip_files[1], device="cpu")
+    img = torch.zeros(1, 3, 64, 64, requires_grad=True)
+    guide.encode_image(img).sum().backward()
+    assert img.grad.abs().sum() > 0
+    assert all(not p.requires_grad for p in guide.parameters())
+
+
+def test_template_average_is_a_unit_vector_and_directions_are_antisymmetric(clip_files):
+    guide = load_clip(clip_files[1], device="cpu")
+    t = guide.encode_text(["a dog"], templates=True)
+    torch.testing.assert_close(t.norm(dim=-1), torch.ones(1))
+    d1, d2 = guide.direction("a happy dog", "a dog"), guide.direction("a dog", "a happy dog")
+    torch.testing.assert_close(d1, -d2)
+    torch.testing.assert_close(d1.norm(), torch.tensor(1.0))
+
+
+def test_text_cache_encodes_each_prompt_once(clip_files, monkeypatch):
+    guide = load_clip(clip_files[1], device="cpu")
+    calls = []
+    original = guide.model.encode_text
+    monkeypatch.setattr(guide.model, "encode_text", lambda tokens, **kw: calls.append(len(tokens)) or original(tokens))
+    first = guide.encode_text(["a tiger"], templates=True)
+    again = guide.encode_text(["a tiger"], templates=True)
+    assert calls == [80] and torch.equal(first, again)  # one batch of the 80 templates, then the cache
+
+
+def test_long_prompt_warns_and_empty_prompt_is_an_error(clip_files):
+    guide = load_clip(clip_files[1], device="cpu")
+    with pytest.warns(UserWarning, match="CLIP reads the first 77"):
+        guide.encode_text(" ".join(["very"] * 100) + " happy dog")
+    with pytest.raises(UsageError, match="empty prompt"):
+        guide.encode_text("   ")
+
+
+def test_bad_names_and_files(tmp_path):
+    with pytest.raises(UsageError, match="unknown CLIP model"):
+        load_clip("ViT-Q-99:nothing", device="cpu")
+    bad = tmp_path / "x.pt"
+    torch.save({"weight": torch.zeros(2)}, bad)
+    with pytest.raises(StyleclipError, match="not an OpenAI-layout CLIP checkpoint"):
+        load_clip(bad, device="cpu")
