@@ -10,6 +10,7 @@ moves the latent or style code until it does. The public API lives here:
 """
 
 from .errors import CheckpointError, StyleclipError, UsageError
+from .guidance.clip import ClipGuide, load_clip
 from .hub.generators import load_generator, read_generator_file, save_generator
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
 from .sample import Sample, parse_seeds, sample
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "ClipGuide",
     "Generator",
     "GeneratorConfig",
     "MappingConfig",
@@ -29,6 +31,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "keep_freed_memory",
+    "load_clip",
     "load_generator",
     "parse_seeds",
     "read_generator_file",

@@ -1,1 +1,1 @@
-"""What judges an image: CLIP preprocessing (and, as they land, encoders, prompts and losses)."""
+"""What judges an image: CLIP (preprocessing, image and text embeddings) and the losses of every edit method."""
