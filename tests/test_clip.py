@@ -95,3 +95,13 @@ def test_bad_names_and_files(tmp_path):
     torch.save({"weight": torch.zeros(2)}, bad)
     with pytest.raises(StyleclipError, match="not an OpenAI-layout CLIP checkpoint"):
         load_clip(bad, device="cpu")
+
+
+def test_augmented_image_embedding_is_a_unit_vector_with_gradients(clip_files):
+    guide = load_clip(clip_files[1], device="cpu")
+    img = torch.zeros(2, 3, 64, 64, requires_grad=True)
+    emb = guide.encode_image_views(img, n=3, seed=1)
+    assert emb.shape == (2, 32)
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(2))
+    emb.sum().backward()
+    assert img.grad is not None

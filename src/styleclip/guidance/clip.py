@@ -66,6 +66,14 @@ class ClipGuide(nn.Module):
         emb = self.model.encode_image(x.to(self.device))
         return emb / emb.norm(dim=-1, keepdim=True)
 
+    def encode_image_views(self, img: torch.Tensor, n: int = 8, seed: int = 0, **view_kwargs) -> torch.Tensor:
+        """Mean unit embedding of ``n`` random views per image (see :func:`.augment.random_views`), ``[N, D]``."""
+        from .augment import random_views
+
+        emb = self.encode_image(random_views(img, n=n, seed=seed, **view_kwargs))
+        emb = emb.reshape(img.shape[0], n, -1).mean(dim=1)
+        return emb / emb.norm(dim=-1, keepdim=True)
+
     def encode_text(self, texts: str | Sequence[str], templates: bool = False) -> torch.Tensor:
         """Unit text embeddings ``[N, D]``, cached per prompt.
 
