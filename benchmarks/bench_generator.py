@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,11 +26,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import styleclip
+from report import RESULTS, write_report
 from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from styleclip.utils.devices import resolve_device
 
 JOBS = ("forward", "backward_wplus", "backward_styles")
-RESULTS = Path(__file__).parent / "results"
 
 
 def build(res: int, device: torch.device) -> Generator:
@@ -150,20 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"peak {row['peak_mem_mb']:8.0f} MB",
                     flush=True,
                 )
-    report = {
-        "benchmark": "generator",
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "styleclip": styleclip.__version__,
-        "keep_memory": args.keep_memory,
-        "rows": rows,
-    }
-    path = args.json or RESULTS / f"bench_generator-{device.type}-b{args.batch}-mem{args.keep_memory}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {path}")
+    default = RESULTS / f"bench_generator-{device.type}-b{args.batch}-mem{args.keep_memory}.json"
+    write_report("generator", device, rows, args.json or default, keep_memory=args.keep_memory)
     return 0
 
 

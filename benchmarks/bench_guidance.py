@@ -9,21 +9,18 @@ and ArcFace IR-SE50. Prints a table and writes JSON like ``bench_generator.py``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 import styleclip
+from report import RESULTS, write_report
 from styleclip.guidance.clip import ClipGuide
 from styleclip.guidance.identity import IdentityLoss
 from styleclip.nets.arcface import IRSE
 from styleclip.utils.devices import resolve_device
 
-RESULTS = Path(__file__).parent / "results"
 PROMPT = "a really happy dog face with mouth open"
 
 
@@ -71,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def text_step(guide=guide, cached=False):
             if not cached:
-                guide._text_cache.clear()
+                guide.clear_text_cache()
             guide.direction(PROMPT, "a dog")
 
         report(f"CLIP {arch} text, 80 templates, uncached", timed(text_step, device, 2))
@@ -87,18 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         ident(img, source_emb=src_emb).sum().backward()
 
     report(f"ArcFace IR-SE50 fwd+bwd ({args.size} px in)", timed(id_step, device, args.repeats))
-    report_data = {
-        "benchmark": "guidance",
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "rows": rows,
-    }
-    path = RESULTS / f"bench_guidance-{device.type}-b{args.batch}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report_data, indent=2))
-    print(f"wrote {path}")
+    write_report("guidance", device, rows, RESULTS / f"bench_guidance-{device.type}-b{args.batch}.json")
     return 0
 
 

@@ -89,6 +89,10 @@ class ClipGuide(nn.Module):
             out.append(self._text_cache[key])
         return torch.stack(out)
 
+    def clear_text_cache(self) -> None:
+        """Forget cached text embeddings (they are kept for the life of this object otherwise)."""
+        self._text_cache.clear()
+
     def direction(self, target: str, neutral: str, templates: bool = True) -> torch.Tensor:
         """``Δt = normalise(t(target) - t(neutral))`` as ``[D]``: the text direction of an edit."""
         t = self.encode_text([target, neutral], templates=templates)

@@ -1,0 +1,30 @@
+"""The JSON report every benchmark writes: machine facts, settings, and the measured rows."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+import styleclip
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_report(benchmark: str, device: torch.device, rows: list[dict], path: Path, **settings) -> Path:
+    report = {
+        "benchmark": benchmark,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "styleclip": styleclip.__version__,
+        **settings,
+        "rows": rows,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+    return path
