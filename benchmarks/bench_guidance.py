@@ -1,7 +1,7 @@
 """Guidance speed: CLIP image encoding forward + backward, ArcFace forward + backward, text encoding.
 
 Random weights in the real architectures (nothing is downloaded): open_clip's ViT-B-32 and ViT-L-14,
-and ArcFace IR-SE50. Prints a table and writes JSON like ``bench_generator.py``.
+ArcFace IR-SE50 and LPIPS-VGG16. Prints a table and writes JSON like ``bench_generator.py``.
 
     python benchmarks/bench_guidance.py [--device cuda] [--batch 1] [--models ViT-B-32 ViT-L-14]
 """
@@ -18,6 +18,7 @@ import styleclip
 from report import RESULTS, write_report
 from styleclip.guidance.clip import ClipGuide
 from styleclip.guidance.identity import IdentityLoss
+from styleclip.guidance.perceptual import LPIPS
 from styleclip.nets.arcface import IRSE
 from styleclip.utils.devices import resolve_device
 
@@ -84,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         ident(img, source_emb=src_emb).sum().backward()
 
     report(f"ArcFace IR-SE50 fwd+bwd ({args.size} px in)", timed(id_step, device, args.repeats))
+    lpips = LPIPS("vgg").to(device)
+    target = img.detach().flip(-1)
+
+    def lpips_step():
+        img.grad = None
+        lpips(img, target).sum().backward()
+
+    report(f"LPIPS VGG16 fwd+bwd ({args.size} px in, 256 px compared)", timed(lpips_step, device, args.repeats))
     write_report("guidance", device, rows, RESULTS / f"bench_guidance-{device.type}-b{args.batch}.json")
     return 0
 

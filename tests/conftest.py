@@ -40,3 +40,22 @@ def tiny_generator(resolution: int = 32, c_dim: int = 0, seed: int = 0, **synthe
 @pytest.fixture
 def tiny_G() -> Generator:
     return tiny_generator()
+
+
+def tiny_clip() -> torch.nn.Module:
+    """A 2-layer, 64-wide CLIP with 32-dim embeddings, in open_clip's OpenAI architecture."""
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    # OpenAI checkpoints imply 64-wide attention heads; the loader infers the rest from tensor shapes.
+    vision = CLIPVisionCfg(layers=2, width=64, patch_size=8, image_size=32, head_width=64)
+    text = CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=2)
+    return CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_file(tmp_path_factory) -> Path:
+    """The tiny CLIP saved as OpenAI's state dict: it loads through the path a real ViT-B/32 file takes."""
+    path = tmp_path_factory.mktemp("clip") / "tiny-openai-state.pt"
+    torch.save(tiny_clip().state_dict(), path)
+    return path

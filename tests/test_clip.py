@@ -10,17 +10,9 @@ import torch
 from styleclip import StyleclipError, UsageError
 from styleclip.guidance.clip import load_clip
 
+from conftest import tiny_clip
+
 open_clip = pytest.importorskip("open_clip")
-
-
-def tiny_clip() -> torch.nn.Module:
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-
-    torch.manual_seed(0)
-    # OpenAI checkpoints imply 64-wide attention heads; the loader infers the rest from tensor shapes.
-    vision = CLIPVisionCfg(layers=2, width=64, patch_size=8, image_size=32, head_width=64)
-    text = CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=2)
-    return CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True).eval()
 
 
 @pytest.fixture(scope="module")

@@ -168,6 +168,15 @@ def test_trust_on_first_use_records_and_checks_the_hash(server, tmp_path):
     assert sha256_file(dest) == SHA
 
 
+def test_published_hash_prefix_is_checked_and_the_full_hash_recorded(server, tmp_path):
+    # torchvision publishes only the first 8 hex digits of its files' SHA-256.
+    dest = download([f"{server}/file"], tmp_path / "vgg.pth", sha256=SHA[:8], progress=False)
+    assert (tmp_path / "vgg.pth.sha256").read_text().split()[0] == SHA
+    assert verify(dest, sha256=SHA[:8]) and not verify(dest, sha256="00000000")
+    with pytest.raises(DownloadError, match="removed"):
+        download([f"{server}/wrong"], tmp_path / "other.pth", sha256=SHA[:8], progress=False)
+
+
 def test_offline_mode_refuses_and_names_the_missing_file(server, tmp_path, monkeypatch):
     monkeypatch.setenv("STYLECLIP_OFFLINE", "1")
     with pytest.raises(OfflineError, match=r"offline mode: m\.pkl is not in the cache"):

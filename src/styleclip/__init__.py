@@ -7,11 +7,16 @@ moves the latent or style code until it does. The public API lives here:
     G = styleclip.load_generator("ffhq.pkl")            # any official checkpoint format
     ws = G.mapping_forward(G.z_from_seed(9), truncation_psi=0.7)
     img = G.synthesize(ws)                             # [1, 3, 1024, 1024] in about [-1, 1]
+    [result] = styleclip.optimize(G, "a man with a beard", seeds=[9])   # result.image, result.latent
 """
 
+from .edits.optimize import EditResult, OptimizeConfig, optimize
 from .errors import CheckpointError, StyleclipError, UsageError
 from .guidance.clip import ClipGuide, load_clip
+from .guidance.identity import IdentityLoss, load_identity_loss
+from .guidance.perceptual import LPIPS, load_lpips
 from .hub.generators import load_generator, read_generator_file, save_generator
+from .latents import load_latent
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
 from .sample import Sample, parse_seeds, sample
 from .utils.memory import keep_freed_memory
@@ -19,11 +24,15 @@ from .utils.memory import keep_freed_memory
 __version__ = "0.1.0"
 
 __all__ = [
+    "LPIPS",
     "CheckpointError",
     "ClipGuide",
+    "EditResult",
     "Generator",
     "GeneratorConfig",
+    "IdentityLoss",
     "MappingConfig",
+    "OptimizeConfig",
     "Sample",
     "StyleLayer",
     "StyleclipError",
@@ -33,6 +42,10 @@ __all__ = [
     "keep_freed_memory",
     "load_clip",
     "load_generator",
+    "load_identity_loss",
+    "load_latent",
+    "load_lpips",
+    "optimize",
     "parse_seeds",
     "read_generator_file",
     "sample",

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import StyleclipError
-from . import convert, generate, models
+from . import convert, edit, generate, models
 
-COMMANDS = (generate, convert, models)
+COMMANDS = (edit, generate, convert, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("generator", "encoder", "identity", "landmarks", "directions", "mapper")
+KINDS = ("generator", "encoder", "identity", "perceptual", "landmarks", "directions", "mapper")
 
 NVIDIA_NC = "NVIDIA Source Code License-NC (non-commercial: research or evaluation only)"
 NVIDIA_NC_DERIVED = "MIT code; embeds an NVIDIA generator, so NVIDIA's non-commercial licence applies"
@@ -30,7 +30,7 @@ class Asset:
     licence: str
     file_format: str  # how to read it: 'stylegan2-ada-pytorch', 'stylegan2-tensorflow', 'rosinality', ...
     resolution: int | None = None  # output (generators) or input (encoders) side length
-    sha256: str | None = None  # published SHA-256; None = trust on first use
+    sha256: str | None = None  # published SHA-256 or its published prefix; None = trust on first use
     git_blob: str | None = None  # git blob id for files served from a repository
     size: int | None = None  # bytes, where known
     aliases: tuple[str, ...] = ()
@@ -194,6 +194,42 @@ ASSETS.append(
         description="face-identity network for the identity loss",
     )
 )
+
+# -- perceptual: LPIPS v0.1 (richzhang/PerceptualSimilarity) on torchvision's ImageNet backbones
+_LPIPS_RAW = "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/c33f89e9f46522a584cf41d8880eb0afa982708b"
+ASSETS += [
+    Asset(
+        name=f"lpips:{net}",
+        kind="perceptual",
+        domain="any",
+        filename=f"lpips-v0.1-{net}.pth",
+        urls=(f"{_LPIPS_RAW}/lpips/weights/v0.1/{net}.pth",),
+        licence="BSD-2-Clause (richzhang/PerceptualSimilarity)",
+        file_format="lpips-lin",
+        git_blob=blob,
+        size=size,
+        description=f"LPIPS v0.1 calibration layers for {backbone} (the lpips package ships the same file)",
+    )
+    for net, backbone, blob, size in (
+        ("vgg", "VGG16", "47e943cfacabf7040b4af8cf4084ab91177f1b88", 7289),
+        ("alex", "AlexNet", "1df9dfe62abb1fc89cc7f82b4e5fe886c979708e", 6009),
+    )
+]
+ASSETS += [
+    Asset(
+        name=f"torchvision:{arch}",
+        kind="perceptual",
+        domain="any",
+        filename=filename,
+        urls=(f"https://download.pytorch.org/models/{filename}",),
+        licence="BSD-3-Clause (torchvision); trained on ImageNet - check the dataset's terms",
+        file_format="torchvision",
+        resolution=224,
+        sha256=filename.rsplit("-", 1)[1].split(".")[0],  # torchvision publishes the hash prefix in the name
+        description=f"ImageNet {arch} backbone for LPIPS",
+    )
+    for arch, filename in (("vgg16", "vgg16-397923af.pth"), ("alexnet", "alexnet-owt-7be5be79.pth"))
+]
 
 # -- StyleCLIP latent mappers (StyleCLIP utils.py google_drive_paths)
 _MAPPERS = {

@@ -84,8 +84,14 @@ def verify(path: Path, sha256: str | None = None, size: int | None = None, git_b
         return False
     if git_blob is not None and git_blob_id(path) != git_blob.lower():
         return False
-    expected = sha256 or (None if git_blob else _recorded_hash(path))
-    return expected is None or sha256_file(path) == expected.lower()
+    recorded = None if git_blob else _recorded_hash(path)
+    if sha256 is None and recorded is None:
+        return True
+    digest = sha256_file(path)
+    if sha256 is not None and not digest.startswith(sha256.lower()):
+        return False
+    full = sha256 is not None and len(sha256) == 64
+    return full or recorded is None or digest == recorded
 
 
 def download(
@@ -105,7 +111,8 @@ def download(
     Args:
         urls: sources in preference order (http/https; Google Drive links are understood).
         dest: final path; ``dest.part``, ``dest.lock`` and (without ``sha256``) ``dest.sha256`` sit beside it.
-        sha256: expected hex digest, or None for trust on first use.
+        sha256: expected hex digest, or None for trust on first use. A shorter prefix (torchvision
+            publishes the first 8 hex digits) is checked and the full digest recorded on first use.
         size: expected size in bytes, if known.
         git_blob: expected git blob id, for files served from a repository.
         offline: never touch the network (default: ``$STYLECLIP_OFFLINE``).
@@ -174,13 +181,13 @@ def _fetch_with_retries(
         part.unlink()
         raise _HashMismatch(f"{dest.name} from {url} does not have git blob id {git_blob}; the file was removed")
     digest = sha256_file(part)
-    if sha256 is not None and digest != sha256.lower():
+    if sha256 is not None and not digest.startswith(sha256.lower()):
         part.unlink()
         raise _HashMismatch(
             f"{dest.name} from {url} has SHA-256 {digest}, expected {sha256.lower()}; the file was removed"
         )
     os.replace(part, dest)
-    if sha256 is None and git_blob is None:
+    if (sha256 is None or len(sha256) < 64) and git_blob is None:
         _record_hash(dest, digest)
 
 

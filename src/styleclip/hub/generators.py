@@ -45,13 +45,25 @@ def load_generator(
 
     Returns:
         The generator in eval mode, with ``requires_grad`` off for every parameter (editing never
-        trains it), on ``device``; ``G.meta`` records the source file and format.
+        trains it), on ``device``; ``G.meta`` records the source file and format, and for catalogue names
+        the asset name, its ``domain`` ('face', 'dog', ...) and defaults.
     """
     keep_freed_memory(keep_memory)
     path = resolve_path(name_or_path, kind="generator", cache=cache, offline=offline)
     G, fmt = read_generator_file(path, which=which)
     G.meta.update({"source": str(path), "format": fmt})
+    asset = _catalogue_entry(name_or_path)
+    if asset is not None:  # the catalogue knows its domain (face generators get the identity loss) and defaults
+        G.meta.update({"asset": asset.name, "domain": asset.domain, "defaults": dict(asset.defaults)})
     return G.eval().requires_grad_(False).to(resolve_device(device))
+
+
+def _catalogue_entry(name_or_path: str | Path):
+    from .registry import find_asset
+
+    if isinstance(name_or_path, Path) or Path(str(name_or_path)).expanduser().exists():
+        return None
+    return find_asset(str(name_or_path))
 
 
 def read_generator_file(path: Path, which: str = "G_ema") -> tuple[Generator, str]:

@@ -45,6 +45,7 @@ FOLDERS = {
     "generator": "generators",
     "encoder": "encoders",
     "identity": "identity",
+    "perceptual": "perceptual",
     "landmarks": "landmarks",
     "directions": "directions",
     "mapper": "mappers",
@@ -66,8 +67,11 @@ def is_cached(asset: Asset, cache: str | Path | None = None, check_hash: bool = 
 def trust(asset: Asset, cache: str | Path | None = None) -> str:
     """How the cached file is verified: 'published sha256', 'git blob', 'trust on first use' (with the
     recorded hash once it exists)."""
-    if asset.sha256:
+    if asset.sha256 and len(asset.sha256) == 64:
         return "published sha256"
+    if asset.sha256:
+        recorded = _recorded_hash(asset_path(asset, cache))
+        return f"sha256 prefix {asset.sha256} + trust on first use" + (f" ({recorded[:12]}…)" if recorded else "")
     if asset.git_blob:
         return "git blob id"
     recorded = _recorded_hash(asset_path(asset, cache))

@@ -33,3 +33,35 @@ def save_png(image: Image.Image, path: str | Path, text: dict[str, str] | None =
     for key, value in (text or {}).items():
         info.add_text(key, str(value))
     return atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
+
+
+def compare_image(images: list[Image.Image], labels: list[str], gap: int | None = None) -> Image.Image:
+    """Side by side, each with its label on a strip above it (e.g. ``["before", "after: a happy dog"]``).
+
+    The label's font scales with the image height so that it reads the same at 32 and 1024 px; labels
+    too long for their column are shortened with an ellipsis.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    if len(images) != len(labels) or not images:
+        raise ValueError("compare_image needs one label per image")
+    h = max(im.height for im in images)
+    font_size = max(8, h // 24)
+    try:
+        font = ImageFont.load_default(size=font_size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        font = ImageFont.load_default()
+    gap = max(2, h // 64) if gap is None else gap
+    strip = font_size + 2 * max(2, font_size // 3)
+    width = sum(im.width for im in images) + gap * (len(images) - 1)
+    canvas = Image.new("RGB", (width, h + strip), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for im, label in zip(images, labels, strict=True):
+        canvas.paste(im.convert("RGB"), (x, strip))
+        text = label
+        while text and draw.textlength(text, font=font) > im.width - 4:
+            text = text[:-2] + "…" if len(text) > 2 else ""
+        draw.text((x + 2, (strip - font_size) // 2), text, fill="black", font=font)
+        x += im.width + gap
+    return canvas

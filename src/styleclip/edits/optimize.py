@@ -1,0 +1,472 @@
+"""Edit by latent optimisation (StyleCLIP's first method): move a latent until CLIP agrees with the prompt.
+
+    minimise  D_CLIP(G(w), t) + λ_L2 · ‖w − w_s‖² + λ_ID · (1 − cos(ArcFace(G(w)), ArcFace(G(w_s))))
+
+with Adam over W+ (default), W or StyleSpace S, the learning rate following StyleCLIP's schedule. Every
+prompt x source pair of a call is one sample of one batch on the device; each sample's loss is summed, so
+its gradients (and Adam's per-element steps) are exactly what it would get alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import StyleclipError, UsageError
+from ..guidance.clip import DEFAULT_CLIP, ClipGuide, load_clip
+from ..guidance.identity import IdentityLoss, load_identity_loss
+from ..guidance.losses import ClipLoss, DirectionalClipLoss, LatentL2Loss, StyleL2Loss
+from ..guidance.preprocess import MODES
+from ..io.images import to_uint8
+from ..latents import load_latent, select_style_layers, select_ws
+from ..nets.stylegan2 import Generator
+
+SPACES = ("w+", "w", "s")
+LOSSES = ("global", "directional")
+FACE_ID_WEIGHT = 0.005
+
+
+class NonFiniteLoss(StyleclipError):
+    """The loss became NaN or infinite; the result up to the step before is kept."""
+
+
+@dataclass
+class OptimizeConfig:
+    """Everything that determines an edit (saved in ``report.json``; the same config reproduces the latent).
+
+    ``l2_weight``: how far the edit may wander from the source. 0.002 allows big changes (identity and
+    background may go), 0.008 (default) is StyleCLIP's edit setting, 0.06 keeps only subtle ones.
+    ``id_weight``: ArcFace identity term; ``None`` = 0.005 for face generators, 0 otherwise.
+    """
+
+    prompts: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    latent: str | None = None  # a latent file (.npy/.npz/.pt) instead of seeds; one source per row
+    mode: str = "edit"  # 'edit' or 'free' (start from the mean latent, no L2 / identity terms)
+    space: str = "w+"  # 'w+', 'w' or 's'
+    layers: str | list[str] | None = None  # which W+ rows / style layers may change (None = all)
+    steps: int = 150
+    lr: float = 0.1
+    rampup: float = 0.05  # fraction of the steps with a linear lr ramp-up (StyleCLIP: 0.05)
+    rampdown: float = 0.25  # fraction with a cosine ramp-down (StyleCLIP: 0.25; the seed notebook: 0.5)
+    l2_weight: float = 0.008
+    id_weight: float | None = None
+    loss: str = "global"  # 'global' (StyleCLIP) or 'directional' (needs ``neutral``)
+    neutral: str | None = None  # the neutral description for the directional loss, e.g. "a dog"
+    templates: bool | None = None  # average the 80 ImageNet templates (None: only for the directional loss)
+    augment: int = 0  # score this many random crops per image instead of the image alone
+    preprocess: str = "clip"  # 'clip' (resize + CLIP normalisation) or 'styleclip' (its exact recipe)
+    truncation_psi: float = 0.7
+    truncation_cutoff: int | None = None
+    class_idx: int | None = None
+    noise_mode: str = "const"
+    clip: str = DEFAULT_CLIP
+    identity: str | None = None  # ArcFace weights (path or catalogue name); None = arcface:ir-se50
+    seed: int = 0  # seeds the augmentation crops
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prompts, str):
+            self.prompts = [self.prompts]
+        self.prompts = list(self.prompts)
+        self.seeds = [int(s) for s in self.seeds]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OptimizeConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"unknown optimisation settings: {', '.join(unknown)}")
+        return cls(**data)
+
+    def check(self) -> None:
+        """Raise :class:`UsageError` with a one-line message for any invalid setting."""
+        if not self.prompts or any(not isinstance(p, str) or not p.strip() for p in self.prompts):
+            raise UsageError("empty prompt: describe what the image should show")
+        if self.steps <= 0:
+            raise UsageError(f"steps must be at least 1, got {self.steps}")
+        if self.mode not in ("edit", "free"):
+            raise UsageError(f"mode must be 'edit' or 'free', got {self.mode!r}")
+        if self.space not in SPACES:
+            raise UsageError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        if self.loss not in LOSSES:
+            raise UsageError(f"loss must be 'global' or 'directional', got {self.loss!r}")
+        if self.loss == "directional" and not (self.neutral and self.neutral.strip()):
+            raise UsageError("the directional loss needs a neutral description, e.g. --neutral 'a dog'")
+        if self.preprocess not in MODES:
+            raise UsageError(f"preprocess must be one of {', '.join(MODES)}, got {self.preprocess!r}")
+        for name in ("lr", "l2_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(f"{name} must be a finite number >= 0, got {value}")
+        if self.id_weight is not None and (not math.isfinite(self.id_weight) or self.id_weight < 0):
+            raise UsageError(f"id_weight must be a finite number >= 0, got {self.id_weight}")
+        if not (0 <= self.rampup <= 1 and 0 < self.rampdown <= 1):
+            raise UsageError("rampup must be in [0, 1] and rampdown in (0, 1]")
+        if self.augment < 0:
+            raise UsageError("augment must be >= 0 (0 = score the image alone)")
+        if not self.seeds and self.latent is None and self.mode == "edit":
+            raise UsageError("give at least one seed or a latent file")
+
+
+def learning_rate(t: float, lr: float, rampup: float = 0.05, rampdown: float = 0.25) -> float:
+    """StyleCLIP's schedule at progress ``t`` in [0, 1): linear ramp-up over the first ``rampup``, cosine
+    ramp-down over the last ``rampdown`` (NVIDIA's projector schedule)."""
+    ramp = min(1.0, (1.0 - t) / rampdown)
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    if rampup > 0:
+        ramp *= min(1.0, t / rampup)
+    return lr * ramp
+
+
+@dataclass
+class EditResult:
+    """One edited image and how it got there (tensors on the CPU).
+
+    ``latent``: the edited W+ ``[1, num_ws, w_dim]`` (in S mode: the W+ it started from; the edit is in
+    ``styles``). ``image``/``source_image``: ``[1, C, H, W]`` in about ``[-1, 1]``. ``history``: one dict
+    per step (``step``, ``lr``, ``clip``, ``l2``, ``id``, ``total``). ``stopped``: 'completed',
+    'interrupted', 'budget' (best result so far) or 'nan' (last finite step).
+    """
+
+    prompt: str
+    seed: int | None
+    source_latent: torch.Tensor
+    latent: torch.Tensor
+    styles: dict[str, torch.Tensor] | None
+    source_image: torch.Tensor
+    image: torch.Tensor
+    clip_before: float
+    clip_after: float
+    identity_similarity: float | None
+    history: list[dict[str, float]]
+    steps_done: int
+    stopped: str
+    message: str
+    config: OptimizeConfig
+    wall_time: float
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+FrameSink = Callable[[int, int, np.ndarray], None]  # (sample index, step, [H, W, 3] uint8)
+
+
+def optimize(
+    G: Generator,
+    prompts: str | Sequence[str] | None = None,
+    clip: ClipGuide | str | Path | None = None,
+    config: OptimizeConfig | None = None,
+    *,
+    identity: IdentityLoss | None = None,
+    source: torch.Tensor | None = None,
+    image: Any = None,
+    frame_every: int | None = None,
+    on_frame: FrameSink | None = None,
+    callback: Callable[[int, dict[str, Any]], None] | None = None,
+    max_steps: int | None = None,
+    time_limit: float | None = None,
+    progress: bool = True,
+    **settings: Any,
+) -> list[EditResult]:
+    """Edit generated (or inverted) images towards text prompts by optimising their latents.
+
+    Args:
+        G: the generator (frozen).
+        prompts: one prompt or several; with several seeds every prompt x seed pair is one result.
+        clip: a loaded :class:`ClipGuide` or a name/path for :func:`load_clip` (default ViT-B-32:openai).
+        config: an :class:`OptimizeConfig`; or pass its fields as keyword ``settings``
+            (``seeds=[9]``, ``steps=150``, ``space="w"``, ``layers="coarse"``, ``l2_weight=0.02``, ...).
+        identity: a loaded :class:`IdentityLoss` (else loaded from ``config.identity`` when ``id_weight > 0``).
+        source: W+ latents ``[K, num_ws, w_dim]`` to edit instead of seeds (e.g. from an inversion).
+        image: a photo to edit - needs inversion, which is not available yet.
+        frame_every: keep a frame every this many steps (``result.frames``, or streamed to ``on_frame``).
+        on_frame: ``on_frame(sample, step, frame)`` receives frames instead of keeping them in memory.
+        callback: ``callback(step, info)`` after every step (``info``: per-sample loss terms and lr);
+            raising ``KeyboardInterrupt`` there stops the run like Ctrl-C.
+        max_steps, time_limit: stop early after this many steps / seconds, keeping the best result.
+        progress: show a progress bar with the loss terms.
+
+    Returns:
+        One :class:`EditResult` per prompt x source, prompts outermost.
+    """
+    if image is not None:
+        raise UsageError(
+            "editing a photo needs inversion into the generator, which styleclip cannot do yet; "
+            "edit a seed or a saved latent (--seed / --latent) instead"
+        )
+    if config is None:
+        if prompts is None:
+            raise UsageError("give a prompt")
+        config = OptimizeConfig(prompts=prompts if not isinstance(prompts, str) else [prompts], **settings)
+    elif prompts is not None or settings:
+        config = dataclasses.replace(config, **({"prompts": prompts} if prompts is not None else {}), **settings)
+    config.__post_init__()
+    config.check()
+    if frame_every is not None and frame_every < 1:
+        raise UsageError("frame_every must be at least 1")
+    guide = clip if isinstance(clip, ClipGuide) else load_clip(clip or config.clip, device=G.device)
+    if isinstance(clip, ClipGuide):
+        config.clip = clip.name
+    run = _Run(G, guide, config, identity, source)
+    return run.optimize(frame_every, on_frame, callback, max_steps, time_limit, progress)
+
+
+class _Run:
+    """One batched optimisation: sources and targets prepared once, then the step loop."""
+
+    def __init__(
+        self,
+        G: Generator,
+        guide: ClipGuide,
+        cfg: OptimizeConfig,
+        identity: IdentityLoss | None,
+        source: torch.Tensor | None,
+    ) -> None:
+        self.G, self.guide, self.cfg = G, guide, cfg
+        self.device = G.device
+        with torch.no_grad():
+            sources, self.seeds = self._sources(source)
+        P, K = len(cfg.prompts), sources.shape[0]
+        self.n = P * K
+        self.prompts = [p for p in cfg.prompts for _ in range(K)]
+        self.seed_of = [s for _ in cfg.prompts for s in self.seeds]
+        self.w_source = sources.repeat(P, 1, 1)  # [N, num_ws, w_dim], prompt-major
+        if cfg.space == "w" and not torch.equal(self.w_source, self.w_source[:, :1].expand_as(self.w_source)):
+            raise UsageError("the source latent has different W+ rows (e.g. truncation cutoff or inversion); use W+")
+        self.edit = cfg.mode == "edit"
+        domain = G.meta.get("domain")
+        self.id_weight = cfg.id_weight if cfg.id_weight is not None else (FACE_ID_WEIGHT if domain == "face" else 0.0)
+        if not self.edit:
+            self.id_weight = 0.0
+        self.identity = None
+        if self.id_weight > 0:
+            self.identity = identity if identity is not None else _load_identity(cfg.identity, self.device)
+            self.identity = self.identity.to(self.device)
+        templates = cfg.templates if cfg.templates is not None else cfg.loss == "directional"
+        self.templates = templates
+        if cfg.loss == "directional":
+            self.text = torch.stack([guide.direction(p, cfg.neutral, templates=templates) for p in self.prompts])
+        self.target = guide.encode_text(self.prompts, templates=templates).to(self.device)  # [N, D]
+        self.clip_loss = ClipLoss(guide.logit_scale) if cfg.loss == "global" else DirectionalClipLoss()
+
+        with torch.no_grad():
+            self.source_image = self._synth(self.w_source)
+            self.source_emb = guide.encode_image(self.source_image, preprocess=cfg.preprocess)
+            self.source_id = self.identity.embed(self.source_image) if self.identity is not None else None
+            self.source_styles = G.styles(self.w_source) if cfg.space == "s" else None
+
+    # -- sources -----------------------------------------------------------------------------------
+
+    def _sources(self, source: torch.Tensor | None) -> tuple[torch.Tensor, list[int | None]]:
+        G, cfg = self.G, self.cfg
+        if cfg.mode == "free":
+            w = G.w_avg.reshape(1, 1, -1).expand(1, G.num_ws, -1)
+            return w.to(self.device, torch.float32).clone(), [None]
+        if source is not None:
+            w = G.broadcast(source.to(self.device, torch.float32))
+            return w.clone(), [None] * w.shape[0]
+        if cfg.latent is not None:
+            w = load_latent(cfg.latent, G)
+            return w, [None] * w.shape[0]
+        z = G.z_from_seed(cfg.seeds)
+        c = G.label(cfg.class_idx, batch=len(cfg.seeds))
+        w = G.mapping_forward(z, c, truncation_psi=cfg.truncation_psi, truncation_cutoff=cfg.truncation_cutoff)
+        return w, list(cfg.seeds)
+
+    # -- one forward -------------------------------------------------------------------------------
+
+    def _synth(self, ws: torch.Tensor | None, styles: dict | None = None) -> torch.Tensor:
+        # 'auto' modulation takes the activation-scaled path when gradients are needed (cheaper backward).
+        if styles is not None:
+            return self.G.synthesis_from_styles(styles, noise_mode=self.cfg.noise_mode)
+        return self.G.synthesize(ws, noise_mode=self.cfg.noise_mode)
+
+    def _embed(self, img: torch.Tensor, step: int) -> torch.Tensor:
+        if self.cfg.augment:
+            return self.guide.encode_image_views(img, n=self.cfg.augment, seed=self.cfg.seed * 1_000_003 + step)
+        return self.guide.encode_image(img, preprocess=self.cfg.preprocess)
+
+    def _terms(self, img: torch.Tensor, current: torch.Tensor | dict, step: int) -> dict[str, torch.Tensor]:
+        emb = self._embed(img, step)
+        if self.cfg.loss == "directional":
+            clip = self.clip_loss(emb, self.source_emb, self.text)
+        else:
+            clip = self.clip_loss(emb, self.target)
+        zero = torch.zeros_like(clip)
+        if not self.edit:
+            l2 = zero
+        elif self.cfg.space == "s":
+            l2 = StyleL2Loss()(current, {k: self.source_styles[k] for k in current})
+        else:
+            l2 = LatentL2Loss()(current, self.w_source if current.ndim == 3 else self.w_source[:, 0])
+        ident = self.identity(img, source_emb=self.source_id) if self.identity is not None else zero
+        total = clip + self.cfg.l2_weight * l2 + self.id_weight * ident
+        return {"clip": clip, "l2": l2, "id": ident, "total": total}
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def optimize(self, frame_every, on_frame, callback, max_steps, time_limit, progress) -> list[EditResult]:
+        cfg, G = self.cfg, self.G
+        t0 = time.perf_counter()
+        mask = select_ws(cfg.layers, G).to(self.device) if cfg.space != "s" else None
+        if cfg.space == "s":
+            names = select_style_layers(cfg.layers, G)
+            params = {k: self.source_styles[k].clone().requires_grad_(True) for k in names}
+            variables = list(params.values())
+        elif cfg.space == "w":
+            w = self.w_source[:, 0].clone().requires_grad_(True)
+            variables = [w]
+        else:
+            w = self.w_source.clone().requires_grad_(True)
+            variables = [w]
+        opt = torch.optim.Adam(variables, lr=cfg.lr)
+
+        def current():
+            """The latent being scored: frozen rows / layers are the source's own tensors, bit for bit."""
+            if cfg.space == "s":
+                return {**self.source_styles, **params}
+            if cfg.space == "w":
+                return w
+            return torch.where(mask[None, :, None], w, self.w_source)
+
+        def snapshot(x):
+            if isinstance(x, dict):
+                return {k: v.detach().clone() for k, v in x.items()}
+            return x.detach().clone()
+
+        best_loss = torch.full((self.n,), math.inf, device=self.device)
+        best = snapshot(current())
+        last_good = best
+        history: list[list[dict[str, float]]] = [[] for _ in range(self.n)]
+        frames: list[list[np.ndarray]] = [[] for _ in range(self.n)]
+        stopped, message, steps_done = "completed", "", 0
+        limit = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+        bar = tqdm(total=cfg.steps, desc="edit", unit="step", disable=not progress or None, leave=False)
+        try:
+            for step in range(cfg.steps):
+                if step >= limit or (time_limit is not None and time.perf_counter() - t0 > time_limit):
+                    stopped, message = "budget", f"stopped at the step budget after {step} steps; kept the best result"
+                    break
+                lr = learning_rate(step / cfg.steps, cfg.lr, cfg.rampup, cfg.rampdown)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                latent = current()
+                img = self._synth(None, latent) if cfg.space == "s" else self._synth(latent)
+                terms = self._terms(img, latent if cfg.space != "s" else params, step)
+                total = terms["total"]
+                values = {k: v.detach().float().cpu().tolist() for k, v in terms.items()}
+                if not all(math.isfinite(v) for v in values["total"]):
+                    bad = [i for i, v in enumerate(values["total"]) if not math.isfinite(v)]
+                    stopped = "nan"
+                    message = (
+                        f"the loss became NaN/infinite at step {step} (samples {bad}); kept the result of step "
+                        f"{max(step - 1, 0)} - lower the learning rate (now {cfg.lr})"
+                    )
+                    break
+                last_good = snapshot(latent)
+                improved = total.detach() < best_loss
+                if improved.any():
+                    best_loss = torch.where(improved, total.detach(), best_loss)
+                    best = _merge(best, last_good, improved)
+                for i in range(self.n):
+                    history[i].append({"step": step, "lr": lr, **{k: v[i] for k, v in values.items()}})
+                if frame_every is not None and step % frame_every == 0:
+                    self._frames(img, step, frames, on_frame)
+                opt.zero_grad(set_to_none=True)
+                total.sum().backward()
+                opt.step()
+                steps_done = step + 1
+                bar.update(1)
+                bar.set_postfix({k: f"{sum(v) / len(v):.4f}" for k, v in values.items() if k != "total"}, refresh=False)
+                if callback is not None:
+                    callback(step, {"lr": lr, **values})
+        except KeyboardInterrupt:
+            stopped, message = "interrupted", f"interrupted after {steps_done} steps; kept the best result so far"
+        finally:
+            bar.close()
+
+        if stopped == "completed":
+            final = snapshot(current())
+        elif stopped == "nan":
+            final = last_good
+        else:
+            final = best
+        return self._results(final, history, frames, frame_every, on_frame, steps_done, stopped, message, t0)
+
+    def _frames(self, img: torch.Tensor, step: int, frames: list, on_frame) -> None:
+        pixels = to_uint8(img)  # the only copy to the CPU, and only on frame steps
+        for i in range(self.n):
+            if on_frame is not None:
+                on_frame(i, step, pixels[i])
+            else:
+                frames[i].append(pixels[i])
+
+    @torch.no_grad()
+    def _results(self, final, history, frames, frame_every, on_frame, steps_done, stopped, message, t0):
+        cfg, G = self.cfg, self.G
+        if cfg.space == "s":
+            styles = {**self.source_styles, **final}
+            image = G.synthesis_from_styles(styles, noise_mode=cfg.noise_mode)
+            latent = self.w_source
+        else:
+            styles = None
+            latent = G.broadcast(final)
+            image = G.synthesize(latent, noise_mode=cfg.noise_mode)
+        if frame_every is not None:
+            self._frames(image, steps_done, frames, on_frame)  # the final image ends the trajectory
+        emb = self.guide.encode_image(image, preprocess=cfg.preprocess)
+        after = (emb * self.target).sum(-1).tolist()
+        before = (self.source_emb * self.target).sum(-1).tolist()
+        ident = None
+        if self.identity is not None:
+            ident = (self.identity.embed(image) * self.source_id).sum(-1).tolist()
+        wall = time.perf_counter() - t0
+        out = []
+        for i in range(self.n):
+            out.append(
+                EditResult(
+                    prompt=self.prompts[i],
+                    seed=self.seed_of[i],
+                    source_latent=self.w_source[i : i + 1].cpu(),
+                    latent=latent[i : i + 1].contiguous().cpu(),
+                    styles={k: v[i : i + 1].cpu() for k, v in styles.items()} if styles is not None else None,
+                    source_image=self.source_image[i : i + 1].cpu(),
+                    image=image[i : i + 1].cpu(),
+                    clip_before=before[i],
+                    clip_after=after[i],
+                    identity_similarity=ident[i] if ident is not None else None,
+                    history=history[i],
+                    steps_done=steps_done,
+                    stopped=stopped,
+                    message=message,
+                    config=dataclasses.replace(self.cfg),
+                    wall_time=wall,
+                    frames=frames[i],
+                )
+            )
+        return out
+
+
+def _merge(best, new, improved: torch.Tensor):
+    """Per sample, ``new`` where ``improved`` else ``best`` (tensors or dicts of ``[N, ...]`` tensors)."""
+    if isinstance(best, dict):
+        return {k: _merge(best[k], new[k], improved) for k in best}
+    return torch.where(improved.view(-1, *([1] * (best.ndim - 1))), new, best)
+
+
+def _load_identity(spec: str | None, device: torch.device) -> IdentityLoss:
+    from ..hub.resolve import resolve_path
+
+    path = resolve_path(spec or "arcface:ir-se50", kind="identity")
+    return load_identity_loss(path, device=device)
