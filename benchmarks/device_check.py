@@ -7,7 +7,8 @@ Checks, each printed as PASS/FAIL with the measured figure:
 - the device image equals the CPU image in fp32 (both modulation paths), batch 1 and 4;
 - the fp16 layers of an ADA-style generator (num_fp16_res=4, conv_clamp=256) stay close to fp32;
 - gradients reach W+ and S on the device, with no float64 tensor anywhere;
-- then the generator benchmark on the device (writes JSON like bench_generator.py).
+- CLIP (fp16 autocast and fp32), LPIPS and the optimisation loop on the device agree with the CPU;
+- then the optimisation and generator benchmarks on the device (JSON like bench_optimize.py / bench_generator.py).
 Exit status 1 if any check fails.
 """
 
@@ -22,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_generator
+import bench_optimize
 from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from styleclip.utils.devices import resolve_device
 
@@ -40,6 +42,50 @@ def check(name: str, ok: bool, detail: str, failures: list[str]) -> None:
     print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
     if not ok:
         failures.append(name)
+
+
+def guidance_checks(device: torch.device, failures: list[str]) -> None:
+    import open_clip
+
+    import styleclip
+    from styleclip.guidance.clip import ClipGuide
+    from styleclip.guidance.perceptual import LPIPS
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    cpu = ClipGuide(model, tok, "ViT-B-32")
+    img = torch.rand(2, 3, 256, 256) * 2 - 1
+    ref = cpu.encode_image(img)
+    for precision in ("fp32", "auto"):
+        dev = ClipGuide(open_clip.create_model("ViT-B-32", pretrained=None), tok, "ViT-B-32", precision=precision)
+        dev.model.load_state_dict(model.state_dict())
+        x = img.to(device).requires_grad_(True)
+        emb = dev.to(device).encode_image(x)
+        emb.sum().backward()
+        cos = (emb.detach().cpu() * ref).sum(-1).min().item()
+        ok = cos > (0.9999 if precision == "fp32" else 0.999) and x.grad is not None and emb.dtype == torch.float32
+        check(f"CLIP image embedding ({precision}) vs CPU", ok, f"min cos {cos:.6f}", failures)
+        text = (dev.encode_text(["a happy dog"]).cpu() * cpu.encode_text(["a happy dog"])).sum().item()
+        check(f"CLIP text embedding ({precision}) vs CPU", text > 0.999, f"cos {text:.6f}", failures)
+
+    lp_cpu = LPIPS("vgg")
+    lp_dev = LPIPS("vgg")
+    lp_dev.load_state_dict(lp_cpu.state_dict())
+    a, b = torch.rand(2, 2, 3, 256, 256) * 2 - 1
+    d_cpu, d_dev = lp_cpu(a, b), lp_dev.to(device)(a.to(device), b.to(device)).cpu()
+    rel = ((d_cpu - d_dev).abs().max() / d_cpu.abs().max()).item()
+    check("LPIPS vs CPU", rel < 1e-3, f"max relative diff {rel:.2e}", failures)
+
+    G = make(256)
+    guide = ClipGuide(model, tok, "ViT-B-32", precision="fp32")
+    kw = {"seeds": [1, 2], "steps": 4, "progress": False}
+    [r_cpu, _] = styleclip.optimize(G, "a happy dog", guide, **kw)
+    [r_dev, _] = styleclip.optimize(G.to(device), "a happy dog", guide.to(device), **kw)
+    first = abs(r_cpu.history[0]["total"] - r_dev.history[0]["total"])
+    last = abs(r_cpu.history[-1]["total"] - r_dev.history[-1]["total"])
+    ok = first < 1e-4 and last < 1e-2 and r_dev.stopped == "completed"
+    check("optimisation loop on the device vs CPU", ok, f"|Δ loss| step 0 {first:.1e}, last {last:.1e}", failures)
 
 
 def main() -> int:
@@ -89,7 +135,12 @@ def main() -> int:
     check("gradients to W+ and S", grads_ok, f"|grad W+| {ws.grad.norm().item():.3e}", failures)
     check("no float64 on the device", not seen64, f"float64 outputs from {sorted(set(seen64))}", failures)
 
+    guidance_checks(device, failures)
+
     if not args.skip_bench:
+        bench_optimize.main(
+            ["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "4", "--in-process"]
+        )
         bench_generator.main(["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "--in-process"])
         bench_generator.main(["--device", str(device), "--res", "1024", "--batch", "4", "--in-process"])
     print(f"{len(failures)} failed" if failures else "all device checks passed")

@@ -97,3 +97,14 @@ def test_augmented_image_embedding_is_a_unit_vector_with_gradients(clip_files):
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(2))
     emb.sum().backward()
     assert img.grad is not None
+
+
+def test_reduced_precision_autocast_keeps_fp32_weights_and_outputs(clip_files):
+    full = load_clip(clip_files[1], device="cpu")
+    half = load_clip(clip_files[1], device="cpu", precision="bf16")  # CPU autocast supports bfloat16
+    img = torch.rand(2, 3, 64, 64, requires_grad=True) * 2 - 1
+    a, b = full.encode_image(img), half.encode_image(img)
+    assert b.dtype == torch.float32 and all(p.dtype == torch.float32 for p in half.parameters())
+    assert (a - b).abs().max() < 0.05 and not torch.equal(a, b)
+    with pytest.raises(UsageError, match="precision"):
+        load_clip(clip_files[1], device="cpu", precision="fp8")

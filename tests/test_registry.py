@@ -97,6 +97,28 @@ def test_generator_by_short_name_downloads_once_and_loads(tiny_asset):
     assert registry.trust(asset).startswith("trust on first use (")
 
 
+def test_edit_resolves_afhqdog_through_the_registry(server, monkeypatch, tmp_path, tiny_clip_file):
+    """`styleclip edit --generator afhqdog`: the real catalogue entry, its URLs pointed at the loopback server."""
+    import dataclasses
+    import json
+
+    from styleclip.cli.main import main
+
+    real = registry.get_asset("afhqdog")
+    Files.files = {"/afhqdog.pkl": nvidia_pickle_bytes(tiny_generator(seed=3))}
+    local = dataclasses.replace(real, urls=(f"{server}/afhqdog.pkl",))
+    patched = [local if a.name == real.name else a for a in ASSETS]
+    monkeypatch.setattr(catalog, "ASSETS", patched)
+    monkeypatch.setattr(registry, "ASSETS", patched)
+    monkeypatch.setenv("STYLECLIP_HOME", str(tmp_path / "cache"))
+    argv = ["edit", "--generator", "afhqdog", "--clip", str(tiny_clip_file), "--prompt", "a happy dog"]
+    assert main([*argv, "--steps", "2", "--no-video", "--device", "cpu", "--outdir", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["generator"]["asset"] == "stylegan2-ada:afhqdog" and report["generator"]["domain"] == "dog"
+    assert report["result"]["identity_similarity"] is None  # dogs get no face-identity loss
+    assert (tmp_path / "cache" / "generators" / real.filename).is_file()
+
+
 def test_offline_mode_with_a_missing_model_says_what_is_missing(tiny_asset, monkeypatch):
     monkeypatch.setenv("STYLECLIP_OFFLINE", "1")
     with pytest.raises(OfflineError, match=r"stylegan2-ada-tiny\.pkl is not in the cache"):

@@ -466,7 +466,4 @@ def _merge(best, new, improved: torch.Tensor):
 
 
 def _load_identity(spec: str | None, device: torch.device) -> IdentityLoss:
-    from ..hub.resolve import resolve_path
-
-    path = resolve_path(spec or "arcface:ir-se50", kind="identity")
-    return load_identity_loss(path, device=device)
+    return load_identity_loss(spec or "arcface:ir-se50", device=device)

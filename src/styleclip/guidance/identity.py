@@ -46,8 +46,17 @@ class IdentityLoss(nn.Module):
         return 1 - (self.embed(edited) * source_emb.detach()).sum(-1)
 
 
-def load_identity_loss(path: str | Path, device: str | torch.device = "cpu") -> IdentityLoss:
-    """Load ``model_ir_se50.pth`` (the state dict e4e / ReStyle / StyleCLIP publish)."""
+def load_identity_loss(
+    name_or_path: str | Path = "arcface:ir-se50",
+    device: str | torch.device = "cpu",
+    cache: str | Path | None = None,
+    offline: bool | None = None,
+) -> IdentityLoss:
+    """Load ``model_ir_se50.pth`` (the state dict e4e / ReStyle / StyleCLIP publish): a path, an http(s)
+    URL or a catalogue name (default ``arcface:ir-se50``, downloaded into the verified cache)."""
+    from ..hub.resolve import resolve_path
+
+    path = resolve_path(name_or_path, kind="identity", cache=cache, offline=offline)
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -132,13 +132,14 @@ def load_lpips(
 
     Args:
         net: 'vgg' (the inversion literature's choice) or 'alex' (LPIPS's recommended metric).
-        lin: the linear-layer file (``lpips/weights/v0.1/<net>.pth``); default: the installed ``lpips``
-            package's copy, else the catalogue asset ``lpips:<net>`` (7 KB download).
-        backbone: torchvision's ImageNet state dict; default: torch's hub cache if it holds the file,
-            else the catalogue asset ``torchvision:vgg16`` / ``torchvision:alexnet``.
+        lin: the linear-layer file (``lpips/weights/v0.1/<net>.pth``) as a path, URL or catalogue name;
+            default: the installed ``lpips`` package's copy, else the asset ``lpips:<net>`` (7 KB download).
+        backbone: torchvision's ImageNet state dict (path, URL or name); default: torch's hub cache if it
+            holds the file, else the asset ``torchvision:vgg16`` / ``torchvision:alexnet``.
         max_size: compare at most at this side length (``None``: full resolution).
     """
     from ..hub.registry import asset_path, fetch, get_asset
+    from ..hub.resolve import resolve_path
 
     model = LPIPS(net, max_size=max_size)
     if lin is None:
@@ -147,6 +148,8 @@ def load_lpips(
         asset = get_asset(_BACKBONE_ASSET[net])
         cached = asset_path(asset, cache)
         backbone = (None if cached.is_file() else _torch_hub_copy(asset.filename)) or fetch(asset, cache, offline)
+    lin = resolve_path(lin, kind="perceptual", cache=cache, offline=offline)
+    backbone = resolve_path(backbone, kind="perceptual", cache=cache, offline=offline)
 
     lin_state = _read(Path(lin), "LPIPS linear-layer file")
     expected = {f"lin{k}.model.1.weight" for k in range(5)}
