@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"peak {row['peak_mem_mb']:8.0f} MB",
                 flush=True,
             )
-    path = args.json or RESULTS / f"bench_optimize-{device.type}-{args.space}.json"
+    space = args.space.replace("+", "plus")  # file names travel better without '+'
+    path = args.json or RESULTS / f"bench_optimize-{device.type}-{space}.json"
     write_report("optimize", device, rows, path, clip=args.clip, space=args.space, keep_memory=args.keep_memory)
     return 0
 

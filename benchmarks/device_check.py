@@ -99,14 +99,20 @@ def main() -> int:
 
     G_cpu = make(args.res)
     G_dev = make(args.res).to(device)
-    for batch in (1, 4):
-        ws = G_cpu.mapping_forward(G_cpu.z_from_seed(list(range(batch))), truncation_psi=0.7)
-        ref = G_cpu.synthesize(ws, modulation="fused")
-        for mod in ("fused", "activation"):
-            with torch.no_grad():
-                out = G_dev.synthesize(ws.to(device), modulation=mod, force_fp32=True).cpu()
-            diff = (out - ref).abs().max().item()
-            check(f"fp32 {mod} batch {batch} vs CPU", diff < 1e-3, f"max |diff| {diff:.2e}", failures)
+    # cuDNN runs fp32 convolutions in TF32 by default on Ampere and later (PyTorch's default, and what NVIDIA's
+    # generate.py runs with): exact fp32 is checked with it off, TF32 against a looser bound.
+    for tf32 in (False, True):
+        torch.backends.cudnn.allow_tf32 = tf32
+        for batch in (1, 4):
+            ws = G_cpu.mapping_forward(G_cpu.z_from_seed(list(range(batch))), truncation_psi=0.7)
+            ref = G_cpu.synthesize(ws, modulation="fused")
+            for mod in ("fused", "activation"):
+                with torch.no_grad():
+                    out = G_dev.synthesize(ws.to(device), modulation=mod, force_fp32=True).cpu()
+                diff = (out - ref).abs().max().item()
+                name = f"{'tf32' if tf32 else 'fp32'} {mod} batch {batch} vs CPU"
+                check(name, diff < (2e-2 if tf32 else 1e-3), f"max |diff| {diff:.2e}", failures)
+    torch.backends.cudnn.allow_tf32 = True
 
     G16 = make(args.res, fp16_res=4, clamp=256).to(device)
     ws = G16.mapping_forward(G16.z_from_seed([0, 1]), truncation_psi=0.7)
