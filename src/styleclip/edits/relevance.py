@@ -1,0 +1,312 @@
+"""Channel relevance: how moving each style channel moves the CLIP image embedding (StyleCLIP's ``fs3``).
+
+A :class:`RelevanceMatrix` has one unit row ``[D]`` per style channel of its :class:`StyleLayout`. Three
+sources, one format:
+
+- :func:`relevance_matrix` - StyleCLIP's finite-difference method: on M images set a channel to
+  ``mean - k·std`` and ``mean + k·std``, embed both with CLIP, normalise, subtract, normalise, average over
+  images, normalise. Exact to the official reduction; hours for a 1024-px generator on a GPU, so it works in
+  resumable chunks.
+- :func:`relevance_matrix_gradient` - the same quantity to first order from Jacobians of the normalised
+  embedding w.r.t. the style channels (a few backward passes per image): minutes instead of hours.
+- :func:`load_official_fs3` - the ``fs3.npy`` files StyleCLIP publishes (rows in synthesis order of the
+  conv layers of every resolution, which is our conv-layer order).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import CheckpointError, UsageError
+from ..guidance.clip import ClipGuide
+from ..nets.stylegan2 import Generator
+from ..stylespace import StyleLayout, StyleStats, generator_fingerprint
+from ..utils.files import atomic_write
+
+# The generators each published matrix was computed on, and those that carry the same weights.
+OFFICIAL_GENERATORS = {
+    "styleclip-fs3:ffhq": ("stylegan2-tf:ffhq", "stylegan2-ada:ffhq", "rosinality:ffhq"),
+    "styleclip-fs3:afhqdog": ("stylegan2-ada-tf:afhqdog",),
+    "styleclip-fs3:afhqcat": ("stylegan2-ada-tf:afhqcat",),
+}
+
+
+@dataclass
+class RelevanceMatrix:
+    """``matrix: [layout.size, D]`` unit rows (zero where a channel has no effect), and where it came from."""
+
+    matrix: torch.Tensor
+    layout: StyleLayout
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        arrays = {
+            "matrix": self.matrix.cpu().numpy().astype(np.float32),
+            "layout": np.array(json.dumps(self.layout.to_dict())),
+            "meta": np.array(json.dumps(self.meta)),
+        }
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        return atomic_write(Path(path), write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RelevanceMatrix:
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such relevance matrix")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                matrix = torch.from_numpy(data["matrix"])
+                layout = StyleLayout.from_dict(json.loads(str(data["layout"])))
+                meta = json.loads(str(data["meta"]))
+        except Exception as exc:  # numpy, zip and JSON errors all mean the same to the user
+            raise CheckpointError(f"{path}: not a styleclip relevance matrix ({type(exc).__name__})") from None
+        return cls(matrix, layout, meta)
+
+    def check(self, G: Generator, clip_name: str | None = None) -> None:
+        """Refuse (one line) a matrix made for another generator or CLIP model."""
+        if self.layout != _layout_like(G, self.layout):
+            raise UsageError(
+                f"this relevance matrix was made for a generator with other style layers "
+                f"({self.layout.size} channels); compute one for this generator: styleclip directions precompute"
+            )
+        made_for = self.meta.get("generator")
+        if made_for is not None and made_for != generator_fingerprint(G):
+            raise UsageError(
+                f"this relevance matrix was made for generator {made_for}, not the loaded one "
+                f"({generator_fingerprint(G)}); compute one: styleclip directions precompute"
+            )
+        assets = self.meta.get("generator_assets")
+        if assets and G.meta.get("asset") and G.meta["asset"] not in assets:
+            raise UsageError(f"this relevance matrix belongs to {assets[0]}, not {G.meta['asset']}")
+        clip = self.meta.get("clip")
+        if clip_name is not None and clip is not None and _clip_key(clip) != _clip_key(clip_name):
+            raise UsageError(f"this relevance matrix was made with CLIP {clip}, not {clip_name}; use --clip {clip}")
+
+
+def _clip_key(name: str) -> str:
+    return str(name).replace("/", "-").lower()
+
+
+def _layout_like(G: Generator, layout: StyleLayout) -> StyleLayout | None:
+    """``G``'s own layout over the same layers, or None if it lacks one of them."""
+    widths = {layer.name: layer.channels for layer in G.style_layers}
+    if any(name not in widths for name in layout.names):
+        return None
+    return StyleLayout(layout.names, tuple(widths[n] for n in layout.names))
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _image_styles(G: Generator, images: int, seed: int, psi: float, cutoff: int | None) -> dict[str, torch.Tensor]:
+    z = torch.from_numpy(np.random.RandomState(seed).randn(images, G.z_dim).astype(np.float32)).to(G.device)
+    ws = G.mapping_forward(z, truncation_psi=psi, truncation_cutoff=cutoff)
+    return G.styles(ws)
+
+
+def _meta(G, guide, stats, layout, method, images, k, max_resolution, seed) -> dict:
+    return {
+        "method": method,
+        "generator": generator_fingerprint(G),
+        "generator_assets": [G.meta["asset"]] if G.meta.get("asset") else [],
+        "clip": guide.name,
+        "stats_samples": stats.meta.get("samples"),
+        "images": images,
+        "k": k,
+        "max_resolution": max_resolution,
+        "seed": seed,
+        "channels": layout.size,
+    }
+
+
+@torch.no_grad()
+def relevance_matrix(
+    G: Generator,
+    guide: ClipGuide,
+    stats: StyleStats,
+    images: int = 100,
+    k: float = 5.0,
+    max_resolution: int | None = 128,
+    batch_size: int = 32,
+    seed: int = 0,
+    truncation_psi: float = 0.7,
+    truncation_cutoff: int | None = 8,
+    checkpoint: str | Path | None = None,
+    callback: Callable[[int, int], None] | None = None,
+    progress: bool = True,
+) -> RelevanceMatrix:
+    """StyleCLIP's relevance matrix by finite differences (see the module docstring).
+
+    Args:
+        stats: the generator's style statistics (:func:`styleclip.stylespace.style_statistics`).
+        images: M, the images each channel is tried on (drawn from ``seed`` with the truncation given).
+        k: the channel is set to ``mean ± k·std``.
+        max_resolution: conv layers up to this resolution (ToRGB layers are never manipulated).
+        batch_size: manipulated images per forward pass (2 per channel).
+        checkpoint: file for partial results, written after every chunk of channels; a run that finds it
+            (with the same settings) continues where it stopped.
+        callback: ``callback(done_channels, total)`` after every chunk (raise to stop; the checkpoint stays).
+
+    Returns:
+        ``[C, D]`` unit rows for the conv channels up to ``max_resolution``, in synthesis order.
+    """
+    if images < 1 or k <= 0 or batch_size < 2:
+        raise UsageError("need images >= 1, k > 0 and batch_size >= 2")
+    layout = StyleLayout.of(G, max_resolution)
+    meta = _meta(G, guide, stats, layout, "finite-difference", images, k, max_resolution, seed)
+    mean, std = (t.to(G.device) for t in stats.flat(layout))
+    others = _image_styles(G, images, seed, truncation_psi, truncation_cutoff)
+    base = layout.flatten(others)  # [M, C]
+
+    rows = torch.zeros(layout.size, guide.embed_dim or 0)
+    done = torch.zeros(layout.size, dtype=torch.bool)
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.is_file():
+        rows, done = _load_partial(path, meta, rows, done)
+    per_pass = max(1, batch_size // 2)
+    todo = torch.nonzero(~done).flatten().tolist()
+    bar = tqdm(total=layout.size, initial=int(done.sum()), desc="relevance", unit="ch", disable=not progress or None)
+    try:
+        for start in range(0, len(todo), per_pass):
+            chunk = todo[start : start + per_pass]
+            acc = None
+            for i in range(images):
+                flat = base[i : i + 1].repeat(2 * len(chunk), 1)  # rows: -kσ for each channel, then +kσ
+                idx = torch.tensor(chunk, device=flat.device)
+                ar = torch.arange(len(chunk), device=flat.device)
+                flat[ar, idx] = mean[idx] - k * std[idx]
+                flat[ar + len(chunk), idx] = mean[idx] + k * std[idx]
+                styles = {n: v[i : i + 1].expand(flat.shape[0], -1) for n, v in others.items()}
+                styles.update(layout.unflatten(flat))
+                emb = _unit(guide.encode_image(G.synthesis_from_styles(styles)).float())
+                diff = _unit(emb[len(chunk) :] - emb[: len(chunk)])
+                acc = diff if acc is None else acc + diff
+            rows[chunk] = _unit(acc).cpu()
+            done[chunk] = True
+            bar.update(len(chunk))
+            if path is not None:
+                _save_partial(path, meta, rows, done)
+            if callback is not None:
+                callback(int(done.sum()), layout.size)
+    finally:
+        bar.close()
+    # Channels that never vary (std 0) move nothing: their rows are zero, not noise.
+    rows[(std == 0).cpu()] = 0
+    return RelevanceMatrix(rows, layout, meta)
+
+
+def _save_partial(path: Path, meta: dict, rows: torch.Tensor, done: torch.Tensor) -> None:
+    arrays = {"rows": rows.numpy(), "done": done.numpy(), "meta": np.array(json.dumps(meta))}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
+
+
+def _load_partial(path: Path, meta: dict, rows: torch.Tensor, done: torch.Tensor):
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            saved = json.loads(str(data["meta"]))
+            if saved != meta:
+                raise UsageError(
+                    f"{path} holds a run with other settings; delete it or use another --checkpoint to start afresh"
+                )
+            return torch.from_numpy(data["rows"]), torch.from_numpy(data["done"])
+    except UsageError:
+        raise
+    except Exception as exc:  # a torn or foreign file
+        raise UsageError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start afresh") from None
+
+
+def relevance_matrix_gradient(
+    G: Generator,
+    guide: ClipGuide,
+    stats: StyleStats,
+    images: int = 20,
+    max_resolution: int | None = 128,
+    batch_size: int = 32,
+    seed: int = 0,
+    truncation_psi: float = 0.7,
+    truncation_cutoff: int | None = 8,
+    progress: bool = True,
+) -> RelevanceMatrix:
+    """The relevance matrix from gradients: for each image, the Jacobian ``J = ∂ê/∂s`` of the normalised CLIP
+    embedding w.r.t. the style channels (``batch_size`` output dimensions per backward pass, D/batch_size
+    passes per image); channel c's row is ``normalise(Σ_images normalise(J[:, c]))``. This is the
+    finite-difference row in the limit of small steps (the ``k·std`` step scale drops out in the
+    normalisation), evaluated at each image's own styles instead of at the channel mean."""
+    if images < 1 or batch_size < 1:
+        raise UsageError("need images >= 1 and batch_size >= 1")
+    layout = StyleLayout.of(G, max_resolution)
+    meta = _meta(G, guide, stats, layout, "gradient", images, None, max_resolution, seed)
+    _, std = stats.flat(layout)
+    with torch.no_grad():
+        all_styles = _image_styles(G, images, seed, truncation_psi, truncation_cutoff)
+    dim = guide.embed_dim
+    acc = torch.zeros(layout.size, dim, device=G.device)
+    bar = tqdm(total=images, desc="relevance (gradient)", unit="img", disable=not progress or None)
+    for i in range(images):
+        jac = torch.empty(dim, layout.size, device=G.device)
+        for d0 in range(0, dim, batch_size):
+            rows = min(batch_size, dim - d0)
+            flat = layout.flatten({n: v[i : i + 1] for n, v in all_styles.items()}).repeat(rows, 1)
+            flat.requires_grad_(True)
+            styles = {n: v[i : i + 1].expand(rows, -1) for n, v in all_styles.items()}
+            styles.update(layout.unflatten(flat))
+            emb = _unit(guide.encode_image(G.synthesis_from_styles(styles)).float())
+            pick = torch.zeros(rows, dim, device=emb.device)
+            pick[torch.arange(rows), torch.arange(d0, d0 + rows)] = 1
+            (grad,) = torch.autograd.grad(emb, flat, grad_outputs=pick)
+            jac[d0 : d0 + rows] = grad
+        acc += _unit(jac.t())
+        bar.update(1)
+    bar.close()
+    rows = _unit(acc).cpu()
+    rows[std == 0] = 0
+    return RelevanceMatrix(rows, layout, meta)
+
+
+def load_official_fs3(path: str | Path, G: Generator, asset: str | None = None) -> RelevanceMatrix:
+    """StyleCLIP's published ``fs3.npy`` (``[channels, 512]``, CLIP ViT-B/32) for a generator with its layers.
+
+    Rows are the conv layers of every resolution in synthesis order (``b4.conv1, b8.conv0, b8.conv1, ...``),
+    ToRGB layers left out: every resolution (6048 rows for a 1024-px config-f generator, 5952 at 512 px) or,
+    as StyleCLIP's SingleChannel.py computes it, layers up to 128 px (5376 rows for both).
+    """
+    try:
+        matrix = np.load(Path(path), allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except Exception as exc:  # numpy raises several types for foreign files
+        raise CheckpointError(f"{path}: not a StyleCLIP fs3.npy ({type(exc).__name__})") from None
+    # StyleCLIP's SingleChannel.py keeps layers up to 128 px; files computed over every conv layer exist too.
+    layouts = [StyleLayout.of(G), StyleLayout.of(G, max_resolution=128)]
+    layout = next((lay for lay in layouts if matrix.ndim == 2 and matrix.shape[0] == lay.size), None)
+    if layout is None:
+        raise UsageError(
+            f"{path}: {matrix.shape[0] if matrix.ndim == 2 else '?'} rows, but this generator has "
+            f"{layouts[0].size} conv style channels ({layouts[1].size} up to 128 px); "
+            "the file belongs to another generator"
+        )
+    meta = {
+        "method": "official",
+        "clip": "ViT-B-32:openai",
+        "generator_assets": list(OFFICIAL_GENERATORS.get(asset or "", ())),
+        "source": str(path),
+        "channels": layout.size,
+    }
+    return RelevanceMatrix(_unit(torch.from_numpy(matrix.astype(np.float32))), layout, meta)
