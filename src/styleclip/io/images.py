@@ -65,3 +65,22 @@ def compare_image(images: list[Image.Image], labels: list[str], gap: int | None 
         draw.text((x + 2, (strip - font_size) // 2), text, fill="black", font=font)
         x += im.width + gap
     return canvas
+
+
+def image_grid(rows: list[list[Image.Image]], labels: list[str]) -> Image.Image:
+    """Rows of equal-size images under one strip of column labels (e.g. an α sweep per source image)."""
+    if not rows or any(len(r) != len(labels) for r in rows):
+        raise ValueError("image_grid needs one label per column and at least one row")
+    header = compare_image(rows[0], labels)
+    strip = header.height - rows[0][0].height
+    gap = header.width - sum(im.width for im in rows[0])
+    gap = gap // max(len(labels) - 1, 1)
+    h = rows[0][0].height
+    canvas = Image.new("RGB", (header.width, strip + len(rows) * h + (len(rows) - 1) * gap), "white")
+    canvas.paste(header, (0, 0))
+    for r, row in enumerate(rows[1:], start=1):
+        x = 0
+        for im in row:
+            canvas.paste(im.convert("RGB"), (x, strip + r * (h + gap)))
+            x += im.width + gap
+    return canvas

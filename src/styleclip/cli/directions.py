@@ -1,0 +1,232 @@
+"""``styleclip directions``: precompute a generator's channel relevance, then apply text directions to images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from ..guidance.clip import DEFAULT_CLIP
+from ..sample import parse_seeds
+
+NAME = "directions"
+HELP = "global directions: precompute channel relevance for a generator, apply 'neutral -> target' edits"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    pre = sub.add_parser("precompute", help="channel relevance of a generator for a CLIP model (resumable)")
+    app = sub.add_parser("apply", help="edit images along the direction from a neutral to a target text")
+    for q in (pre, app):
+        q.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
+        q.add_argument("--clip", default=DEFAULT_CLIP, help=f"CLIP model name or checkpoint path ({DEFAULT_CLIP})")
+        q.add_argument("--samples", type=int, default=100_000, help="latents for the style statistics (100000)")
+        q.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+        q.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
+        q.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
+
+    pre.add_argument("--method", choices=["finite-difference", "gradient"], default="finite-difference",
+                     help="StyleCLIP's finite differences (hours on a GPU at 1024 px) or Jacobians (minutes)")  # fmt: skip
+    pre.add_argument("--images", type=int, default=None, help="images per channel (100; gradient: 20)")
+    pre.add_argument("--k", type=float, default=5.0, help="finite differences at mean ± k·std (5)")
+    pre.add_argument("--max-resolution", type=int, default=128, help="conv layers up to this resolution (128)")
+    pre.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    pre.add_argument("--out", type=Path, default=None, help="where to save (default: beside the generator's cache)")
+
+    app.add_argument("--target", required=True, help="what the edit should show, e.g. 'a happy dog'")
+    app.add_argument("--neutral", required=True, help="the same without the change, e.g. 'a dog'")
+    app.add_argument("--alpha", type=float, default=4.0, help="strength, -10..10 (default 4; negative reverses)")
+    app.add_argument("--beta", default="0.15", help="disentanglement 0.08-0.3 (default 0.15), or 'auto'")
+    app.add_argument("--relevance", help="relevance matrix file or catalogue name (default: official or precomputed)")
+    app.add_argument("--seeds", default=None, help="source seeds, e.g. 0-3 (default 0)")
+    app.add_argument("--latent", type=Path, help="edit latents saved by generate/edit/invert instead of seeds")
+    app.add_argument("--trunc", type=float, default=0.7, help="truncation psi of seed sources (0.7)")
+    app.add_argument("--sweep", type=float, default=5.0, help="the grid and video sweep alpha over ±this (5)")
+    app.add_argument("--sweep-count", type=int, default=11, help="alpha values in the sweep (11)")
+    app.add_argument("--fps", type=float, default=5.0, help="sweep video frame rate (5)")
+    app.add_argument("--no-video", action="store_true", help="write no sweep video")
+    app.add_argument("--outdir", type=Path, required=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..guidance.clip import load_clip
+    from ..hub.generators import load_generator
+    from ..stylespace import style_statistics
+    from ..utils.devices import resolve_device
+
+    if args.samples < 2:
+        raise UsageError("--samples must be at least 2")
+    device = resolve_device(args.device)
+    G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
+    guide = load_clip(args.clip, device=device)
+    stats = style_statistics(G, samples=args.samples, cache=args.cache)
+    if args.action == "precompute":
+        return _precompute(args, G, guide, stats)
+    return _apply(args, G, guide, stats)
+
+
+def default_relevance_path(G, clip_name: str, method: str, cache) -> Path:
+    from ..hub.download import cache_dir
+    from ..stylespace import generator_fingerprint
+
+    slug = str(clip_name).replace("/", "-").replace(":", "-")
+    return cache_dir(cache) / "stylespace" / generator_fingerprint(G) / f"relevance-{method}-{slug}.npz"
+
+
+def _precompute(args, G, guide, stats) -> int:
+    from ..edits.relevance import relevance_matrix, relevance_matrix_gradient
+
+    out = args.out or default_relevance_path(G, guide.name, args.method, args.cache)
+    t0 = time.perf_counter()
+    if args.method == "gradient":
+        matrix = relevance_matrix_gradient(
+            G, guide, stats, images=args.images or 20, max_resolution=args.max_resolution, batch_size=args.batch_size
+        )
+    else:
+        checkpoint = out.with_name(out.stem + ".partial.npz")
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            matrix = relevance_matrix(
+                G, guide, stats, images=args.images or 100, k=args.k, max_resolution=args.max_resolution,
+                batch_size=args.batch_size, checkpoint=checkpoint,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            print(f"styleclip directions: interrupted; run the same command again to resume ({checkpoint})",
+                  file=sys.stderr)  # fmt: skip
+            return 130
+        checkpoint.unlink(missing_ok=True)
+    matrix.meta["seconds"] = round(time.perf_counter() - t0, 1)
+    matrix.save(out)
+    print(f"relevance of {matrix.layout.size} channels ({args.method}, {matrix.meta['seconds']} s) -> {out}")
+    return 0
+
+
+def _relevance(args, G, guide):
+    from ..edits.relevance import OFFICIAL_GENERATORS, RelevanceMatrix, load_official_fs3
+    from ..hub.registry import fetch, find_asset
+
+    spec = args.relevance
+    if spec is None:
+        asset = G.meta.get("asset")
+        official = next((k for k, gens in OFFICIAL_GENERATORS.items() if asset in gens), None)
+        if official is not None:
+            spec = official
+        else:
+            for method in ("finite-difference", "gradient"):
+                path = default_relevance_path(G, guide.name, method, args.cache)
+                if path.is_file():
+                    return RelevanceMatrix.load(path)
+            raise UsageError(
+                "no relevance matrix for this generator and CLIP model yet: run "
+                f"styleclip directions precompute --generator {args.generator} --clip {args.clip} "
+                "(add --method gradient for a quick one), or pass --relevance FILE"
+            )
+    asset = find_asset(spec) if not Path(spec).exists() else None
+    if asset is not None and asset.kind == "directions":
+        return load_official_fs3(fetch(asset, cache=args.cache, offline=args.offline), G, asset=asset.name)
+    if str(spec).endswith(".npy"):
+        return load_official_fs3(spec, G)
+    return RelevanceMatrix.load(spec)
+
+
+def _sweep(limit: float, count: int) -> list[float]:
+    if count < 2 or not np.isfinite(limit) or limit <= 0:
+        raise UsageError("the sweep needs --sweep > 0 and --sweep-count >= 2")
+    return [round(float(v), 4) for v in np.linspace(-limit, limit, count)]
+
+
+def _apply(args, G, guide, stats) -> int:
+    import torch
+
+    from ..edits.global_direction import global_direction
+    from ..io.images import image_grid, save_png, to_pil, to_uint8
+    from ..io.video import VideoWriter
+    from ..latents import load_latent
+    from ..utils.files import atomic_write
+
+    if args.latent is not None and args.seeds is not None:
+        raise UsageError("give --seeds or --latent, not both")
+    beta = None if str(args.beta).lower() == "auto" else _float(args.beta, "--beta")
+    alphas = _sweep(args.sweep, args.sweep_count)
+    matrix = _relevance(args, G, guide)
+    matrix.check(G, guide.name)
+    t0 = time.perf_counter()
+    direction = global_direction(
+        guide, args.target, args.neutral, matrix, stats, beta=beta, domain=G.meta.get("domain")
+    )
+    t_direction = time.perf_counter() - t0
+    with torch.no_grad():
+        if args.latent is not None:
+            ws = load_latent(args.latent, G)
+            names = [f"row{k}" for k in range(ws.shape[0])]
+        else:
+            seeds = parse_seeds(args.seeds or "0")
+            ws = G.mapping_forward(G.z_from_seed(seeds), truncation_psi=args.trunc)
+            names = [f"seed{s:04d}" for s in seeds]
+        styles = G.styles(ws)
+        t1 = time.perf_counter()
+        before = G.synthesis_from_styles(styles)
+        after = G.synthesis_from_styles(direction.apply(styles, args.alpha))
+        t_apply = time.perf_counter() - t1
+        sweep = [to_pil(G.synthesis_from_styles(direction.apply(styles, a))) for a in alphas]
+
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    text = {"styleclip:target": args.target, "styleclip:neutral": args.neutral, "styleclip:alpha": args.alpha,
+            "styleclip:beta": direction.beta}  # fmt: skip
+    for i, name in enumerate(names):
+        where = args.outdir if len(names) == 1 else args.outdir / name
+        save_png(to_pil(before[i : i + 1])[0], where / "before.png", text=text)
+        save_png(to_pil(after[i : i + 1])[0], where / "after.png", text=text)
+    rows = [[frames[i] for frames in sweep] for i in range(len(names))]
+    save_png(image_grid(rows, [f"α {a:g}" for a in alphas]), args.outdir / "sweep.png", text=text)
+    if not args.no_video:
+        with VideoWriter(args.outdir / "sweep.mp4", fps=args.fps) as video:
+            for a in [*alphas, *alphas[-2:0:-1]]:  # there and back, so that it loops
+                side_by_side = [np.asarray(im.convert("RGB")) for im in sweep[alphas.index(a)]]
+                video.append(np.concatenate(side_by_side, axis=1))
+    delta = {k: v.numpy() for k, v in direction.layout.unflatten(direction.delta).items()}
+
+    def write_delta(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **delta)
+
+    atomic_write(args.outdir / "delta.npz", write_delta)
+    report = {
+        "generator": {"name": args.generator, "asset": G.meta.get("asset"), "source": G.meta.get("source")},
+        "clip": guide.name,
+        "target": args.target,
+        "neutral": args.neutral,
+        "alpha": args.alpha,
+        "beta": direction.beta,
+        "beta_automatic": beta is None,
+        "channels_changed": direction.channels_changed,
+        "channels_per_layer": direction.per_layer(),
+        "relevance": matrix.meta,
+        "statistics": stats.meta,
+        "sources": names,
+        "sweep_alphas": alphas,
+        "seconds": {"direction": round(t_direction, 4), "apply": round(t_apply, 4)},
+        "max_pixel_change": int(np.abs(to_uint8(after).astype(int) - to_uint8(before).astype(int)).max()),
+    }
+    atomic_write(args.outdir / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1, default=str)))
+    layers = ", ".join(f"{k} {v}" for k, v in direction.per_layer().items())
+    print(
+        f"{args.neutral!r} -> {args.target!r}: beta {direction.beta:g}, {direction.channels_changed} channels ({layers})"
+    )
+    print(
+        f"wrote {len(names)} edit(s), sweep.png{'' if args.no_video else ', sweep.mp4'} and report.json to {args.outdir}"
+    )
+    return 0
+
+
+def _float(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a number or 'auto', got {text!r}") from None
