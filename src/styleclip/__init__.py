@@ -10,7 +10,9 @@ moves the latent or style code until it does. The public API lives here:
     [result] = styleclip.optimize(G, "a man with a beard", seeds=[9])   # result.image, result.latent
 """
 
+from .edits.global_direction import GlobalDirection, global_direction
 from .edits.optimize import EditResult, OptimizeConfig, optimize
+from .edits.relevance import RelevanceMatrix, load_official_fs3, relevance_matrix, relevance_matrix_gradient
 from .errors import CheckpointError, StyleclipError, UsageError
 from .guidance.clip import ClipGuide, load_clip
 from .guidance.identity import IdentityLoss, load_identity_loss
@@ -19,6 +21,7 @@ from .hub.generators import load_generator, read_generator_file, save_generator
 from .latents import load_latent
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
 from .sample import Sample, parse_seeds, sample
+from .stylespace import StyleLayout, StyleStats, style_statistics
 from .utils.memory import keep_freed_memory
 
 __version__ = "0.1.0"
@@ -30,24 +33,33 @@ __all__ = [
     "EditResult",
     "Generator",
     "GeneratorConfig",
+    "GlobalDirection",
     "IdentityLoss",
     "MappingConfig",
     "OptimizeConfig",
+    "RelevanceMatrix",
     "Sample",
     "StyleLayer",
+    "StyleLayout",
+    "StyleStats",
     "StyleclipError",
     "SynthesisConfig",
     "UsageError",
     "__version__",
+    "global_direction",
     "keep_freed_memory",
     "load_clip",
     "load_generator",
     "load_identity_loss",
     "load_latent",
     "load_lpips",
+    "load_official_fs3",
     "optimize",
     "parse_seeds",
     "read_generator_file",
+    "relevance_matrix",
+    "relevance_matrix_gradient",
     "sample",
     "save_generator",
+    "style_statistics",
 ]
