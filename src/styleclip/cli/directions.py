@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -75,7 +76,8 @@ def default_relevance_path(G, clip_name: str, method: str, cache) -> Path:
     from ..hub.download import cache_dir
     from ..stylespace import generator_fingerprint
 
-    slug = str(clip_name).replace("/", "-").replace(":", "-")
+    as_path = Path(str(clip_name))
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "-", as_path.name if as_path.exists() else str(clip_name))
     return cache_dir(cache) / "stylespace" / generator_fingerprint(G) / f"relevance-{method}-{slug}.npz"
 
 
