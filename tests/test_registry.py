@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import threading
 from dataclasses import replace
@@ -9,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+import torch
 
 import styleclip
 from styleclip.cli.main import main
@@ -130,6 +132,25 @@ def test_url_is_downloaded_into_the_cache(tiny_asset, server):
     loaded = styleclip.load_generator(f"{server}/pretrained/tiny.pkl", device="cpu")
     assert loaded.img_resolution == 32
     assert "urls" in loaded.meta["source"]
+
+
+def test_clip_and_lpips_load_from_urls(server, monkeypatch, tmp_path, tiny_clip_file):
+    import torchvision
+
+    from styleclip.guidance.perceptual import load_lpips
+
+    monkeypatch.setenv("STYLECLIP_HOME", str(tmp_path / "cache"))
+    lin = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate((64, 192, 384, 256, 256))}
+    buf = io.BytesIO()
+    torch.save(lin, buf)
+    backbone = tmp_path / "alexnet.pth"
+    torch.save({k: v for k, v in torchvision.models.alexnet().state_dict().items() if "features" in k}, backbone)
+    Files.files = {"/clip.pt": tiny_clip_file.read_bytes(), "/alex.pth": buf.getvalue()}
+    guide = styleclip.load_clip(f"{server}/clip.pt", device="cpu")
+    assert guide.embed_dim == 32
+    lp = load_lpips("alex", lin=f"{server}/alex.pth", backbone=backbone)
+    assert torch.equal(lp.lins[1].weight, lin["lin1.model.1.weight"])
+    assert {"/alex.pth", "/clip.pt"} <= set(Files.hits)
 
 
 def test_git_blob_verified_entry(server, monkeypatch, tmp_path):

@@ -129,6 +129,10 @@ def _relevance(args, G, guide):
                 f"styleclip directions precompute --generator {args.generator} --clip {args.clip} "
                 "(add --method gradient for a quick one), or pass --relevance FILE"
             )
+    if spec.startswith(("http://", "https://")):
+        from ..hub.registry import fetch_url
+
+        spec = str(fetch_url(spec, cache=args.cache, offline=args.offline))
     asset = find_asset(spec) if not Path(spec).exists() else None
     if asset is not None and asset.kind == "directions":
         return load_official_fs3(fetch(asset, cache=args.cache, offline=args.offline), G, asset=asset.name)

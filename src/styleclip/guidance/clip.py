@@ -149,6 +149,10 @@ def load_clip(
     open_clip = _open_clip()
     dev = resolve_device(device)
     text = str(name)
+    if text.startswith(("http://", "https://")):  # a checkpoint on the web: into the verified cache first
+        from ..hub.registry import fetch_url
+
+        text = str(fetch_url(text))
     path = Path(text).expanduser()
     arch, _, tag = text.partition(":")
     if path.is_file():
