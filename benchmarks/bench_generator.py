@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import styleclip
-from report import RESULTS, write_report
+from report import RESULTS, peak_memory_mb, write_report
 from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from styleclip.utils.devices import resolve_device
 
@@ -89,10 +88,7 @@ def run_case(res: int, job: str, modulation: str, batch: int, device: torch.devi
         sync(device)
         times.append(time.perf_counter() - t0)
     median = statistics.median(times)
-    if device.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_mb, peak_kind = peak_memory_mb(device)
     return {
         "resolution": res,
         "job": job,
@@ -102,7 +98,7 @@ def run_case(res: int, job: str, modulation: str, batch: int, device: torch.devi
         "min_s": min(times),
         "times_s": times,
         "peak_mem_mb": peak_mb,
-        "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss",
+        "peak_mem_kind": peak_kind,
         "gflop": flops / 1e9,
         "gflops_per_s": flops / 1e9 / median,
     }

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import torch
 
 import styleclip
 from bench_generator import build, sync
-from report import RESULTS, write_report
+from report import RESULTS, peak_memory_mb, write_report
 from styleclip.guidance.clip import ClipGuide
 from styleclip.utils.devices import resolve_device
 
@@ -51,10 +50,7 @@ def run_case(res: int, batch: int, arch: str, space: str, device: torch.device, 
     t0 = time.perf_counter()
     styleclip.optimize(G, prompts, guide, seeds=[0], steps=warmup + steps, space=space, callback=tick, progress=False)
     per_step = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)][warmup:]
-    if device.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_mb, peak_kind = peak_memory_mb(device)
     return {
         "resolution": res,
         "batch": batch,
@@ -64,7 +60,7 @@ def run_case(res: int, batch: int, arch: str, space: str, device: torch.device, 
         "min_s_per_step": min(per_step),
         "steps_s": per_step,
         "peak_mem_mb": peak_mb,
-        "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss",
+        "peak_mem_kind": peak_kind,
     }
 
 

@@ -28,3 +28,12 @@ def write_report(benchmark: str, device: torch.device, rows: list[dict], path: P
     path.write_text(json.dumps(report, indent=2))
     print(f"wrote {path}")
     return path
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    """Peak memory since the last reset: CUDA's allocated bytes, else the process's maximum RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda_allocated"
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"  # KiB on Linux

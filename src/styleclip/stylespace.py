@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .errors import UsageError
 from .nets.stylegan2 import Generator
-from .utils.files import atomic_write
+from .utils.files import atomic_save_arrays
 
 
 @dataclass(frozen=True)
@@ -104,12 +104,7 @@ class StyleStats:
         arrays = {f"mean/{k}": v.cpu().numpy() for k, v in self.mean.items()}
         arrays |= {f"std/{k}": v.cpu().numpy() for k, v in self.std.items()}
         arrays["meta"] = np.array(json.dumps(self.meta))
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-
-        return atomic_write(Path(path), write)
+        return atomic_save_arrays(Path(path), arrays)
 
     @classmethod
     def load(cls, path: Path) -> StyleStats:

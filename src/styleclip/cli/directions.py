@@ -154,7 +154,7 @@ def _apply(args, G, guide, stats) -> int:
     from ..io.images import image_grid, save_png, to_pil, to_uint8
     from ..io.video import VideoWriter
     from ..latents import load_latent
-    from ..utils.files import atomic_write
+    from ..utils.files import atomic_save_arrays, atomic_write
 
     if args.latent is not None and args.seeds is not None:
         raise UsageError("give --seeds or --latent, not both")
@@ -197,12 +197,7 @@ def _apply(args, G, guide, stats) -> int:
                 side_by_side = [np.asarray(im.convert("RGB")) for im in sweep[alphas.index(a)]]
                 video.append(np.concatenate(side_by_side, axis=1))
     delta = {k: v.numpy() for k, v in direction.layout.unflatten(direction.delta).items()}
-
-    def write_delta(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **delta)
-
-    atomic_write(args.outdir / "delta.npz", write_delta)
+    atomic_save_arrays(args.outdir / "delta.npz", delta)
     report = {
         "generator": {"name": args.generator, "asset": G.meta.get("asset"), "source": G.meta.get("source")},
         "clip": guide.name,

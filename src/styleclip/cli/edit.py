@@ -17,7 +17,7 @@ from ..guidance.clip import DEFAULT_CLIP
 from ..io.images import compare_image, save_png, to_pil, to_uint8
 from ..io.video import VideoWriter
 from ..sample import parse_seeds
-from ..utils.files import atomic_write
+from ..utils.files import atomic_save_arrays, atomic_write
 
 NAME = "edit"
 HELP = "edit a generated image (or a saved latent) towards a text prompt by latent optimisation"
@@ -272,19 +272,8 @@ def _write(where: Path, r: EditResult, base: dict, video: str | None) -> None:
     save_png(after, where / "after.png", text=png_text)
     label = f"after: {r.prompt}  (CLIP {r.clip_before:.3f} -> {r.clip_after:.3f})"
     save_png(compare_image([before, after], ["before", label]), where / "compare.png", text=png_text)
-    _save_arrays(where / "latent.npy", r.latent.numpy())
+    atomic_save_arrays(where / "latent.npy", r.latent.numpy())
     if r.styles is not None:
-        _save_arrays(where / "styles.npz", {k: v.numpy() for k, v in r.styles.items()})
+        atomic_save_arrays(where / "styles.npz", {k: v.numpy() for k, v in r.styles.items()})
     text = json.dumps(report, indent=1, default=str)
     atomic_write(where / "report.json", lambda tmp: tmp.write_text(text))
-
-
-def _save_arrays(path: Path, arrays) -> None:
-    """``.npy`` for one array, ``.npz`` for a dict; through a file object, since NumPy would otherwise add
-    its suffix to the temporary name."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays) if isinstance(arrays, dict) else np.save(f, arrays)
-
-    atomic_write(path, write)

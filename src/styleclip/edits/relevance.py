@@ -28,7 +28,7 @@ from ..errors import CheckpointError, UsageError
 from ..guidance.clip import ClipGuide
 from ..nets.stylegan2 import Generator
 from ..stylespace import StyleLayout, StyleStats, generator_fingerprint
-from ..utils.files import atomic_write
+from ..utils.files import atomic_save_arrays
 
 # The generators each published matrix was computed on, and those that carry the same weights.
 OFFICIAL_GENERATORS = {
@@ -52,12 +52,7 @@ class RelevanceMatrix:
             "layout": np.array(json.dumps(self.layout.to_dict())),
             "meta": np.array(json.dumps(self.meta)),
         }
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-
-        return atomic_write(Path(path), write)
+        return atomic_save_arrays(Path(path), arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> RelevanceMatrix:
@@ -208,13 +203,7 @@ def relevance_matrix(
 
 
 def _save_partial(path: Path, meta: dict, rows: torch.Tensor, done: torch.Tensor) -> None:
-    arrays = {"rows": rows.numpy(), "done": done.numpy(), "meta": np.array(json.dumps(meta))}
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-    atomic_write(path, write)
+    atomic_save_arrays(path, {"rows": rows.numpy(), "done": done.numpy(), "meta": np.array(json.dumps(meta))})
 
 
 def _load_partial(path: Path, meta: dict, rows: torch.Tensor, done: torch.Tensor):

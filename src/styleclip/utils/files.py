@@ -25,3 +25,18 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_save_arrays(path: Path, arrays) -> Path:
+    """``.npy`` for one array, ``.npz`` for a dict of arrays, written atomically. NumPy is handed a file
+    object, since given a name it would add its own suffix to the temporary one."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            if isinstance(arrays, dict):
+                np.savez(f, **arrays)
+            else:
+                np.save(f, arrays)
+
+    return atomic_write(Path(path), write)
