@@ -1,0 +1,1 @@
+"""Real photos into the generator: encoders (e4e, ReStyle), optimisation projection, pivotal tuning."""
