@@ -18,6 +18,8 @@ from .guidance.clip import ClipGuide, load_clip
 from .guidance.identity import IdentityLoss, load_identity_loss
 from .guidance.perceptual import LPIPS, load_lpips
 from .hub.generators import load_generator, read_generator_file, save_generator
+from .inversion.encoders import Encoder, load_encoder
+from .inversion.invert import Inversion, invert, prepare_photo
 from .latents import load_latent
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
 from .sample import Sample, parse_seeds, sample
@@ -31,10 +33,12 @@ __all__ = [
     "CheckpointError",
     "ClipGuide",
     "EditResult",
+    "Encoder",
     "Generator",
     "GeneratorConfig",
     "GlobalDirection",
     "IdentityLoss",
+    "Inversion",
     "MappingConfig",
     "OptimizeConfig",
     "RelevanceMatrix",
@@ -47,8 +51,10 @@ __all__ = [
     "UsageError",
     "__version__",
     "global_direction",
+    "invert",
     "keep_freed_memory",
     "load_clip",
+    "load_encoder",
     "load_generator",
     "load_identity_loss",
     "load_latent",
@@ -56,6 +62,7 @@ __all__ = [
     "load_official_fs3",
     "optimize",
     "parse_seeds",
+    "prepare_photo",
     "read_generator_file",
     "relevance_matrix",
     "relevance_matrix_gradient",

@@ -1,0 +1,212 @@
+"""``styleclip.invert``: a user's photo -> a latent of the generator (+ reconstruction and its quality).
+
+Steps: read the photo robustly, crop it the way the generator was trained (FFHQ alignment for faces, a centre
+crop or a given box otherwise), then one of e4e, ReStyle-e4e (the encoder the catalogue pairs with the generator)
+or optimisation projection (any generator; may start from an encoder's answer), optionally followed by pivotal
+tuning (PTI) of a copy of the generator around the found latent.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from ..errors import UsageError
+from ..guidance.perceptual import LPIPS
+from ..io.photos import center_crop, crop_box, load_photo, to_tensor
+from ..nets.stylegan2 import Generator
+from .encoders import Encoder, encode, load_encoder
+from .projection import ProjectionConfig, project, psnr, use_noise
+
+METHODS = ("auto", "e4e", "restyle", "project")
+ALIGNS = ("auto", "face", "center", "none")
+
+
+@dataclass
+class Inversion:
+    """``ws``: W+ ``[1, num_ws, w_dim]``; ``target``/``reconstruction``: ``[1, 3, R, R]`` in ``[-1, 1]``;
+    ``generator``: the generator to edit with (a tuned copy after PTI); ``noise``: projection noise maps, if
+    optimised; ``metrics``: LPIPS, PSNR (dB) and, for faces, ArcFace identity similarity."""
+
+    ws: torch.Tensor
+    target: torch.Tensor
+    reconstruction: torch.Tensor
+    generator: Generator
+    method: str
+    aligned: Image.Image
+    noise: dict[str, torch.Tensor] | None = None
+    steps: list[torch.Tensor] = field(default_factory=list)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def prepare_photo(
+    photo: str | Path | Image.Image,
+    size: int,
+    align: str = "auto",
+    domain: str | None = None,
+    face: int | None = None,
+    box: tuple[int, int, int, int] | None = None,
+) -> Image.Image:
+    """The photo as the generator saw its training data: ``size`` x ``size`` RGB.
+
+    ``align``: 'face' (FFHQ alignment), 'center' (centre crop), 'none' (resize as it is: already aligned),
+    'auto' (face for face generators, centre otherwise). A ``box`` overrides it.
+    """
+    if align not in ALIGNS:
+        raise UsageError(f"align must be one of {', '.join(ALIGNS)}, got {align!r}")
+    name = str(photo) if not isinstance(photo, Image.Image) else "the photo"
+    img = load_photo(photo) if not isinstance(photo, Image.Image) else photo.convert("RGB")
+    if box is not None:
+        return crop_box(img, box, size)
+    mode = ("face" if domain == "face" else "center") if align == "auto" else align
+    if mode == "face":
+        from ..io.align import align as align_face
+
+        return align_face(img, size, face=face, name=name)
+    if mode == "center":
+        return center_crop(img, size)
+    return img.resize((size, size), Image.Resampling.LANCZOS) if img.size != (size, size) else img
+
+
+def default_encoder(G: Generator) -> str | None:
+    """The catalogue's encoder for this generator (``e4e:ffhq`` for FFHQ, ReStyle for AFHQ Wild), if any."""
+    return (G.meta.get("defaults") or {}).get("encoder")
+
+
+def invert(
+    photo: str | Path | Image.Image,
+    G: Generator,
+    method: str = "auto",
+    encoder: Encoder | str | Path | None = None,
+    lpips: LPIPS | None = None,
+    steps: int | None = None,
+    pti: bool = False,
+    pti_steps: int = 350,
+    pti_stop: float = 0.06,
+    align: str = "auto",
+    face: int | None = None,
+    box: tuple[int, int, int, int] | None = None,
+    projection: ProjectionConfig | None = None,
+    identity=None,
+    progress: bool = True,
+) -> Inversion:
+    """Invert a photo into ``G``.
+
+    Args:
+        method: 'e4e', 'restyle', 'project', or 'auto' (the generator's encoder when the catalogue names one,
+            else projection).
+        encoder: a loaded :class:`Encoder`, or its name/path (default: the catalogue's for ``G``). With
+            'project', an encoder given here provides the starting point.
+        lpips: perceptual distance for projection, PTI and the metrics (default: LPIPS-VGG, downloaded once).
+        steps: ReStyle refinement steps (5) or projection steps (1000).
+        pti: fine-tune a copy of the generator around the latent (pivotal tuning) for a faithful reconstruction,
+            for up to ``pti_steps`` steps or until LPIPS falls below ``pti_stop``.
+        identity: an :class:`~styleclip.guidance.identity.IdentityLoss` for the face-identity metric.
+    """
+    if method not in METHODS:
+        raise UsageError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    t0 = time.perf_counter()
+    domain = G.meta.get("domain")
+    aligned = prepare_photo(photo, G.img_resolution, align, domain, face, box)
+    target = to_tensor(aligned, G.device)
+    name = encoder if isinstance(encoder, str | Path) else None
+    if method == "auto":
+        method = "e4e" if (encoder is not None or default_encoder(G)) and method != "project" else "project"
+    if method in ("e4e", "restyle") or (method == "project" and encoder is not None):
+        if not isinstance(encoder, Encoder):
+            name = name or default_encoder(G)
+            if name is None:
+                raise UsageError("no encoder is known for this generator: pass --encoder or use --method project")
+            encoder = load_encoder(name, device=G.device)
+        if method != "project":
+            method = encoder.kind
+    if lpips is None and (method == "project" or pti):
+        from ..guidance.perceptual import load_lpips
+
+        lpips = load_lpips("vgg", device=G.device)
+    lpips = lpips.to(G.device) if lpips is not None else None
+
+    noise, history, all_steps = None, [], []
+    if method in ("e4e", "restyle"):
+        all_steps = encode(encoder, G, target, steps=steps)
+        ws = all_steps[-1]
+    else:
+        init = encode(encoder, G, target)[-1] if isinstance(encoder, Encoder) else None
+        cfg = projection or ProjectionConfig(steps=steps or 1000, space="w+" if init is not None else "w")
+        result = project(G, target, lpips, cfg, init=init, progress=progress)
+        ws, noise, history = result.ws, result.noise, result.history
+    generator = G
+    if pti:
+        generator = pivotal_tuning(
+            G, ws, target, lpips, steps=pti_steps, stop_lpips=pti_stop, noise=noise, progress=progress
+        )
+    with torch.no_grad(), use_noise(generator, noise):
+        recon = generator.synthesize(ws)
+    metrics = reconstruction_metrics(recon, target, lpips, identity if domain == "face" else None)
+    return Inversion(
+        ws.detach(), target, recon, generator, method + ("+pti" if pti else ""), aligned, noise,
+        [s.detach() for s in all_steps], metrics, history, time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def reconstruction_metrics(recon: torch.Tensor, target: torch.Tensor, lpips: LPIPS | None, identity=None) -> dict:
+    """LPIPS (lower is closer), PSNR in dB, and ArcFace cosine similarity for faces (None where not measured)."""
+    return {
+        "lpips": float(lpips(recon, target)[0]) if lpips is not None else None,
+        "psnr": psnr(recon, target),
+        "identity": float((identity.embed(recon) * identity.embed(target)).sum()) if identity is not None else None,
+    }
+
+
+def pivotal_tuning(
+    G: Generator,
+    ws: torch.Tensor,
+    target: torch.Tensor,
+    lpips: LPIPS | None,
+    steps: int = 350,
+    lr: float = 3e-4,
+    l2_weight: float = 1.0,
+    lpips_weight: float = 1.0,
+    stop_lpips: float = 0.06,
+    noise: dict | None = None,
+    progress: bool = True,
+) -> Generator:
+    """PTI (Roich et al. 2021): fine-tune a copy of the synthesis network so that the pivot ``ws`` draws the
+    photo (L2 + LPIPS, Adam lr 3e-4, up to 350 steps, stopping once LPIPS < 0.06). The latent stays where the
+    edits work; the original generator is untouched."""
+    if steps < 1:
+        raise UsageError("PTI needs at least 1 step")
+    tuned = copy.deepcopy(G)
+    tuned.synthesis.requires_grad_(True)
+    params = [p for p in tuned.synthesis.parameters() if p.is_floating_point()]
+    opt = torch.optim.Adam(params, lr=lr)
+    pivot = ws.detach()
+    bar = tqdm(total=steps, desc="pivotal tuning", unit="step", disable=not progress or None, leave=False)
+    try:
+        with use_noise(tuned, noise):
+            for _ in range(steps):
+                img = tuned.synthesize(pivot, modulation="fused")  # weights get gradients: the fused path is the one
+                dist = lpips(img, target).mean() if lpips is not None else img.new_zeros(())
+                if lpips is not None and dist.item() < stop_lpips:
+                    break
+                loss = l2_weight * F.mse_loss(img, target) + lpips_weight * dist
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                bar.update(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bar.close()
+    tuned.meta = {**G.meta, "pti": True}
+    return tuned.eval().requires_grad_(False)

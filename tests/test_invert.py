@@ -1,0 +1,87 @@
+"""styleclip.invert end to end on tiny networks: encoders, projection, PTI, photo preparation, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styleclip import UsageError
+from styleclip.guidance.perceptual import LPIPS
+from styleclip.inversion.invert import invert, prepare_photo
+from styleclip.inversion.projection import ProjectionConfig
+from styleclip.nets.encoders import IRSEEncoder
+from test_encoders import TINY_IRSE, tiny_generator_w64, write_checkpoint
+
+
+@pytest.fixture(scope="module")
+def G():
+    return tiny_generator_w64(seed=3)
+
+
+@pytest.fixture(scope="module")
+def e4e_path(tmp_path_factory, G):
+    net = IRSEEncoder(G.num_ws, 3, True, TINY_IRSE, stem=16)
+    return write_checkpoint(tmp_path_factory.mktemp("enc") / "e4e.pt", net, G)
+
+
+@pytest.fixture(scope="module")
+def lpips():
+    torch.manual_seed(0)
+    model = LPIPS("alex", max_size=None)
+    with torch.no_grad():
+        for lin in model.lins:
+            lin.weight.abs_()
+    return model
+
+
+@pytest.fixture(scope="module")
+def photo(G, tmp_path_factory):
+    with torch.no_grad():
+        img = G.synthesize(G.mapping_forward(G.z_from_seed(5), truncation_psi=0.8))
+    a = ((img[0].permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).round().byte().numpy()
+    path = tmp_path_factory.mktemp("photo") / "photo.png"
+    Image.fromarray(a).resize((48, 40)).save(path)  # not square, not the generator's size
+    return path
+
+
+def test_e4e_inversion_with_metrics(G, e4e_path, photo, lpips):
+    inv = invert(photo, G, method="e4e", encoder=str(e4e_path), lpips=lpips, align="center", progress=False)
+    assert inv.method == "e4e" and inv.ws.shape == (1, G.num_ws, G.w_dim) and len(inv.steps) == 1
+    assert inv.target.shape == inv.reconstruction.shape == (1, 3, 32, 32) and inv.aligned.size == (32, 32)
+    assert inv.metrics["lpips"] >= 0 and np.isfinite(inv.metrics["psnr"]) and inv.metrics["identity"] is None
+
+
+def test_projection_from_the_encoder_answer_then_pti_gets_closer(G, e4e_path, photo, lpips):
+    enc = invert(photo, G, method="e4e", encoder=str(e4e_path), lpips=lpips, align="center", progress=False)
+    cfg = ProjectionConfig(steps=30, space="w+", w_avg_samples=200)
+    proj = invert(photo, G, method="project", encoder=str(e4e_path), lpips=lpips, align="center",
+                  projection=cfg, progress=False)  # fmt: skip
+    assert proj.method == "project" and proj.metrics["psnr"] > enc.metrics["psnr"]
+    tuned = invert(photo, G, method="project", lpips=lpips, align="center", projection=cfg, pti=True, pti_steps=30, pti_stop=0,
+                   progress=False)  # fmt: skip
+    assert tuned.method == "project+pti" and tuned.generator is not G and tuned.generator.meta["pti"]
+    plain = invert(photo, G, method="project", lpips=lpips, align="center", projection=cfg, progress=False)
+    assert tuned.metrics["psnr"] > plain.metrics["psnr"]
+    assert all(not p.requires_grad for p in tuned.generator.parameters())
+    for (name, a), b in zip(G.state_dict().items(), tuned.generator.state_dict().values(), strict=True):
+        if name.startswith("mapping"):
+            assert torch.equal(a, b)  # only the synthesis network is tuned
+
+
+def test_auto_method_without_an_encoder_projects(G, photo, lpips):
+    inv = invert(
+        photo, G, lpips=lpips, align="none", projection=ProjectionConfig(steps=3, w_avg_samples=50), progress=False
+    )
+    assert inv.method == "project"
+
+
+def test_prepare_photo_modes(photo):
+    assert prepare_photo(photo, 16, "center").size == (16, 16)
+    assert prepare_photo(photo, 16, "none").size == (16, 16)
+    assert prepare_photo(photo, 16, box=(0, 0, 20, 20)).size == (16, 16)
+    with pytest.raises(UsageError, match="align must be"):
+        prepare_photo(photo, 16, "sideways")
+    with pytest.raises(UsageError, match="method must be"):
+        invert(photo, tiny_generator_w64(), method="magic")
