@@ -59,3 +59,21 @@ def tiny_clip_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "tiny-openai-state.pt"
     torch.save(tiny_clip().state_dict(), path)
     return path
+
+
+@pytest.fixture
+def tiny_lpips(monkeypatch):
+    """LPIPS with random (non-negative) calibration, in place of the 528 MB download."""
+    import torch
+
+    from styleclip.guidance import perceptual
+
+    def fake_load(net="vgg", **kwargs):
+        torch.manual_seed(0)
+        model = perceptual.LPIPS("alex", max_size=None)
+        with torch.no_grad():
+            for lin in model.lins:
+                lin.weight.abs_()
+        return model
+
+    monkeypatch.setattr(perceptual, "load_lpips", fake_load)

@@ -111,7 +111,7 @@ def test_edit_a_saved_latent(assets, tmp_path):
         (["--prompt", ""], "empty prompt"),
         (["--steps", "0"], "steps must be at least 1"),
         (["--layers", "b7.conv9"], "unknown layer"),
-        (["--image", "photo.jpg"], "inversion"),
+        (["--image", "photo.jpg"], "no such file"),
         (["--loss", "directional"], "neutral"),
     ],
 )
@@ -127,3 +127,17 @@ def test_nan_loss_exits_with_the_message_and_keeps_the_result(assets, tmp_path, 
     assert main([*argv, "--outdir", str(tmp_path)]) == 1
     assert "NaN" in capsys.readouterr().err
     assert np.isfinite(np.load(tmp_path / "latent.npy")).all()
+
+
+def test_edit_a_photo_inverts_it_first(assets, tmp_path, tiny_lpips):
+    photo = tmp_path / "me.png"
+    Image.fromarray((np.random.RandomState(0).rand(40, 50, 3) * 255).astype(np.uint8)).save(photo)
+    argv = ["edit", *assets, "--prompt", "a tiger", "--image", str(photo), "--method", "project", "--invert-steps", "3",
+            "--align", "center", "--pti", "--steps", "2", "--no-video", "--outdir", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    inv = tmp_path / "out" / "inversion"
+    assert {p.name for p in inv.iterdir()} >= {"aligned.png", "reconstruction.png", "latent.npy", "report.json",
+                                                "generator_pti.safetensors"}  # fmt: skip
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["config"]["latent"].endswith("latent.npy") and report["generator"]["name"].endswith("pti.safetensors")
+    assert json.loads((inv / "report.json").read_text())["method"] == "project+pti"

@@ -157,7 +157,7 @@ def test_bad_settings_are_one_line_errors(G, guide):
         ({"steps": 0}, "steps must be at least 1"),
         ({"space": "z"}, "space must be"),
         ({"lr": float("nan")}, "lr must be"),
-        ({"image": "photo.jpg"}, "inversion"),
+        ({"image": "photo.jpg"}, "no such file"),
     ]:
         with pytest.raises(UsageError, match=match):
             run(G, guide, **kw)

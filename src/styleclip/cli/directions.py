@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     app.add_argument("--relevance", help="relevance matrix file or catalogue name (default: official or precomputed)")
     app.add_argument("--seeds", default=None, help="source seeds, e.g. 0-3 (default 0)")
     app.add_argument("--latent", type=Path, help="edit latents saved by generate/edit/invert instead of seeds")
+    app.add_argument("--image", type=Path, help="edit a photo: inverted first (photo options below)")
+    from .invert import add_photo_arguments
+
+    add_photo_arguments(app.add_argument_group("photo options (with --image)"))
     app.add_argument("--trunc", type=float, default=0.7, help="truncation psi of seed sources (0.7)")
     app.add_argument("--sweep", type=float, default=5.0, help="the grid and video sweep alpha over ±this (5)")
     app.add_argument("--sweep-count", type=int, default=11, help="alpha values in the sweep (11)")
@@ -156,8 +160,8 @@ def _apply(args, G, guide, stats) -> int:
     from ..latents import load_latent
     from ..utils.files import atomic_save_arrays, atomic_write
 
-    if args.latent is not None and args.seeds is not None:
-        raise UsageError("give --seeds or --latent, not both")
+    if sum(x is not None for x in (args.latent, args.seeds, args.image)) > 1:
+        raise UsageError("give one source: --seeds, --latent or --image")
     beta = None if str(args.beta).lower() == "auto" else _float(args.beta, "--beta")
     alphas = _sweep(args.sweep, args.sweep_count)
     matrix = _relevance(args, G, guide)
@@ -167,8 +171,16 @@ def _apply(args, G, guide, stats) -> int:
         guide, args.target, args.neutral, matrix, stats, beta=beta, domain=G.meta.get("domain")
     )
     t_direction = time.perf_counter() - t0
+    if args.image is not None:  # invert first; a pivotally tuned generator then draws the edits
+        from .invert import invert_photo, write_inversion
+
+        inv = invert_photo(args, G, args.image)
+        write_inversion(inv, args.outdir / "inversion", args.image, args.generator)
+        G = inv.generator
     with torch.no_grad():
-        if args.latent is not None:
+        if args.image is not None:
+            ws, names = inv.ws, ["photo"]
+        elif args.latent is not None:
             ws = load_latent(args.latent, G)
             names = [f"row{k}" for k in range(ws.shape[0])]
         else:

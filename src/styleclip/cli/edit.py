@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--prompt", action="append", help="the target description; repeat for several prompts")
     src.add_argument("--seed", default=None, help="seed(s) of the source image, e.g. 9 or 1-4 (default 0)")
     src.add_argument("--latent", type=Path, help="edit latents saved by generate/edit/invert (.npy/.npz/.pt)")
-    src.add_argument("--image", type=Path, help="edit a photo (needs inversion, not available yet)")
+    src.add_argument("--image", type=Path, help="edit a photo: inverted first (see the photo options below)")
     src.add_argument("--mode", choices=["edit", "free"], default="edit", help="free: start from the mean latent")
     src.add_argument("--from-report", type=Path, help="repeat an edit from its report.json or output PNG")
 
@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--domain", help="override the generator's domain (face turns the identity loss on)")
     opt.add_argument("--max-steps", type=int, default=None, help="stop after this many steps, keep the best")
     opt.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds, keep the best")
+
+    from .invert import add_photo_arguments
+
+    add_photo_arguments(p.add_argument_group("photo options (with --image)"))
 
     out = p.add_argument_group("output")
     out.add_argument("--outdir", type=Path, required=True, help="folder for the images, latent, video and report")
@@ -140,10 +144,8 @@ def run(args: argparse.Namespace) -> int:
     from ..hub.generators import load_generator
     from ..utils.devices import resolve_device
 
-    if args.image is not None:
-        raise UsageError(
-            "editing a photo needs inversion into the generator, which styleclip cannot do yet; use --seed or --latent"
-        )
+    if args.image is not None and (args.seed is not None or args.latent is not None):
+        raise UsageError("give one source: --image, --seed or --latent")
     config, generator = _config(args)
     config.check()
     if args.frame_every < 1 or args.fps <= 0 or args.hold < 0:
@@ -154,6 +156,14 @@ def run(args: argparse.Namespace) -> int:
     G = load_generator(generator, device=device, cache=args.cache, offline=args.offline)
     if args.domain:
         G.meta["domain"] = args.domain
+    if args.image is not None:  # invert first; the edit then starts from the photo's latent (and tuned generator)
+        from .invert import invert_photo, write_inversion
+
+        inv = invert_photo(args, G, args.image)
+        write_inversion(inv, args.outdir / "inversion", args.image, generator)
+        config.latent = str((args.outdir / "inversion" / "latent.npy").resolve())
+        if inv.generator is not G:
+            G, generator = inv.generator, str((args.outdir / "inversion" / "generator_pti.safetensors").resolve())
 
     from ..guidance.clip import load_clip
     from ..latents import load_latent

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import StyleclipError
-from . import convert, directions, edit, generate, models
+from . import convert, directions, edit, generate, invert, models
 
-COMMANDS = (edit, directions, generate, convert, models)
+COMMANDS = (edit, directions, invert, generate, convert, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -189,7 +189,7 @@ def optimize(
             (``seeds=[9]``, ``steps=150``, ``space="w"``, ``layers="coarse"``, ``l2_weight=0.02``, ...).
         identity: a loaded :class:`IdentityLoss` (else loaded from ``config.identity`` when ``id_weight > 0``).
         source: W+ latents ``[K, num_ws, w_dim]`` to edit instead of seeds (e.g. from an inversion).
-        image: a photo to edit - needs inversion, which is not available yet.
+        image: a photo (path or PIL image) to invert with :func:`styleclip.invert` defaults and then edit.
         frame_every: keep a frame every this many steps (``result.frames``, or streamed to ``on_frame``).
         on_frame: ``on_frame(sample, step, frame)`` receives frames instead of keeping them in memory.
         callback: ``callback(step, info)`` after every step (``info``: per-sample loss terms and lr);
@@ -200,11 +200,11 @@ def optimize(
     Returns:
         One :class:`EditResult` per prompt x source, prompts outermost.
     """
-    if image is not None:
-        raise UsageError(
-            "editing a photo needs inversion into the generator, which styleclip cannot do yet; "
-            "edit a seed or a saved latent (--seed / --latent) instead"
-        )
+    if image is not None:  # a photo: invert it (the catalogue's encoder, else projection), edit its latent
+        from ..inversion.invert import invert
+
+        inversion = invert(image, G, progress=progress)
+        source, G = inversion.ws, inversion.generator
     if config is None:
         if prompts is None:
             raise UsageError("give a prompt")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,11 +130,11 @@ def invert(
             encoder = load_encoder(name, device=G.device)
         if method != "project":
             method = encoder.kind
-    if lpips is None and (method == "project" or pti):
-        from ..guidance.perceptual import load_lpips
-
-        lpips = load_lpips("vgg", device=G.device)
+    if lpips is None:
+        lpips = _optional(lambda: _load_lpips(G.device), needed=method == "project" or pti, what="LPIPS")
     lpips = lpips.to(G.device) if lpips is not None else None
+    if identity is None and domain == "face":
+        identity = _optional(lambda: _load_identity(G.device), needed=False, what="the ArcFace identity metric")
 
     noise, history, all_steps = None, [], []
     if method in ("e4e", "restyle"):
@@ -156,6 +157,31 @@ def invert(
         ws.detach(), target, recon, generator, method + ("+pti" if pti else ""), aligned, noise,
         [s.detach() for s in all_steps], metrics, history, time.perf_counter() - t0,
     )  # fmt: skip
+
+
+def _load_lpips(device):
+    from ..guidance import perceptual
+
+    return perceptual.load_lpips("vgg", device=device)
+
+
+def _load_identity(device):
+    from ..guidance.identity import load_identity_loss
+
+    return load_identity_loss(device=device)
+
+
+def _optional(load, needed: bool, what: str):
+    """Load a model the method needs (errors propagate) or one only a metric needs (skipped, with a note)."""
+    from ..errors import StyleclipError
+
+    try:
+        return load()
+    except StyleclipError as exc:
+        if needed:
+            raise
+        warnings.warn(f"{what} not available ({exc}); that metric is left out", stacklevel=3)
+        return None
 
 
 @torch.no_grad()

@@ -1,0 +1,106 @@
+"""``styleclip invert``: a photo into a generator's latent space, with the reconstruction and its quality."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from ..inversion.invert import ALIGNS, METHODS
+
+NAME = "invert"
+HELP = "invert a photo into a generator (e4e, ReStyle or projection; optional pivotal tuning)"
+
+
+def add_photo_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every command that takes ``--image`` shares."""
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="e4e, restyle, project, or auto: the generator's encoder if it has one, else projection")  # fmt: skip
+    p.add_argument("--encoder", help="encoder name or path (default: the one the catalogue pairs with the generator)")
+    p.add_argument("--invert-steps", type=int, default=None, help="ReStyle steps (5) or projection steps (1000)")
+    p.add_argument("--pti", action="store_true", help="pivotal tuning: fine-tune a copy of the generator to the photo")
+    p.add_argument("--align", choices=ALIGNS, default="auto",
+                   help="face (FFHQ alignment), center, none (already aligned), auto (face for face generators)")  # fmt: skip
+    p.add_argument("--no-align", dest="align", action="store_const", const="none", help="same as --align none")
+    p.add_argument("--face", type=int, default=None, help="which face when the photo has several (0 = leftmost)")
+    p.add_argument("--box", default=None, help="crop LEFT,TOP,RIGHT,BOTTOM instead of aligning")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("photo", type=Path, help="the photo (JPEG, PNG, WebP, ...)")
+    p.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
+    add_photo_arguments(p)
+    p.add_argument("--outdir", type=Path, required=True)
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
+    p.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
+
+
+def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        box = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--box must be four integers LEFT,TOP,RIGHT,BOTTOM, got {text!r}") from None
+    if len(box) != 4:
+        raise UsageError(f"--box must be four integers LEFT,TOP,RIGHT,BOTTOM, got {text!r}")
+    return box  # type: ignore[return-value]
+
+
+def invert_photo(args: argparse.Namespace, G, photo: Path):
+    """Run :func:`styleclip.invert` with the shared photo options; prints what it did."""
+    from ..inversion.invert import invert
+
+    inv = invert(
+        photo, G, method=args.method, encoder=args.encoder, steps=args.invert_steps, pti=args.pti,
+        align=args.align, face=args.face, box=parse_box(args.box),
+    )  # fmt: skip
+    m = inv.metrics
+    parts = [f"LPIPS {m['lpips']:.3f}" if m["lpips"] is not None else None, f"PSNR {m['psnr']:.1f} dB"]
+    parts.append(f"identity {m['identity']:.3f}" if m.get("identity") is not None else None)
+    print(
+        f"inverted {photo} with {inv.method} in {inv.seconds:.1f} s: {', '.join(p for p in parts if p)}",
+        file=sys.stderr,
+    )
+    return inv
+
+
+def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
+    from ..hub.generators import save_generator
+    from ..io.images import save_png, to_pil
+    from ..utils.files import atomic_save_arrays, atomic_write
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    save_png(inv.aligned, outdir / "aligned.png", text={"styleclip:source": str(photo)})
+    save_png(to_pil(inv.reconstruction)[0], outdir / "reconstruction.png", text={"styleclip:method": inv.method})
+    atomic_save_arrays(outdir / "latent.npy", inv.ws.cpu().numpy())
+    outputs = ["aligned.png", "reconstruction.png", "latent.npy", "report.json"]
+    if inv.noise:
+        atomic_save_arrays(outdir / "noise.npz", {k: v.cpu().numpy() for k, v in inv.noise.items()})
+        outputs.append("noise.npz")
+    if inv.method.endswith("+pti"):
+        save_generator(inv.generator, outdir / "generator_pti.safetensors")
+        outputs.append("generator_pti.safetensors")
+    report = {
+        "photo": str(photo),
+        "generator": generator,
+        "method": inv.method,
+        "metrics": inv.metrics,
+        "seconds": round(inv.seconds, 2),
+        "outputs": outputs,
+        "loss_history": inv.history,
+    }
+    atomic_write(outdir / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..hub.generators import load_generator
+
+    G = load_generator(args.generator, device=args.device, cache=args.cache, offline=args.offline)
+    inv = invert_photo(args, G, args.photo)
+    write_inversion(inv, args.outdir, args.photo, args.generator)
+    print(f"wrote aligned.png, reconstruction.png, latent.npy and report.json to {args.outdir}")
+    return 0
