@@ -18,7 +18,7 @@ import torch
 
 import styleclip
 from bench_generator import build, sync
-from report import RESULTS, write_report
+from report import RESULTS, best_time, write_report
 from styleclip.edits.global_direction import global_direction
 from styleclip.edits.relevance import RelevanceMatrix, relevance_matrix, relevance_matrix_gradient
 from styleclip.guidance.clip import ClipGuide
@@ -28,18 +28,6 @@ from styleclip.utils.devices import resolve_device
 
 class _Stop(Exception):
     pass
-
-
-def timed(fn, device, repeats: int = 3) -> float:
-    fn()
-    sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run(res: int, device: torch.device, batch_size: int, chunks: int, methods: list[str]) -> list[dict]:
@@ -91,7 +79,7 @@ def run(res: int, device: torch.device, batch_size: int, chunks: int, methods: l
     row("direction from a prompt (text uncached)", time.perf_counter() - t0)
     row(
         "direction from a prompt (text cached)",
-        timed(lambda: global_direction(guide, "a happy dog", "a dog", matrix, stats, beta=0.1), device),
+        best_time(lambda: global_direction(guide, "a happy dog", "a dog", matrix, stats, beta=0.1), device),
     )
     for n in (1, 16):
         with torch.no_grad():
@@ -101,7 +89,7 @@ def run(res: int, device: torch.device, batch_size: int, chunks: int, methods: l
                 with torch.no_grad():
                     G.synthesis_from_styles(direction.apply(styles, 4.0))
 
-            row(f"apply to {n} image(s)", timed(apply, device), per_image_ms=timed(apply, device, 1) * 1000 / n)
+            row(f"apply to {n} image(s)", best_time(apply, device), per_image_ms=best_time(apply, device, 1) * 1000 / n)
     return rows
 
 

@@ -16,25 +16,13 @@ import torch
 
 import styleclip
 from bench_generator import build, sync
-from report import RESULTS, peak_memory_mb, write_report
+from report import RESULTS, best_time, peak_memory_mb, write_report
 from styleclip.guidance.perceptual import LPIPS
 from styleclip.inversion.encoders import Encoder, encode
 from styleclip.inversion.invert import pivotal_tuning
 from styleclip.inversion.projection import ProjectionConfig, project
 from styleclip.nets.encoders import IRSEEncoder
 from styleclip.utils.devices import resolve_device
-
-
-def timed(fn, device, repeats: int = 3) -> float:
-    fn()
-    sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run(res: int, device: torch.device, steps: int) -> list[dict]:
@@ -64,8 +52,8 @@ def run(res: int, device: torch.device, steps: int) -> list[dict]:
         )
         print(f"{res:5d}px  {method:28s} {seconds:8.3f} s {unit}   peak {peak:7.0f} MB", flush=True)
 
-    row("e4e", timed(lambda: encode(e4e, G, target), device), "per image")
-    row("restyle-e4e, 5 steps", timed(lambda: encode(restyle, G, target, steps=5), device), "per image")
+    row("e4e", best_time(lambda: encode(e4e, G, target), device), "per image")
+    row("restyle-e4e, 5 steps", best_time(lambda: encode(restyle, G, target, steps=5), device), "per image")
     cfg = ProjectionConfig(steps=steps, w_avg_samples=1000)
     t0 = time.perf_counter()
     project(G, target, lpips, cfg, progress=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from pathlib import Path
 
 import torch
@@ -37,3 +38,23 @@ def peak_memory_mb(device: torch.device) -> tuple[float, str]:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"  # KiB on Linux
+
+
+def best_time(fn, device: torch.device, repeats: int = 3) -> float:
+    """Fastest of ``repeats`` calls after one warm-up, waiting for the device each time."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elif device.type == "mps":
+            torch.mps.synchronize()
+
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best

@@ -23,7 +23,7 @@ def test_invert_with_an_e4e_checkpoint(tmp_path, tiny_lpips):
     gen = save_generator(G, tmp_path / "g.safetensors")
     enc = write_checkpoint(tmp_path / "e4e.pt", IRSEEncoder(G.num_ws, 3, True, TINY_IRSE, stem=16), G)
     photo = _photo(tmp_path / "p.png")
-    argv = ["invert", str(photo), "--generator", str(gen), "--method", "e4e", "--encoder", str(enc),
+    argv = ["invert", str(photo), "--generator", str(gen), "--method", "e4e", "--encoder", str(enc), "--steps", "1",
             "--align", "center", "--device", "cpu", "--outdir", str(tmp_path / "out")]  # fmt: skip
     assert main(argv) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())

@@ -14,12 +14,15 @@ NAME = "invert"
 HELP = "invert a photo into a generator (e4e, ReStyle or projection; optional pivotal tuning)"
 
 
-def add_photo_arguments(p: argparse.ArgumentParser) -> None:
-    """The options every command that takes ``--image`` shares."""
+def add_photo_arguments(p, steps_flag: str = "--invert-steps") -> None:
+    """The options every command that takes ``--image`` shares (``edit`` keeps ``--steps`` for its own loop)."""
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="e4e, restyle, project, or auto: the generator's encoder if it has one, else projection")  # fmt: skip
     p.add_argument("--encoder", help="encoder name or path (default: the one the catalogue pairs with the generator)")
-    p.add_argument("--invert-steps", type=int, default=None, help="ReStyle steps (5) or projection steps (1000)")
+    flags = [steps_flag] + (["--invert-steps"] if steps_flag != "--invert-steps" else [])
+    p.add_argument(
+        *flags, dest="invert_steps", type=int, default=None, help="ReStyle steps (5) or projection steps (1000)"
+    )
     p.add_argument("--pti", action="store_true", help="pivotal tuning: fine-tune a copy of the generator to the photo")
     p.add_argument("--align", choices=ALIGNS, default="auto",
                    help="face (FFHQ alignment), center, none (already aligned), auto (face for face generators)")  # fmt: skip
@@ -31,7 +34,7 @@ def add_photo_arguments(p: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("photo", type=Path, help="the photo (JPEG, PNG, WebP, ...)")
     p.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
-    add_photo_arguments(p)
+    add_photo_arguments(p, steps_flag="--steps")
     p.add_argument("--outdir", type=Path, required=True)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
