@@ -85,3 +85,9 @@ def test_prepare_photo_modes(photo):
         prepare_photo(photo, 16, "sideways")
     with pytest.raises(UsageError, match="method must be"):
         invert(photo, tiny_generator_w64(), method="magic")
+
+
+def test_encoder_with_another_generator_warns(e4e_path, photo, lpips):
+    other = tiny_generator_w64(seed=11)
+    with pytest.warns(UserWarning, match="differs from the one given"):
+        invert(photo, other, method="e4e", encoder=str(e4e_path), lpips=lpips, align="center", progress=False)

@@ -128,6 +128,7 @@ def invert(
             if name is None:
                 raise UsageError("no encoder is known for this generator: pass --encoder or use --method project")
             encoder = load_encoder(name, device=G.device)
+        _check_pairing(encoder, G)
         if method != "project":
             method = encoder.kind
     if lpips is None:
@@ -157,6 +158,29 @@ def invert(
         ws.detach(), target, recon, generator, method + ("+pti" if pti else ""), aligned, noise,
         [s.detach() for s in all_steps], metrics, history, time.perf_counter() - t0,
     )  # fmt: skip
+
+
+def _check_pairing(encoder: Encoder, G: Generator) -> None:
+    """Warn when the encoder was trained with another network than the one the edit will use."""
+    if encoder.generator is not None and not _same_network(encoder.generator, G):
+        warnings.warn(
+            "the encoder's own generator differs from the one given; its latents may reconstruct the photo poorly "
+            "there (use the generator it was trained with, or method='project')",
+            stacklevel=3,
+        )
+
+
+def _same_network(a: Generator, b: Generator) -> bool:
+    """Same architecture and weights up to the rounding that converting between file formats leaves."""
+    if a.config != b.config:
+        return False
+    sb = b.state_dict()
+    return all(
+        k in sb
+        and v.shape == sb[k].shape
+        and torch.allclose(v.float().cpu(), sb[k].float().cpu(), rtol=1e-4, atol=1e-5)
+        for k, v in a.state_dict().items()
+    )
 
 
 def _load_lpips(device):
