@@ -158,7 +158,7 @@ def style_statistics(
             c = c.to(G.device, torch.float32)
         ws = G.mapping_forward(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         for name, s in G.styles(ws).items():
-            s = s.double()
+            s = s.to("cpu", torch.float64)  # float64 sums stay on the CPU: MPS has no float64
             sums[name] = sums.get(name, 0) + s.sum(0)
             squares[name] = squares.get(name, 0) + s.square().sum(0)
         done += n
