@@ -237,3 +237,18 @@ def test_official_fs3_rows_map_onto_conv_layers(G, tmp_path):
             m.check(G)
     finally:
         G.meta.pop("asset")
+
+
+def test_an_npz_under_an_npy_name_is_a_clear_error(G, fd, tmp_path):
+    from styleclip import CheckpointError
+
+    fd.save(tmp_path / "ours.npy")
+    with pytest.raises(CheckpointError, match=r"an \.npz archive"):
+        load_official_fs3(tmp_path / "ours.npy", G)
+
+
+def test_conditional_generators_get_relevance_over_all_classes(guide):
+    G = tiny_generator(c_dim=3, seed=1)
+    stats = style_statistics(G, samples=200, cache=False, progress=False)
+    m = relevance_matrix(G, guide, stats, images=2, max_resolution=8, batch_size=64, progress=False)
+    assert m.matrix.shape[0] == StyleLayout.of(G, 8).size

@@ -91,3 +91,12 @@ def test_encoder_with_another_generator_warns(e4e_path, photo, lpips):
     other = tiny_generator_w64(seed=11)
     with pytest.warns(UserWarning, match="differs from the one given"):
         invert(photo, other, method="e4e", encoder=str(e4e_path), lpips=lpips, align="center", progress=False)
+
+
+def test_a_tuned_generator_does_not_inherit_the_fingerprint(G, photo, lpips):
+    from styleclip.stylespace import generator_fingerprint
+
+    original = generator_fingerprint(G)
+    inv = invert(photo, G, method="project", lpips=lpips, align="center", pti=True, pti_steps=3, pti_stop=0,
+                 projection=ProjectionConfig(steps=2, w_avg_samples=20), progress=False)  # fmt: skip
+    assert generator_fingerprint(inv.generator) != original == generator_fingerprint(G)

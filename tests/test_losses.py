@@ -50,3 +50,10 @@ def test_latent_and_style_l2():
     s2 = {k: v + 0.5 for k, v in s.items()}
     assert torch.equal(StyleL2Loss()(s, s), torch.zeros(2))
     torch.testing.assert_close(StyleL2Loss()(s, s2), torch.full((2,), 4.0))
+
+
+def test_directional_loss_has_a_bounded_gradient_where_the_edit_has_not_moved_yet():
+    src = unit(torch.randn(2, 8))
+    edited = (src + 1e-7 * torch.randn(2, 8)).requires_grad_(True)
+    DirectionalClipLoss()(edited, src, unit(torch.randn(8))).sum().backward()
+    assert edited.grad.norm() < 1e3  # without the floor: about 1e7

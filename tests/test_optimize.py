@@ -171,3 +171,11 @@ def test_schedule_matches_styleclip():
     assert learning_rate(0.025, 0.1) == pytest.approx(0.05)
     assert learning_rate(0.875, 0.1) == pytest.approx(0.05)  # half way down the last 25 %
     assert learning_rate(0.75, 0.1, rampdown=0.5) == pytest.approx(0.05)
+
+
+def test_w_space_refuses_layer_selection_and_the_config_is_not_changed(G, guide):
+    with pytest.raises(UsageError, match="layer selection needs W\\+ or S"):
+        run(G, guide, space="w", layers="coarse")
+    config = OptimizeConfig(prompts=["a tiger"], steps=2, clip="ViT-L-14:openai")
+    optimize(G, clip=guide, config=config, progress=False)
+    assert config.clip == "ViT-L-14:openai" and config.steps == 2

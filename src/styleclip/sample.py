@@ -16,6 +16,8 @@ MAX_SEEDS = 1_000_000
 
 @dataclass
 class Sample:
+    """One drawn image and the latent that drew it."""
+
     seed: int
     ws: torch.Tensor  # [1, num_ws, w_dim] float32, truncation applied
     image: torch.Tensor  # [1, C, H, W] float32, about [-1, 1]

@@ -52,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_photo_arguments(app.add_argument_group("photo options (with --image)"))
     app.add_argument("--trunc", type=float, default=0.7, help="truncation psi of seed sources (0.7)")
+    app.add_argument("--class", dest="class_idx", type=int, default=None, help="class of conditional generators")
     app.add_argument("--sweep", type=float, default=5.0, help="the grid and video sweep alpha over ±this (5)")
     app.add_argument("--sweep-count", type=int, default=11, help="alpha values in the sweep (11)")
     app.add_argument("--fps", type=float, default=5.0, help="sweep video frame rate (5)")
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.samples < 2:
         raise UsageError("--samples must be at least 2")
+    if args.action == "apply" and args.class_idx is not None and args.image is not None:
+        raise UsageError("--class chooses the class of seed sources; a photo has none")
     device = resolve_device(args.device)
     G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
     guide = load_clip(args.clip, device=device)
@@ -89,6 +92,8 @@ def _precompute(args, G, guide, stats) -> int:
     from ..edits.relevance import relevance_matrix, relevance_matrix_gradient
 
     out = args.out or default_relevance_path(G, guide.name, args.method, args.cache)
+    if out.suffix != ".npz":  # .npy is StyleCLIP's format for its own matrices; ours carry metadata
+        out = out.with_name(out.name + ".npz")
     t0 = time.perf_counter()
     if args.method == "gradient":
         matrix = relevance_matrix_gradient(
@@ -185,7 +190,8 @@ def _apply(args, G, guide, stats) -> int:
             names = [f"row{k}" for k in range(ws.shape[0])]
         else:
             seeds = parse_seeds(args.seeds or "0")
-            ws = G.mapping_forward(G.z_from_seed(seeds), truncation_psi=args.trunc)
+            c = G.label(args.class_idx, batch=len(seeds))
+            ws = G.mapping_forward(G.z_from_seed(seeds), c, truncation_psi=args.trunc)
             names = [f"seed{s:04d}" for s in seeds]
         styles = G.styles(ws)
         t1 = time.perf_counter()
@@ -205,8 +211,9 @@ def _apply(args, G, guide, stats) -> int:
     save_png(image_grid(rows, [f"α {a:g}" for a in alphas]), args.outdir / "sweep.png", text=text)
     if not args.no_video:
         with VideoWriter(args.outdir / "sweep.mp4", fps=args.fps) as video:
-            for a in [*alphas, *alphas[-2:0:-1]]:  # there and back, so that it loops
-                side_by_side = [np.asarray(im.convert("RGB")) for im in sweep[alphas.index(a)]]
+            order = [*range(len(alphas)), *range(len(alphas) - 2, 0, -1)]  # there and back, so that it loops
+            for k in order:
+                side_by_side = [np.asarray(im.convert("RGB")) for im in sweep[k]]
                 video.append(np.concatenate(side_by_side, axis=1))
     delta = {k: v.numpy() for k, v in direction.layout.unflatten(direction.delta).items()}
     atomic_save_arrays(args.outdir / "delta.npz", delta)

@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give one source: --image, --seed or --latent")
     config, generator = _config(args)
     config.check()
+    if args.image is not None and config.space == "w":  # said before minutes of inversion, not after
+        raise UsageError("an inverted photo is a W+ latent; edit it with --space w+ or s")
     if args.frame_every < 1 or args.fps <= 0 or args.hold < 0:
         raise UsageError("--frame-every must be >= 1, --fps > 0 and --hold >= 0")
     if args.outdir.exists() and not args.outdir.is_dir():
@@ -216,19 +218,24 @@ def run(args: argparse.Namespace) -> int:
         "device": str(device),
         "config": config.to_dict(),
     }
-    for i, result in enumerate(results):
-        if i in writers:
-            last = writers[i]
-            frame = to_uint8(result.image)[0]
-            for _ in range(hold - 1):  # the final image is already the last frame; hold it
-                last.append(frame)
-            last.close()
-        _write(folders[i], result, base, video if i in writers else None)
-        ident = f", identity {result.identity_similarity:.3f}" if result.identity_similarity is not None else ""
-        print(
-            f"{result.prompt!r} seed {result.seed}: CLIP {result.clip_before:.3f} -> {result.clip_after:.3f}{ident}, "
-            f"{result.steps_done} steps in {result.wall_time:.1f} s -> {folders[i]}"
-        )
+    try:
+        for i, result in enumerate(results):
+            has_video = i in writers
+            if has_video:
+                last = writers.pop(i)
+                frame = to_uint8(result.image)[0]
+                for _ in range(hold - 1):  # the final image is already the last frame; hold it
+                    last.append(frame)
+                last.close()
+            _write(folders[i], result, base, video if has_video else None)
+            ident = f", identity {result.identity_similarity:.3f}" if result.identity_similarity is not None else ""
+            print(
+                f"{result.prompt!r} seed {result.seed}: CLIP {result.clip_before:.3f} -> {result.clip_after:.3f}"
+                f"{ident}, {result.steps_done} steps in {result.wall_time:.1f} s -> {folders[i]}"
+            )
+    finally:  # a failure part-way leaves no encoder running and no partial video behind
+        for w in writers.values():
+            w.abort()
     stopped = {r.stopped for r in results}
     if "nan" in stopped:
         print(f"styleclip edit: error: {results[0].message}", file=sys.stderr)

@@ -54,7 +54,8 @@ class GlobalDirection:
         return {k: v for k, v in self.layout.per_layer(self.mask).items() if v}
 
     def apply(self, styles: dict[str, torch.Tensor], alpha: float | torch.Tensor) -> dict[str, torch.Tensor]:
-        """``s + α·Δs`` for ``{layer: [N, C_l]}`` styles; ``alpha`` a number or ``[N]`` (one per image).
+        """``s + α·Δs`` for ``{layer: [N, C_l]}`` styles; ``alpha`` a number or ``[N]`` (one per image), useful in
+        -10 … 10 (negative reverses the edit).
 
         Layers outside the direction are passed through untouched (the same tensors), so ``α = 0`` gives
         the original image exactly.

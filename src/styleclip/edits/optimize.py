@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import StyleclipError, UsageError
+from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP, ClipGuide, load_clip
 from ..guidance.identity import IdentityLoss, load_identity_loss
 from ..guidance.losses import ClipLoss, DirectionalClipLoss, LatentL2Loss, StyleL2Loss
@@ -33,10 +33,6 @@ from ..nets.stylegan2 import Generator
 SPACES = ("w+", "w", "s")
 LOSSES = ("global", "directional")
 FACE_ID_WEIGHT = 0.005
-
-
-class NonFiniteLoss(StyleclipError):
-    """The loss became NaN or infinite; the result up to the step before is kept."""
 
 
 @dataclass
@@ -116,6 +112,8 @@ class OptimizeConfig:
             raise UsageError("rampup must be in [0, 1] and rampdown in (0, 1]")
         if self.augment < 0:
             raise UsageError("augment must be >= 0 (0 = score the image alone)")
+        if self.space == "w" and self.layers not in (None, "all", ["all"]):
+            raise UsageError("layer selection needs W+ or S: in W one vector drives every layer (use --space w+)")
         if not self.seeds and self.latent is None and self.mode == "edit":
             raise UsageError("give at least one seed or a latent file")
 
@@ -209,7 +207,7 @@ def optimize(
         if prompts is None:
             raise UsageError("give a prompt")
         config = OptimizeConfig(prompts=prompts if not isinstance(prompts, str) else [prompts], **settings)
-    elif prompts is not None or settings:
+    else:  # never change the caller's object
         config = dataclasses.replace(config, **({"prompts": prompts} if prompts is not None else {}), **settings)
     config.__post_init__()
     config.check()
@@ -254,11 +252,11 @@ class _Run:
             self.identity = identity if identity is not None else _load_identity(cfg.identity, self.device)
             self.identity = self.identity.to(self.device)
         templates = cfg.templates if cfg.templates is not None else cfg.loss == "directional"
-        self.templates = templates
         if cfg.loss == "directional":
             self.text = torch.stack([guide.direction(p, cfg.neutral, templates=templates) for p in self.prompts])
         self.target = guide.encode_text(self.prompts, templates=templates).to(self.device)  # [N, D]
         self.clip_loss = ClipLoss(guide.logit_scale) if cfg.loss == "global" else DirectionalClipLoss()
+        self.latent_l2, self.style_l2 = LatentL2Loss(), StyleL2Loss()
 
         with torch.no_grad():
             self.source_image = self._synth(self.w_source)
@@ -294,22 +292,27 @@ class _Run:
 
     def _embed(self, img: torch.Tensor, step: int) -> torch.Tensor:
         if self.cfg.augment:
-            return self.guide.encode_image_views(img, n=self.cfg.augment, seed=self.cfg.seed * 1_000_003 + step)
+            seed = self.cfg.seed * 1_000_003 + step
+            return self.guide.encode_image_views(img, n=self.cfg.augment, seed=seed, preprocess=self.cfg.preprocess)
         return self.guide.encode_image(img, preprocess=self.cfg.preprocess)
 
     def _terms(self, img: torch.Tensor, current: torch.Tensor | dict, step: int) -> dict[str, torch.Tensor]:
         emb = self._embed(img, step)
         if self.cfg.loss == "directional":
-            clip = self.clip_loss(emb, self.source_emb, self.text)
+            source = self.source_emb
+            if self.cfg.augment:  # the same crops of the source, or the crop itself would count as the edit
+                with torch.no_grad():
+                    source = self._embed(self.source_image, step)
+            clip = self.clip_loss(emb, source, self.text)
         else:
             clip = self.clip_loss(emb, self.target)
         zero = torch.zeros_like(clip)
         if not self.edit:
             l2 = zero
         elif self.cfg.space == "s":
-            l2 = StyleL2Loss()(current, {k: self.source_styles[k] for k in current})
+            l2 = self.style_l2(current, {k: self.source_styles[k] for k in current})
         else:
-            l2 = LatentL2Loss()(current, self.w_source if current.ndim == 3 else self.w_source[:, 0])
+            l2 = self.latent_l2(current, self.w_source if current.ndim == 3 else self.w_source[:, 0])
         ident = self.identity(img, source_emb=self.source_id) if self.identity is not None else zero
         total = clip + self.cfg.l2_weight * l2 + self.id_weight * ident
         return {"clip": clip, "l2": l2, "id": ident, "total": total}
@@ -345,8 +348,12 @@ class _Run:
                 return {k: v.detach().clone() for k, v in x.items()}
             return x.detach().clone()
 
+        def variables_now():
+            """What the optimiser moves (S: only the chosen layers; the rest is the source's, always)."""
+            return params if cfg.space == "s" else current()
+
         best_loss = torch.full((self.n,), math.inf, device=self.device)
-        best = snapshot(current())
+        best = snapshot(variables_now())
         last_good = best
         history: list[list[dict[str, float]]] = [[] for _ in range(self.n)]
         frames: list[list[np.ndarray]] = [[] for _ in range(self.n)]
@@ -365,7 +372,8 @@ class _Run:
                 img = self._synth(None, latent) if cfg.space == "s" else self._synth(latent)
                 terms = self._terms(img, latent if cfg.space != "s" else params, step)
                 total = terms["total"]
-                values = {k: v.detach().float().cpu().tolist() for k, v in terms.items()}
+                stacked = torch.stack([v.detach().float() for v in terms.values()]).cpu().tolist()  # one sync
+                values = dict(zip(terms, stacked, strict=True))
                 if not all(math.isfinite(v) for v in values["total"]):
                     bad = [i for i, v in enumerate(values["total"]) if not math.isfinite(v)]
                     stopped = "nan"
@@ -374,7 +382,7 @@ class _Run:
                         f"{max(step - 1, 0)} - lower the learning rate (now {cfg.lr})"
                     )
                     break
-                last_good = snapshot(latent)
+                last_good = snapshot(variables_now())
                 improved = total.detach() < best_loss
                 if improved.any():
                     best_loss = torch.where(improved, total.detach(), best_loss)
@@ -397,7 +405,7 @@ class _Run:
             bar.close()
 
         if stopped == "completed":
-            final = snapshot(current())
+            final = snapshot(variables_now())
         elif stopped == "nan":
             final = last_good
         else:

@@ -106,8 +106,13 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def _image_styles(G: Generator, images: int, seed: int, psi: float, cutoff: int | None) -> dict[str, torch.Tensor]:
-    z = torch.from_numpy(np.random.RandomState(seed).randn(images, G.z_dim).astype(np.float32)).to(G.device)
-    ws = G.mapping_forward(z, truncation_psi=psi, truncation_cutoff=cutoff)
+    rng = np.random.RandomState(seed)
+    z = torch.from_numpy(rng.randn(images, G.z_dim).astype(np.float32)).to(G.device)
+    c = None
+    if G.c_dim:  # conditional generators: classes drawn uniformly, as for the statistics
+        c = torch.nn.functional.one_hot(torch.from_numpy(rng.randint(G.c_dim, size=images)), G.c_dim)
+        c = c.to(G.device, torch.float32)
+    ws = G.mapping_forward(z, c, truncation_psi=psi, truncation_cutoff=cutoff)
     return G.styles(ws)
 
 
@@ -177,12 +182,13 @@ def relevance_matrix(
         for start in range(0, len(todo), per_pass):
             chunk = todo[start : start + per_pass]
             acc = None
+            idx = torch.tensor(chunk, device=base.device)
+            ar = torch.arange(len(chunk), device=base.device)
+            low, high = mean[idx] - k * std[idx], mean[idx] + k * std[idx]
             for i in range(images):
                 flat = base[i : i + 1].repeat(2 * len(chunk), 1)  # rows: -kσ for each channel, then +kσ
-                idx = torch.tensor(chunk, device=flat.device)
-                ar = torch.arange(len(chunk), device=flat.device)
-                flat[ar, idx] = mean[idx] - k * std[idx]
-                flat[ar + len(chunk), idx] = mean[idx] + k * std[idx]
+                flat[ar, idx] = low
+                flat[ar + len(chunk), idx] = high
                 styles = {n: v[i : i + 1].expand(flat.shape[0], -1) for n, v in others.items()}
                 styles.update(layout.unflatten(flat))
                 emb = _unit(guide.encode_image(G.synthesis_from_styles(styles)).float())
@@ -234,10 +240,19 @@ def relevance_matrix_gradient(
     progress: bool = True,
 ) -> RelevanceMatrix:
     """The relevance matrix from gradients: for each image, the Jacobian ``J = ∂ê/∂s`` of the normalised CLIP
-    embedding w.r.t. the style channels (``batch_size`` output dimensions per backward pass, D/batch_size
-    passes per image); channel c's row is ``normalise(Σ_images normalise(J[:, c]))``. This is the
-    finite-difference row in the limit of small steps (the ``k·std`` step scale drops out in the
-    normalisation), evaluated at each image's own styles instead of at the channel mean."""
+    embedding w.r.t. the style channels; channel c's row is ``normalise(Σ_images normalise(J[:, c]))``. This is
+    the finite-difference row in the limit of small steps (the ``k·std`` step scale drops out in the
+    normalisation), evaluated at each image's own styles instead of at the channel mean.
+
+    Args:
+        images: images to average over (20 give a stable estimate; the official method uses 100).
+        max_resolution: conv layers up to this resolution, as :func:`relevance_matrix`.
+        batch_size: embedding dimensions per backward pass (the image is repeated that many times): D /
+            batch_size passes per image.
+
+    Returns:
+        ``[C, D]`` unit rows over ``StyleLayout.of(G, max_resolution)``, ``meta["method"] == "gradient"``.
+    """
     if images < 1 or batch_size < 1:
         raise UsageError("need images >= 1 and batch_size >= 1")
     layout = StyleLayout.of(G, max_resolution)
@@ -250,10 +265,10 @@ def relevance_matrix_gradient(
     bar = tqdm(total=images, desc="relevance (gradient)", unit="img", disable=not progress or None)
     for i in range(images):
         jac = torch.empty(dim, layout.size, device=G.device)
+        own = layout.flatten({n: v[i : i + 1] for n, v in all_styles.items()})
         for d0 in range(0, dim, batch_size):
             rows = min(batch_size, dim - d0)
-            flat = layout.flatten({n: v[i : i + 1] for n, v in all_styles.items()}).repeat(rows, 1)
-            flat.requires_grad_(True)
+            flat = own.repeat(rows, 1).requires_grad_(True)
             styles = {n: v[i : i + 1].expand(rows, -1) for n, v in all_styles.items()}
             styles.update(layout.unflatten(flat))
             emb = _unit(guide.encode_image(G.synthesis_from_styles(styles)).float())
@@ -282,6 +297,9 @@ def load_official_fs3(path: str | Path, G: Generator, asset: str | None = None) 
         raise UsageError(f"{path}: no such file") from None
     except Exception as exc:  # numpy raises several types for foreign files
         raise CheckpointError(f"{path}: not a StyleCLIP fs3.npy ({type(exc).__name__})") from None
+    if not isinstance(matrix, np.ndarray):  # an .npz archive under an .npy name, e.g. one of ours
+        matrix.close()
+        raise CheckpointError(f"{path}: an .npz archive, not StyleCLIP's fs3 array; name styleclip matrices .npz")
     # StyleCLIP's SingleChannel.py keeps layers up to 128 px; files computed over every conv layer exist too.
     layouts = [StyleLayout.of(G), StyleLayout.of(G, max_resolution=128)]
     layout = next((lay for lay in layouts if matrix.ndim == 2 and matrix.shape[0] == lay.size), None)

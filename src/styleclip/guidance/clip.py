@@ -35,7 +35,8 @@ def _open_clip():
 class ClipGuide(nn.Module):
     """A frozen CLIP model with differentiable image encoding and cached text encoding.
 
-    Attributes: ``resolution`` (input side), ``embed_dim``, ``context_length``, ``name``.
+    Images ``[N, 3, H, W]`` in ``[-1, 1]`` and texts both become unit embeddings ``[N, embed_dim]`` (float32).
+    Attributes: ``resolution`` (input side), ``embed_dim``, ``context_length``, ``name``, ``precision``.
     """
 
     def __init__(
@@ -83,11 +84,13 @@ class ClipGuide(nn.Module):
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device.type, dtype=dtype)
 
-    def encode_image_views(self, img: torch.Tensor, n: int = 8, seed: int = 0, **view_kwargs) -> torch.Tensor:
+    def encode_image_views(
+        self, img: torch.Tensor, n: int = 8, seed: int = 0, preprocess: str = "clip", **view_kwargs
+    ) -> torch.Tensor:
         """Mean unit embedding of ``n`` random views per image (see :func:`.augment.random_views`), ``[N, D]``."""
         from .augment import random_views
 
-        emb = self.encode_image(random_views(img, n=n, seed=seed, **view_kwargs))
+        emb = self.encode_image(random_views(img, n=n, seed=seed, **view_kwargs), preprocess=preprocess)
         emb = emb.reshape(img.shape[0], n, -1).mean(dim=1)
         return emb / emb.norm(dim=-1, keepdim=True)
 

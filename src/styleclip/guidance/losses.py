@@ -41,16 +41,24 @@ class CosineLoss(nn.Module):
 
 
 class DirectionalClipLoss(nn.Module):
-    """``1 - cos(E(edited) - E(source), Δt)``: the image must move the way the text moves.
+    """``1 - (δ · Δt) / max(‖δ‖, τ)`` with ``δ = E(edited) - E(source)``: the image must move the way the text
+    moves, i.e. ``1 - cos(δ, Δt)`` once the edit has moved at all.
 
     Keeps edits local: changing the whole picture towards the target text scores worse than changing
     only what separates the target from the neutral description. ``Δt`` comes from
-    :meth:`ClipGuide.direction`.
+    :meth:`ClipGuide.direction`. The floor ``τ`` (default 0.01) keeps the gradient finite at the start, where
+    the edited image is still the source: without it the first steps' gradients are 1e5 times the later ones
+    and saturate Adam's moment estimates for the whole run.
     """
+
+    def __init__(self, min_norm: float = 1e-2) -> None:
+        super().__init__()
+        self.min_norm = float(min_norm)
 
     def forward(self, edited_emb: torch.Tensor, source_emb: torch.Tensor, text_direction: torch.Tensor) -> torch.Tensor:
         """``edited_emb, source_emb: [N, D]``, ``text_direction: [D]`` -> ``[N]``."""
-        delta = _unit(edited_emb - source_emb)
+        delta = edited_emb - source_emb
+        delta = delta / delta.norm(dim=-1, keepdim=True).clamp_min(self.min_norm)
         return 1 - (delta * _unit(text_direction).expand_as(delta)).sum(-1)
 
 

@@ -36,8 +36,11 @@ _SCALE = (0.458, 0.448, 0.450)
 def _backbone(net: str) -> nn.Sequential:
     import torchvision
 
-    model = torchvision.models.vgg16(weights=None) if net == "vgg" else torchvision.models.alexnet(weights=None)
-    return model.features[: _TAPS[net][-1]]
+    if net == "vgg":  # the feature layers alone: VGG16's 124M-parameter classifier would cost seconds to build
+        from torchvision.models.vgg import cfgs, make_layers
+
+        return make_layers(cfgs["D"])[: _TAPS[net][-1]]
+    return torchvision.models.alexnet(weights=None).features[: _TAPS[net][-1]]
 
 
 class LPIPS(nn.Module):

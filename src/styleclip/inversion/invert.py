@@ -24,7 +24,7 @@ from ..guidance.perceptual import LPIPS
 from ..io.photos import center_crop, crop_box, load_photo, to_tensor
 from ..nets.stylegan2 import Generator
 from .encoders import Encoder, encode, load_encoder
-from .projection import ProjectionConfig, project, psnr, use_noise
+from .projection import ProjectionConfig, _lpips_to, project, psnr, use_noise
 
 METHODS = ("auto", "e4e", "restyle", "project")
 ALIGNS = ("auto", "face", "center", "none")
@@ -103,6 +103,7 @@ def invert(
     """Invert a photo into ``G``.
 
     Args:
+        photo: a path or a PIL image; prepared by :func:`prepare_photo` (``align``, ``face``, ``box``).
         method: 'e4e', 'restyle', 'project', or 'auto' (the generator's encoder when the catalogue names one,
             else projection).
         encoder: a loaded :class:`Encoder`, or its name/path (default: the catalogue's for ``G``). With
@@ -112,6 +113,10 @@ def invert(
         pti: fine-tune a copy of the generator around the latent (pivotal tuning) for a faithful reconstruction,
             for up to ``pti_steps`` steps or until LPIPS falls below ``pti_stop``.
         identity: an :class:`~styleclip.guidance.identity.IdentityLoss` for the face-identity metric.
+
+    Returns:
+        An :class:`Inversion`: ``ws`` W+ ``[1, num_ws, w_dim]``, the prepared photo ``target`` and the
+        ``reconstruction`` ``[1, 3, R, R]`` in ``[-1, 1]``, the generator to edit with, and the metrics.
     """
     if method not in METHODS:
         raise UsageError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -121,7 +126,7 @@ def invert(
     target = to_tensor(aligned, G.device)
     name = encoder if isinstance(encoder, str | Path) else None
     if method == "auto":
-        method = "e4e" if (encoder is not None or default_encoder(G)) and method != "project" else "project"
+        method = "e4e" if encoder is not None or default_encoder(G) else "project"
     if method in ("e4e", "restyle") or (method == "project" and encoder is not None):
         if not isinstance(encoder, Encoder):
             name = name or default_encoder(G)
@@ -238,15 +243,16 @@ def pivotal_tuning(
         raise UsageError("PTI needs at least 1 step")
     tuned = copy.deepcopy(G)
     tuned.synthesis.requires_grad_(True)
-    params = [p for p in tuned.synthesis.parameters() if p.is_floating_point()]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(tuned.synthesis.parameters(), lr=lr)
     pivot = ws.detach()
+    with torch.no_grad():  # the photo's LPIPS features never change: once, not every step
+        target_feats = lpips.taps(target) if lpips is not None else None
     bar = tqdm(total=steps, desc="pivotal tuning", unit="step", disable=not progress or None, leave=False)
     try:
         with use_noise(tuned, noise):
             for _ in range(steps):
                 img = tuned.synthesize(pivot, modulation="fused")  # weights get gradients: the fused path is the one
-                dist = lpips(img, target).mean() if lpips is not None else img.new_zeros(())
+                dist = _lpips_to(lpips, img, target_feats) if lpips is not None else img.new_zeros(())
                 if lpips is not None and dist.item() < stop_lpips:
                     break
                 loss = l2_weight * F.mse_loss(img, target) + lpips_weight * dist
@@ -258,5 +264,6 @@ def pivotal_tuning(
         pass
     finally:
         bar.close()
-    tuned.meta = {**G.meta, "pti": True}
+    # A new network: the original's cached fingerprint (and the statistics keyed by it) must not carry over.
+    tuned.meta = {k: v for k, v in G.meta.items() if k != "fingerprint"} | {"pti": True}
     return tuned.eval().requires_grad_(False)

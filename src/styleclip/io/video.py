@@ -70,17 +70,21 @@ class VideoWriter:
 
     def close(self) -> Path | None:
         """Finish and rename into place; returns the path, or None when no frame was added."""
-        if self._encoder is not None:
-            self._encoder.close()
-            self._encoder = None
-        elif self._gif:
-            duration = round(1000 / self.fps)
-            first, rest = self._gif[0], self._gif[1:]
-            first.save(self._tmp, save_all=True, append_images=rest, duration=duration, loop=0, optimize=False)
-            self._gif = []
-        else:
-            return None
-        os.replace(self._tmp, self.path)
+        try:
+            if self._encoder is not None:
+                self._encoder.close()
+                self._encoder = None
+            elif self._gif:
+                duration = round(1000 / self.fps)
+                first, rest = self._gif[0], self._gif[1:]
+                first.save(self._tmp, save_all=True, append_images=rest, duration=duration, loop=0, optimize=False)
+                self._gif = []
+            else:
+                return None
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
         return self.path
 
     def abort(self) -> None:
