@@ -73,9 +73,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
     guide = load_clip(args.clip, device=device)
-    stats = style_statistics(G, samples=args.samples, cache=args.cache)
+
+    def stats():  # 100k latents the first time: only once the arguments and the matrix are known to be good
+        return style_statistics(G, samples=args.samples, cache=args.cache)
+
     if args.action == "precompute":
-        return _precompute(args, G, guide, stats)
+        return _precompute(args, G, guide, stats())
     return _apply(args, G, guide, stats)
 
 
@@ -156,7 +159,7 @@ def _sweep(limit: float, count: int) -> list[float]:
     return [round(float(v), 4) for v in np.linspace(-limit, limit, count)]
 
 
-def _apply(args, G, guide, stats) -> int:
+def _apply(args, G, guide, get_stats) -> int:
     import torch
 
     from ..edits.global_direction import global_direction
@@ -171,6 +174,7 @@ def _apply(args, G, guide, stats) -> int:
     alphas = _sweep(args.sweep, args.sweep_count)
     matrix = _relevance(args, G, guide)
     matrix.check(G, guide.name)
+    stats = get_stats()
     t0 = time.perf_counter()
     direction = global_direction(
         guide, args.target, args.neutral, matrix, stats, beta=beta, domain=G.meta.get("domain")

@@ -249,7 +249,7 @@ class _Run:
             self.id_weight = 0.0
         self.identity = None
         if self.id_weight > 0:
-            self.identity = identity if identity is not None else _load_identity(cfg.identity, self.device)
+            self.identity = identity if identity is not None else load_identity_loss(cfg.identity or "arcface:ir-se50")
             self.identity = self.identity.to(self.device)
         templates = cfg.templates if cfg.templates is not None else cfg.loss == "directional"
         if cfg.loss == "directional":
@@ -259,7 +259,7 @@ class _Run:
         self.latent_l2, self.style_l2 = LatentL2Loss(), StyleL2Loss()
 
         with torch.no_grad():
-            self.source_image = self._synth(self.w_source)
+            self.source_image = G.synthesize(self.w_source, noise_mode=cfg.noise_mode)
             self.source_emb = guide.encode_image(self.source_image, preprocess=cfg.preprocess)
             self.source_id = self.identity.embed(self.source_image) if self.identity is not None else None
             self.source_styles = G.styles(self.w_source) if cfg.space == "s" else None
@@ -282,13 +282,7 @@ class _Run:
         w = G.mapping_forward(z, c, truncation_psi=cfg.truncation_psi, truncation_cutoff=cfg.truncation_cutoff)
         return w, list(cfg.seeds)
 
-    # -- one forward -------------------------------------------------------------------------------
-
-    def _synth(self, ws: torch.Tensor | None, styles: dict | None = None) -> torch.Tensor:
-        # 'auto' modulation takes the activation-scaled path when gradients are needed (cheaper backward).
-        if styles is not None:
-            return self.G.synthesis_from_styles(styles, noise_mode=self.cfg.noise_mode)
-        return self.G.synthesize(ws, noise_mode=self.cfg.noise_mode)
+    # -- one step's loss -----------------------------------------------------------------------------
 
     def _embed(self, img: torch.Tensor, step: int) -> torch.Tensor:
         if self.cfg.augment:
@@ -369,7 +363,11 @@ class _Run:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 latent = current()
-                img = self._synth(None, latent) if cfg.space == "s" else self._synth(latent)
+                # 'auto' modulation: the activation-scaled path, whose backward needs no weight gradient
+                if cfg.space == "s":
+                    img = G.synthesis_from_styles(latent, noise_mode=cfg.noise_mode)
+                else:
+                    img = G.synthesize(latent, noise_mode=cfg.noise_mode)
                 terms = self._terms(img, latent if cfg.space != "s" else params, step)
                 total = terms["total"]
                 stacked = torch.stack([v.detach().float() for v in terms.values()]).cpu().tolist()  # one sync
@@ -471,7 +469,3 @@ def _merge(best, new, improved: torch.Tensor):
     if isinstance(best, dict):
         return {k: _merge(best[k], new[k], improved) for k in best}
     return torch.where(improved.view(-1, *([1] * (best.ndim - 1))), new, best)
-
-
-def _load_identity(spec: str | None, device: torch.device) -> IdentityLoss:
-    return load_identity_loss(spec or "arcface:ir-se50", device=device)

@@ -20,6 +20,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import UsageError
+from ..guidance import perceptual
+from ..guidance.identity import load_identity_loss
 from ..guidance.perceptual import LPIPS
 from ..io.photos import center_crop, crop_box, load_photo, to_tensor
 from ..nets.stylegan2 import Generator
@@ -137,10 +139,11 @@ def invert(
         if method != "project":
             method = encoder.kind
     if lpips is None:
-        lpips = _optional(lambda: _load_lpips(G.device), needed=method == "project" or pti, what="LPIPS")
+        # looked up at call time, so that tests can stand a tiny LPIPS in for the 528 MB download
+        lpips = _optional(lambda: perceptual.load_lpips("vgg", device=G.device), method == "project" or pti, "LPIPS")
     lpips = lpips.to(G.device) if lpips is not None else None
     if identity is None and domain == "face":
-        identity = _optional(lambda: _load_identity(G.device), needed=False, what="the ArcFace identity metric")
+        identity = _optional(lambda: load_identity_loss(device=G.device), False, "the ArcFace identity metric")
 
     noise, history, all_steps = None, [], []
     if method in ("e4e", "restyle"):
@@ -186,18 +189,6 @@ def _same_network(a: Generator, b: Generator) -> bool:
         and torch.allclose(v.float().cpu(), sb[k].float().cpu(), rtol=1e-4, atol=1e-5)
         for k, v in a.state_dict().items()
     )
-
-
-def _load_lpips(device):
-    from ..guidance import perceptual
-
-    return perceptual.load_lpips("vgg", device=device)
-
-
-def _load_identity(device):
-    from ..guidance.identity import load_identity_loss
-
-    return load_identity_loss(device=device)
 
 
 def _optional(load, needed: bool, what: str):

@@ -146,7 +146,8 @@ def project(
                 pixel = F.mse_loss(img, target)
                 reg = _noise_regularisation(noise.values()) if noise else img.new_zeros(())
                 loss = dist + cfg.pixel_weight * pixel + cfg.noise_weight * reg
-                if not torch.isfinite(loss):
+                values = torch.stack([dist.detach(), pixel.detach(), loss.detach()]).tolist()  # one sync a step
+                if not all(map(math.isfinite, values)):
                     raise UsageError(f"the projection loss became NaN at step {step}; lower the learning rate")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -155,7 +156,7 @@ def project(
                     for buf in noise.values():  # NVIDIA keeps the noise maps standard normal
                         buf -= buf.mean()
                         buf *= buf.square().mean().rsqrt()
-                record = {"step": step, "lr": lr, "lpips": dist.item(), "pixel": pixel.item(), "loss": loss.item()}
+                record = {"step": step, "lr": lr, **dict(zip(("lpips", "pixel", "loss"), values, strict=True))}
                 history.append(record)
                 bar.update(1)
                 bar.set_postfix(lpips=f"{record['lpips']:.4f}", pixel=f"{record['pixel']:.4f}", refresh=False)
