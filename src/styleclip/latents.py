@@ -8,6 +8,7 @@ colour, texture) mean the same rows in every generator, whatever its resolution.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,68 @@ def _tokens(spec: str | list | tuple | None) -> list[str]:
     if not tokens:
         raise UsageError("empty layer selection: name at least one layer or 'all'")
     return tokens
+
+
+@dataclass(frozen=True)
+class Codes:
+    """What draws one picture: W+ ``ws: [N, num_ws, w_dim]`` and, once a StyleSpace edit has been applied,
+    the edited ``styles: {layer: [N, channels]}`` that replace ``G.styles(ws)``.
+
+    Edits stack on codes: an edit in W+ (latent optimisation, a mapper) needs ``styles is None``; an edit in
+    StyleSpace (a global direction, optimisation in S) starts from :meth:`style_codes`.
+    """
+
+    ws: torch.Tensor
+    styles: dict[str, torch.Tensor] | None = None
+
+    @property
+    def in_stylespace(self) -> bool:
+        return self.styles is not None
+
+    def style_codes(self, G: Generator) -> dict[str, torch.Tensor]:
+        """StyleSpace codes ``{layer: [N, channels]}``: the edited styles, or those ``ws`` gives."""
+        return dict(self.styles) if self.styles is not None else G.styles(self.ws)
+
+    def image(self, G: Generator, **kwargs) -> torch.Tensor:
+        """The picture ``[N, C, R, R]`` in about ``[-1, 1]`` (``kwargs`` as :meth:`Generator.synthesize`)."""
+        if self.styles is not None:
+            return G.synthesis_from_styles(self.styles, **kwargs)
+        return G.synthesize(self.ws, **kwargs)
+
+    def cpu(self) -> Codes:
+        styles = {k: v.detach().cpu() for k, v in self.styles.items()} if self.styles is not None else None
+        return Codes(self.ws.detach().cpu(), styles)
+
+    def to(self, device: torch.device | str) -> Codes:
+        styles = {k: v.to(device) for k, v in self.styles.items()} if self.styles is not None else None
+        return Codes(self.ws.to(device), styles)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``{"ws": ..., "styles/<layer>": ...}`` float32 arrays, for an ``.npz`` file (see :meth:`from_arrays`)."""
+        out = {"ws": self.ws.detach().cpu().float().numpy()}
+        for name, value in (self.styles or {}).items():
+            out[f"styles/{name}"] = value.detach().cpu().float().numpy()
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays, G: Generator) -> Codes:
+        """The inverse of :meth:`arrays`, checked against ``G`` (shapes, layer names, finite values)."""
+        if "ws" not in arrays:
+            raise UsageError("no 'ws' array in these codes")
+        ws = G.broadcast(torch.from_numpy(np.asarray(arrays["ws"], dtype=np.float32)))
+        widths = {layer.name: layer.channels for layer in G.style_layers}
+        styles: dict[str, torch.Tensor] = {}
+        for key in arrays:
+            if not key.startswith("styles/"):
+                continue
+            name = key[len("styles/") :]
+            value = torch.from_numpy(np.asarray(arrays[key], dtype=np.float32))
+            if name not in widths or value.shape != (ws.shape[0], widths[name]):
+                raise UsageError(f"style codes {name} {list(value.shape)} do not fit this generator")
+            styles[name] = value
+        if styles and set(styles) != set(widths):
+            raise UsageError("these style codes are incomplete for this generator")
+        values = [ws, *styles.values()]
+        if not all(bool(torch.isfinite(v).all()) for v in values):
+            raise UsageError("these codes hold NaN or infinite values")
+        return cls(ws.contiguous().to(G.device), {k: v.to(G.device) for k, v in styles.items()} or None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -82,17 +81,9 @@ def run(args: argparse.Namespace) -> int:
     return _apply(args, G, guide, stats)
 
 
-def default_relevance_path(G, clip_name: str, method: str, cache) -> Path:
-    from ..hub.download import cache_dir
-    from ..stylespace import generator_fingerprint
-
-    as_path = Path(str(clip_name))
-    slug = re.sub(r"[^A-Za-z0-9.-]+", "-", as_path.name if as_path.exists() else str(clip_name))
-    return cache_dir(cache) / "stylespace" / generator_fingerprint(G) / f"relevance-{method}-{slug}.npz"
-
-
 def _precompute(args, G, guide, stats) -> int:
     from ..edits.relevance import relevance_matrix, relevance_matrix_gradient
+    from ..edits.relevance_files import default_relevance_path
 
     out = args.out or default_relevance_path(G, guide.name, args.method, args.cache)
     if out.suffix != ".npz":  # .npy is StyleCLIP's format for its own matrices; ours carry metadata
@@ -121,38 +112,6 @@ def _precompute(args, G, guide, stats) -> int:
     return 0
 
 
-def _relevance(args, G, guide):
-    from ..edits.relevance import OFFICIAL_GENERATORS, RelevanceMatrix, load_official_fs3
-    from ..hub.registry import fetch, find_asset
-
-    spec = args.relevance
-    if spec is None:
-        asset = G.meta.get("asset")
-        official = next((k for k, gens in OFFICIAL_GENERATORS.items() if asset in gens), None)
-        if official is not None:
-            spec = official
-        else:
-            for method in ("finite-difference", "gradient"):
-                path = default_relevance_path(G, guide.name, method, args.cache)
-                if path.is_file():
-                    return RelevanceMatrix.load(path)
-            raise UsageError(
-                "no relevance matrix for this generator and CLIP model yet: run "
-                f"styleclip directions precompute --generator {args.generator} --clip {args.clip} "
-                "(add --method gradient for a quick one), or pass --relevance FILE"
-            )
-    if spec.startswith(("http://", "https://")):
-        from ..hub.registry import fetch_url
-
-        spec = str(fetch_url(spec, cache=args.cache, offline=args.offline))
-    asset = find_asset(spec) if not Path(spec).exists() else None
-    if asset is not None and asset.kind == "directions":
-        return load_official_fs3(fetch(asset, cache=args.cache, offline=args.offline), G, asset=asset.name)
-    if str(spec).endswith(".npy"):
-        return load_official_fs3(spec, G)
-    return RelevanceMatrix.load(spec)
-
-
 def _sweep(limit: float, count: int) -> list[float]:
     if count < 2 or not np.isfinite(limit) or limit <= 0:
         raise UsageError("the sweep needs --sweep > 0 and --sweep-count >= 2")
@@ -163,6 +122,7 @@ def _apply(args, G, guide, get_stats) -> int:
     import torch
 
     from ..edits.global_direction import global_direction
+    from ..edits.relevance_files import find_relevance
     from ..io.images import image_grid, save_png, to_pil, to_uint8
     from ..io.video import VideoWriter
     from ..latents import load_latent
@@ -172,8 +132,7 @@ def _apply(args, G, guide, get_stats) -> int:
         raise UsageError("give one source: --seeds, --latent or --image")
     beta = None if str(args.beta).lower() == "auto" else _float(args.beta, "--beta")
     alphas = _sweep(args.sweep, args.sweep_count)
-    matrix = _relevance(args, G, guide)
-    matrix.check(G, guide.name)
+    matrix = find_relevance(G, guide.name, args.relevance, args.cache, args.offline, generator=args.generator)
     stats = get_stats()
     t0 = time.perf_counter()
     direction = global_direction(

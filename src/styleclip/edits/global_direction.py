@@ -18,6 +18,8 @@ import torch
 
 from ..errors import UsageError
 from ..guidance.clip import ClipGuide
+from ..latents import Codes
+from ..nets.stylegan2 import Generator
 from ..stylespace import StyleLayout, StyleStats
 from .relevance import RelevanceMatrix
 
@@ -70,6 +72,32 @@ class GlobalDirection:
                 s = styles[name]
                 out[name] = s + (a.to(s.device) * d.to(s.device)).to(s.dtype)
         return out
+
+    def at(self, alpha: float) -> DirectionEdit:
+        """This direction at strength ``alpha``, as an :class:`~styleclip.edits.base.Edit`."""
+        return DirectionEdit(self, float(alpha))
+
+
+@dataclass(frozen=True)
+class DirectionEdit:
+    """A global direction at one strength: ``s' = s + α·Δs`` on any codes (an :class:`~.base.Edit`)."""
+
+    direction: GlobalDirection
+    alpha: float
+
+    def apply(self, G: Generator, codes: Codes) -> Codes:
+        return Codes(codes.ws, self.direction.apply(codes.style_codes(G), self.alpha))
+
+    def describe(self) -> dict:
+        d = self.direction
+        return {
+            "method": "directions",
+            "target": d.target,
+            "neutral": d.neutral,
+            "alpha": self.alpha,
+            "beta": d.beta,
+            "channels_changed": d.channels_changed,
+        }
 
 
 def channel_relevance(matrix: RelevanceMatrix, text_direction: torch.Tensor) -> torch.Tensor:

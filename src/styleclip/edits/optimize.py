@@ -168,6 +168,7 @@ def optimize(
     *,
     identity: IdentityLoss | None = None,
     source: torch.Tensor | None = None,
+    source_styles: dict[str, torch.Tensor] | None = None,
     image: Any = None,
     frame_every: int | None = None,
     on_frame: FrameSink | None = None,
@@ -187,6 +188,8 @@ def optimize(
             (``seeds=[9]``, ``steps=150``, ``space="w"``, ``layers="coarse"``, ``l2_weight=0.02``, ...).
         identity: a loaded :class:`IdentityLoss` (else loaded from ``config.identity`` when ``id_weight > 0``).
         source: W+ latents ``[K, num_ws, w_dim]`` to edit instead of seeds (e.g. from an inversion).
+        source_styles: StyleSpace codes ``{layer: [K, channels]}`` that replace ``G.styles(source)`` (a source that
+            already carries a StyleSpace edit, e.g. a global direction); needs ``space="s"``.
         image: a photo (path or PIL image) to invert with :func:`styleclip.invert` defaults and then edit.
         frame_every: keep a frame every this many steps (``result.frames``, or streamed to ``on_frame``).
         on_frame: ``on_frame(sample, step, frame)`` receives frames instead of keeping them in memory.
@@ -216,7 +219,9 @@ def optimize(
     guide = clip if isinstance(clip, ClipGuide) else load_clip(clip or config.clip, device=G.device)
     if isinstance(clip, ClipGuide):
         config.clip = clip.name
-    run = _Run(G, guide, config, identity, source)
+    if source_styles is not None and (source is None or config.space != "s"):
+        raise UsageError("this source carries a StyleSpace edit: optimise it in S (space='s') from its W+ and styles")
+    run = _Run(G, guide, config, identity, source, source_styles)
     return run.optimize(frame_every, on_frame, callback, max_steps, time_limit, progress)
 
 
@@ -230,6 +235,7 @@ class _Run:
         cfg: OptimizeConfig,
         identity: IdentityLoss | None,
         source: torch.Tensor | None,
+        source_styles: dict[str, torch.Tensor] | None = None,
     ) -> None:
         self.G, self.guide, self.cfg = G, guide, cfg
         self.device = G.device
@@ -259,10 +265,17 @@ class _Run:
         self.latent_l2, self.style_l2 = LatentL2Loss(), StyleL2Loss()
 
         with torch.no_grad():
-            self.source_image = G.synthesize(self.w_source, noise_mode=cfg.noise_mode)
+            self.source_styles = G.styles(self.w_source) if cfg.space == "s" else None
+            if source_styles is not None:  # an already style-edited source: its styles, one copy per prompt
+                G.broadcast(source)  # the same checks as a W+ source
+                self.source_styles = {
+                    k: source_styles[k].to(self.device, torch.float32).repeat(P, 1) for k in self.source_styles
+                }
+                self.source_image = G.synthesis_from_styles(self.source_styles, noise_mode=cfg.noise_mode)
+            else:
+                self.source_image = G.synthesize(self.w_source, noise_mode=cfg.noise_mode)
             self.source_emb = guide.encode_image(self.source_image, preprocess=cfg.preprocess)
             self.source_id = self.identity.embed(self.source_image) if self.identity is not None else None
-            self.source_styles = G.styles(self.w_source) if cfg.space == "s" else None
 
     # -- sources -----------------------------------------------------------------------------------
 

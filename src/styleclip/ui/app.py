@@ -1,0 +1,440 @@
+"""The Gradio page: a thin layer over :class:`~styleclip.ui.session.EditSession`.
+
+Every event handler is a method of :class:`Handlers` that takes the browser session's :class:`EditSession` first
+and returns plain values (numpy images, text, file paths), so tests can call them without a browser. Known errors
+become a readable message on the page (``gr.Error``); anything else is logged with its traceback on the server and
+shown as one line, and the app keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import queue
+import random
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import StyleclipError, UsageError
+from ..guidance.clip import ClipGuide
+from ..nets.stylegan2 import Generator
+from .session import EditSession, Limits, OptimizeSettings, Studio, check_number
+
+log = logging.getLogger("styleclip.ui")
+
+LAYER_CHOICES = ["all", "coarse", "medium", "fine"]
+PHOTO_METHODS = ["auto", "e4e", "restyle", "project"]
+ALPHA_RANGE = (-10.0, 10.0)
+KEEP = object()
+# Small generators (and thumbnails) are shown enlarged with crisp pixels; pass it to ``launch(css=CSS)``.
+CSS = """
+#before img, #after img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+#history img { image-rendering: pixelated; }
+"""
+DEFAULT_TEXTS = {  # (neutral, target) the page starts with, by the generator's domain
+    "face": ("a face", "a smiling face"),
+    "dog": ("a dog", "a happy dog"),
+    "cat": ("a cat", "a cat with sunglasses"),
+    "wild": ("an animal", "a tiger"),
+    "art": ("a portrait", "a smiling portrait"),
+}  # a streamed update that leaves this output as it is
+BETA_RANGE = (0.05, 0.4)
+
+
+def _gradio():
+    try:
+        import gradio as gr
+    except ImportError:
+        raise UsageError('the web UI needs Gradio: pip install "styleclip[ui]"') from None
+    return gr
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, StyleclipError):
+        return str(exc)
+    log.exception("unexpected error in the UI", exc_info=exc)
+    return f"something went wrong ({type(exc).__name__}: {str(exc)[:200]}); the details are in the server's log"
+
+
+def readable_errors(fn: Callable) -> Callable:
+    """Turn any error of a handler into a one-line message on the page (the server keeps serving)."""
+    gr = _gradio()
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise gr.Error(_message(exc), duration=None, print_exception=False) from None
+
+        return gen
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise gr.Error(_message(exc), duration=None, print_exception=False) from None
+
+    return wrapper
+
+
+class Handlers:
+    """The page's event handlers. ``View`` outputs are ``(before, after, gallery, history text)``."""
+
+    def __init__(self, studio: Studio, root: Path) -> None:
+        self.studio, self.root = studio, root
+
+    # -- sessions --------------------------------------------------------------------------------------
+
+    def session(self, session: EditSession | None) -> EditSession:
+        return session if session is not None else EditSession(self.studio, self.root)
+
+    def view(self, s: EditSession) -> tuple:
+        """Before (the current source), after (the preview, or the source), the history gallery and its caption."""
+        if s.index < 0:
+            return None, None, [], "No source yet."
+        gallery = [(step.pixels, f"{i}: {step.label}") for i, step in enumerate(s.history)]
+        text = f"Step {s.index} of {len(s.history) - 1}: {s.source.label}"
+        if s.preview is not None:
+            text += f" — previewing: {s.preview.label} (Accept to keep it)"
+        return s.source.pixels, s.current.pixels, gallery, text
+
+    def start(self, session, seed, psi):
+        """Page load: a session of its own, drawing the first seed."""
+        s = self.session(session)
+        if s.index < 0:
+            s.from_seed(seed, psi)
+        return (s, *self.view(s), self.relevance_note())
+
+    def relevance_note(self) -> str:
+        try:
+            self.studio.matrix()
+        except StyleclipError as exc:
+            return f"**Global directions need a relevance matrix.** {exc}. Or press *Compute relevance* below."
+        return ""
+
+    # -- sources ---------------------------------------------------------------------------------------
+
+    def seed(self, session, seed, psi):
+        s = self.session(session)
+        s.from_seed(seed, psi)
+        return (s, *self.view(s))
+
+    def random_seed(self, session, psi):
+        seed = random.randrange(0, 2**31)
+        s = self.session(session)
+        s.from_seed(seed, psi)
+        return (s, seed, *self.view(s))
+
+    def photo(self, session, path, method, steps):
+        s = self.session(session)
+        if not path:
+            raise UsageError("upload a photo first")
+        n = int(steps) if steps not in (None, "") and float(steps) > 0 else None
+        step = s.from_photo(path, method=method or "auto", steps=n)
+        metrics = ", ".join(f"{k} {v}" for k, v in step.edit.get("metrics", {}).items() if v is not None)
+        return (s, *self.view(s), f"Inverted with {step.edit['method']}: {metrics}")
+
+    def latent(self, session, path):
+        s = self.session(session)
+        if not path:
+            raise UsageError("upload a latent file (.npy, .npz or .pt)")
+        s.from_latent_file(path)
+        return (s, *self.view(s))
+
+    def png(self, session, path, target, neutral, alpha, beta, prompt):
+        """A styleclip PNG dropped back in: its source and history, and its edit's settings in the tabs."""
+        s = self.session(session)
+        if not path:
+            raise UsageError("drop a PNG written by styleclip")
+        settings = s.from_png(path)
+        if settings.get("method") == "directions":
+            target, neutral = settings.get("target") or target, settings.get("neutral") or neutral
+            alpha, beta = settings.get("alpha", alpha), settings.get("beta", beta)
+        elif settings.get("method") == "optimize":
+            prompt = settings.get("prompt") or prompt
+        return (s, *self.view(s), target, neutral, alpha, beta, prompt)
+
+    # -- global directions ----------------------------------------------------------------------------
+
+    def direction(self, session, target, neutral, alpha, beta, auto_beta):
+        """A slider moved: one synthesis pass (direction and source styles are cached)."""
+        s = self.session(session)
+        preview = s.preview_direction(target, neutral, alpha, None if auto_beta else beta)
+        per_layer = s.studio.direction(target, neutral, None if auto_beta else float(beta)).per_layer()
+        layers = ", ".join(f"{k} {v}" for k, v in per_layer.items())
+        info = f"β {preview.edit['beta']:g}: {preview.edit['channels_changed']} channels changed ({layers})"
+        return s, preview.pixels, info, self.view(s)[3]
+
+    def sweep(self, session, target, neutral, alpha, beta, auto_beta):
+        s = self.session(session)
+        return np.asarray(s.sweep(target, neutral, alpha, None if auto_beta else beta))
+
+    def compute_relevance(self):
+        self.studio.compute_matrix()
+        return "Relevance matrix ready: move the sliders."
+
+    # -- optimisation -----------------------------------------------------------------------------------
+
+    def optimize(self, session, prompt, steps, l2, id_weight, space, layers, loss, neutral, progress=None):
+        """Run latent optimisation in a worker thread and stream its frames; yields
+        ``(session, after, status, video, before, gallery, history)``, :data:`KEEP` where nothing changed."""
+        s = self.session(session)
+        settings = OptimizeSettings(
+            prompt=prompt, steps=steps, l2_weight=l2, id_weight=id_weight if id_weight not in (None, "") else None,
+            space=space, layers=layers, loss=loss, neutral=neutral,
+        )  # fmt: skip
+        n = int(check_number(steps, "steps", 1, 5000))
+        frames: queue.Queue = queue.Queue()
+        done: dict[str, Any] = {}
+
+        def work():
+            try:
+                done["preview"] = s.optimize(settings, on_frame=lambda k, px: frames.put((k, px)), progress=False,
+                                             frame_every=max(1, n // 20))  # fmt: skip
+            except BaseException as exc:
+                done["error"] = exc
+            finally:
+                frames.put(None)
+
+        thread = threading.Thread(target=work, name="styleclip-optimize", daemon=True)
+        thread.start()
+        while (item := frames.get()) is not None:
+            step, pixels = item
+            if progress is not None:
+                progress((step, max(n, 1)), desc="optimising")
+            yield s, pixels, f"step {step} of {n}", KEEP, KEEP, KEEP, KEEP
+        thread.join()
+        if "error" in done:
+            raise done["error"]
+        p = done["preview"]
+        status = (
+            f"{p.edit['stopped']} after {p.edit['steps_done']} steps: CLIP {p.edit['clip_before']:.3f} -> "
+            f"{p.edit['clip_after']:.3f}. Accept to keep it."
+        )
+        before, after, gallery, history = self.view(s)
+        yield s, after, status, str(p.video) if p.video else None, before, gallery, history
+
+    def cancel(self, session):
+        if session is not None:
+            session.request_cancel()
+        return "cancelling: the best result so far is kept"
+
+    # -- history and downloads --------------------------------------------------------------------------
+
+    def accept(self, session):
+        s = self.session(session)
+        s.accept()
+        return (s, *self.view(s))
+
+    def undo(self, session):
+        s = self.session(session)
+        s.undo()
+        return (s, *self.view(s))
+
+    def redo(self, session):
+        s = self.session(session)
+        s.redo()
+        return (s, *self.view(s))
+
+    def restore(self, session, index: int):
+        s = self.session(session)
+        s.restore(int(index))
+        return (s, *self.view(s))
+
+    def downloads(self, session):
+        s = self.session(session)
+        return [str(p) for p in s.downloads()]
+
+
+def build_app(
+    G: Generator,
+    clip: ClipGuide | str | None = None,
+    *,
+    generator_name: str | None = None,
+    relevance: str | Path | None = None,
+    stats_samples: int = 100_000,
+    concurrency: int = 1,
+    limits: Limits | None = None,
+    cache: str | Path | None = None,
+    offline: bool | None = None,
+    workdir: str | Path | None = None,
+    title: str = "styleclip",
+):
+    """The web UI as a ``gradio.Blocks`` (mount it in FastAPI with ``gr.mount_gradio_app`` or ``.launch()`` it).
+
+    Args:
+        G: the generator every session edits.
+        clip: a loaded :class:`ClipGuide`, or a name/path for :func:`styleclip.load_clip` (default ViT-B-32).
+        generator_name: how to name the generator on the page and in reports.
+        relevance: the relevance matrix for global directions (file / URL / catalogue name); None = the published
+            one for the generator, or one precomputed here (else the page offers to compute one).
+        stats_samples: latents for the style statistics (100,000 as StyleCLIP).
+        concurrency: jobs that may run on the device at once; further requests queue.
+        limits: upload limits (20 MB and 40 megapixels by default).
+        workdir: parent of the per-session temporary folders (default: the system's temporary folder).
+    """
+    gr = _gradio()
+    from ..guidance.clip import load_clip
+
+    guide = clip if isinstance(clip, ClipGuide) else load_clip(clip, device=G.device)
+    studio = Studio(G, guide, generator_name, stats_samples, relevance, cache, offline, limits)
+    root = Path(tempfile.mkdtemp(prefix="styleclip-ui-", dir=workdir))
+    h = Handlers(studio, root)
+    safe = readable_errors
+    device = {"concurrency_id": "device", "concurrency_limit": max(1, int(concurrency))}
+    limits = studio.limits
+    texts = DEFAULT_TEXTS.get(studio.domain or "", ("a photo", "a photo at sunset"))
+    tracked, plain = gr.Progress(track_tqdm=True), gr.Progress()  # Gradio fills these in per call
+
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
+        state = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
+        gr.Markdown(
+            f"# styleclip — edit with words\n{studio.generator_name} ({G.img_resolution} px) · CLIP {guide.name} · "
+            f"{G.device}"
+        )
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280), gr.Tabs():
+                with gr.Tab("Seed"):
+                    seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
+                    psi = gr.Slider(0, 1.5, 0.7, step=0.05, label="truncation ψ", elem_id="psi")
+                    with gr.Row():
+                        seed_btn = gr.Button("Draw", variant="primary", elem_id="seed-draw")
+                        random_btn = gr.Button("Random seed", elem_id="seed-random")
+                with gr.Tab("Photo"):
+                    photo = gr.File(label=f"photo (≤ {limits.max_upload_mb:g} MB)", type="filepath", elem_id="photo")
+                    method = gr.Radio(PHOTO_METHODS, value="auto", label="inversion")
+                    photo_steps = gr.Number(0, label="steps (0 = the method's default)", precision=0)
+                    photo_btn = gr.Button("Invert", variant="primary", elem_id="photo-invert")
+                    photo_info = gr.Markdown()
+                with gr.Tab("Latent"):
+                    latent = gr.File(label="latent (.npy / .npz / .pt)", type="filepath", elem_id="latent")
+                with gr.Tab("styleclip PNG"):
+                    png = gr.File(
+                        label="a PNG written by styleclip", type="filepath", file_types=[".png"], elem_id="png"
+                    )
+            with gr.Column(scale=3):
+                with gr.Row():
+                    before = gr.Image(label="before", type="numpy", format="png", interactive=False, height=360,
+                                      elem_id="before")  # fmt: skip
+                    after = gr.Image(label="after", type="numpy", format="png", interactive=False, height=360,
+                                     elem_id="after")  # fmt: skip
+                history_text = gr.Markdown(elem_id="history-text")
+                with gr.Row():
+                    accept_btn = gr.Button("✔ Accept", variant="primary", elem_id="accept")
+                    undo_btn = gr.Button("↶ Undo", elem_id="undo")
+                    redo_btn = gr.Button("↷ Redo", elem_id="redo")
+                gallery = gr.Gallery(label="history (click a step to restore it)", columns=8, height=170,
+                                     object_fit="contain", allow_preview=False, fit_columns=False,
+                                     elem_id="history")  # fmt: skip
+
+        with gr.Tabs():
+            with gr.Tab("Global directions"):
+                relevance_note = gr.Markdown(elem_id="relevance-note")
+                with gr.Row():
+                    neutral = gr.Textbox(texts[0], label="neutral", elem_id="neutral")
+                    target = gr.Textbox(texts[1], label="target", elem_id="target")
+                with gr.Row():
+                    alpha = gr.Slider(*ALPHA_RANGE, 0.0, step=0.1, label="α (strength)", elem_id="alpha")
+                    beta = gr.Slider(*BETA_RANGE, 0.15, step=0.01, label="β (disentanglement)", elem_id="beta")
+                    auto_beta = gr.Checkbox(False, label="automatic β", elem_id="auto-beta")
+                channels = gr.Markdown(elem_id="channels")
+                with gr.Row():
+                    sweep_btn = gr.Button("α sweep", elem_id="sweep")
+                    relevance_btn = gr.Button("Compute relevance (gradient method)", elem_id="compute-relevance")
+                sweep = gr.Image(label="α sweep", type="numpy", format="png", interactive=False)
+            with gr.Tab("Optimisation"):
+                with gr.Row():
+                    prompt = gr.Textbox(texts[1], label="prompt", scale=3, elem_id="prompt")
+                    steps = gr.Number(150, label="steps", precision=0, minimum=1, elem_id="steps")
+                with gr.Row():
+                    l2 = gr.Number(0.008, label="λ_L2 (0.002 big changes … 0.06 subtle)", elem_id="l2")
+                    id_weight = gr.Number(
+                        0.005 if studio.domain == "face" else 0.0,
+                        label="λ_ID (identity: 0.005 for faces)",
+                        minimum=0,
+                        elem_id="id-weight",
+                    )
+                    space = gr.Radio(["w+", "w", "s"], value="w+", label="space")
+                    layers = gr.Radio(LAYER_CHOICES, value="all", label="layers")
+                with gr.Row():
+                    loss = gr.Radio(["global", "directional"], value="global", label="loss")
+                    opt_neutral = gr.Textbox("", label="neutral (directional loss)")
+                with gr.Row():
+                    run_btn = gr.Button("Run", variant="primary", elem_id="run")
+                    cancel_btn = gr.Button("Cancel (keep the best)", variant="stop", elem_id="cancel")
+                opt_status = gr.Markdown(elem_id="opt-status")
+                video = gr.Video(label="trajectory", interactive=False, height=320, elem_id="video")
+        with gr.Row():
+            downloads_btn = gr.Button("Prepare downloads", elem_id="prepare-downloads")
+        files = gr.File(label="downloads: PNG (with every parameter), latent, video, report, history zip",
+                        file_count="multiple", interactive=False, elem_id="downloads")  # fmt: skip
+
+        view = [before, after, gallery, history_text]
+        demo.load(safe(h.start), [state, seed, psi], [state, *view, relevance_note], **device)
+        seed_btn.click(safe(h.seed), [state, seed, psi], [state, *view], **device)
+        random_btn.click(safe(h.random_seed), [state, psi], [state, seed, *view], **device)
+        photo_btn.click(
+            safe(lambda s, p, m, n, progress=tracked: h.photo(s, p, m, n)),
+            [state, photo, method, photo_steps], [state, *view, photo_info], **device,
+        )  # fmt: skip
+        latent.upload(safe(h.latent), [state, latent], [state, *view], **device)
+        png.upload(
+            safe(h.png), [state, png, target, neutral, alpha, beta, prompt],
+            [state, *view, target, neutral, alpha, beta, prompt], **device,
+        )  # fmt: skip
+
+        live = {"trigger_mode": "always_last", "show_progress": "hidden", **device}
+        direction_in = [state, target, neutral, alpha, beta, auto_beta]
+        direction_out = [state, after, channels, history_text]
+        for trigger in (alpha.change, beta.change, auto_beta.change, target.submit, neutral.submit):
+            trigger(safe(h.direction), direction_in, direction_out, **live)
+        sweep_btn.click(safe(h.sweep), direction_in, [sweep], **device)
+        relevance_btn.click(safe(lambda progress=tracked: h.compute_relevance()), None, [relevance_note], **device)
+
+        def run(s, *args, progress=plain):
+            for outputs in h.optimize(s, *args, progress=progress):
+                yield tuple(gr.skip() if x is KEEP else x for x in outputs)
+
+        run_btn.click(
+            readable_errors(run), [state, prompt, steps, l2, id_weight, space, layers, loss, opt_neutral],
+            [state, after, opt_status, video, before, gallery, history_text], **device,
+        )  # fmt: skip
+        cancel_btn.click(h.cancel, [state], [opt_status], queue=False)
+
+        accept_btn.click(safe(h.accept), [state], [state, *view], **device)
+        undo_btn.click(safe(h.undo), [state], [state, *view], **device)
+        redo_btn.click(safe(h.redo), [state], [state, *view], **device)
+
+        def restore(s, evt):
+            return h.restore(s, evt.index)
+
+        restore.__annotations__["evt"] = gr.SelectData  # a real class: how Gradio knows to pass the selection
+
+        gallery.select(safe(restore), [state], [state, *view], **device)
+        downloads_btn.click(safe(h.downloads), [state], [files], **device)
+
+    demo.queue(default_concurrency_limit=max(1, int(concurrency)))
+    demo.styleclip_studio = studio  # for tests and benchmarks: the shared assets behind the page
+    demo.styleclip_handlers = h
+    demo.styleclip_root = root
+    return demo
+
+
+def remove_workdir(demo) -> None:
+    """Delete every session folder of an app built by :func:`build_app` (call after it closes)."""
+    shutil.rmtree(getattr(demo, "styleclip_root", ""), ignore_errors=True)
