@@ -1,0 +1,268 @@
+"""The web UI's logic (EditSession, Studio) and its Gradio handlers, with the tiny generator and tiny CLIP."""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styleclip.errors import UsageError
+from styleclip.guidance.clip import load_clip
+from styleclip.io.images import to_uint8
+from styleclip.ui.session import EditSession, Limits, OptimizeSettings, Studio
+
+from conftest import tiny_generator
+
+
+@pytest.fixture(scope="module")
+def G():
+    G = tiny_generator(seed=2)
+    for name, p in G.mapping.named_parameters():  # trained-like mapping scale: styles that vary
+        if name.endswith("weight"):
+            p.data.mul_(100)
+    return G
+
+
+@pytest.fixture(scope="module")
+def guide(tiny_clip_file):
+    return load_clip(str(tiny_clip_file), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def studio(G, guide, tmp_path_factory):
+    studio = Studio(G, guide, "tiny", stats_samples=500, cache=tmp_path_factory.mktemp("cache"))
+    studio.compute_matrix(images=2)
+    return studio
+
+
+@pytest.fixture
+def session(studio, tmp_path):
+    s = EditSession(studio, tmp_path)
+    s.from_seed(3)
+    yield s
+    s.close()
+
+
+def seed_pixels(G, seed, psi=0.7):
+    with torch.no_grad():
+        return to_uint8(G(G.z_from_seed(seed), truncation_psi=psi))[0]
+
+
+def test_seed_source_is_the_generators_picture(session, G):
+    assert np.array_equal(session.source.pixels, seed_pixels(G, 3))
+    assert session.source.edit == {"source": "seed", "seed": 3, "truncation_psi": 0.7}
+
+
+def test_slider_move_reuses_the_direction_and_the_source_styles(session, studio, G, monkeypatch):
+    zero = session.preview_direction("a happy dog", "a dog", 0, 0.1)
+    assert np.array_equal(zero.pixels, session.source.pixels)  # alpha 0 is the source exactly
+    first = session.preview_direction("a happy dog", "a dog", 4, 0.1)
+    assert np.abs(first.pixels.astype(int) - session.source.pixels).max() > 10
+
+    def boom(*args, **kwargs):
+        raise AssertionError("recomputed on a slider move")
+
+    monkeypatch.setattr(studio.guide, "direction", boom)  # no text encoding
+    monkeypatch.setattr(G, "styles", boom)  # no styles of the source
+    monkeypatch.setattr(G, "synthesize", boom)  # and nothing but the one synthesis from styles
+    again = session.preview_direction("a happy dog", "a dog", -4, 0.1)
+    assert np.abs(again.pixels.astype(int) - first.pixels).max() > 0
+    assert again.edit == {"method": "directions", "target": "a happy dog", "neutral": "a dog", "alpha": -4.0,
+                          "beta": 0.1, "channels_changed": again.edit["channels_changed"]}  # fmt: skip
+
+
+def test_automatic_beta_and_sweep(session, studio):
+    p = session.preview_direction("a happy dog", "a dog", 3, None)
+    assert 0.1 <= p.edit["beta"] <= 0.29
+    strip = session.sweep("a happy dog", "a dog", 3, None)
+    h = session.source.pixels.shape[0]
+    assert strip.height > h and strip.width >= 7 * h
+
+
+def test_accept_stacks_undo_redo_restore(session):
+    source = session.source.pixels
+    edited = session.preview_direction("a happy dog", "a dog", 5, 0.1).pixels
+    session.accept()
+    assert np.array_equal(session.source.pixels, edited)
+    second = session.preview_direction("a sad dog", "a dog", 5, 0.1).pixels  # stacks on the accepted edit
+    session.accept()
+    assert session.index == 2 and np.array_equal(session.source.pixels, second)
+    assert session.source.codes.in_stylespace
+    assert np.array_equal(session.undo().pixels, edited)
+    assert np.array_equal(session.undo().pixels, source)
+    with pytest.raises(UsageError, match="nothing to undo"):
+        session.undo()
+    assert np.array_equal(session.redo().pixels, edited)
+    session.restore(0)
+    session.preview_direction("a cat", "a dog", 5, 0.1)
+    session.accept()  # a new branch drops the redo steps
+    assert len(session.history) == 2
+    with pytest.raises(UsageError, match="nothing to redo"):
+        session.redo()
+    with pytest.raises(UsageError, match="nothing to accept"):
+        session.accept()
+
+
+def test_optimisation_streams_frames_writes_a_video_and_stacks(session):
+    frames = []
+    p = session.optimize(OptimizeSettings("a red dog", steps=3), on_frame=lambda k, px: frames.append(k))
+    assert frames == [0, 1, 2, 3] and p.video.is_file() and p.video.suffix == ".mp4"
+    assert p.edit["steps_done"] == 3 and p.edit["stopped"] == "completed"
+    assert not np.array_equal(p.pixels, session.source.pixels)
+    session.accept()
+    # a StyleSpace edit on top, then optimisation of that in S (W+ would lose the style edit: refused)
+    session.preview_direction("a happy dog", "a dog", 5, 0.1)
+    session.accept()
+    with pytest.raises(UsageError, match="optimise it in S"):
+        session.optimize(OptimizeSettings("a red dog", steps=2, space="w+"))
+    q = session.optimize(OptimizeSettings("a red dog", steps=2, space="s", layers="coarse"), video=False)
+    assert q.codes.in_stylespace and q.video is None
+
+
+def test_cancel_keeps_the_best_result(session):
+    def cancel_at_step_2(step, pixels):
+        if step == 2:
+            session.request_cancel()
+
+    p = session.optimize(OptimizeSettings("a red dog", steps=50), on_frame=cancel_at_step_2, video=False)
+    assert p.edit["stopped"] == "interrupted" and p.edit["steps_done"] == 3
+
+
+def test_downloads_and_png_round_trip(session, studio, tmp_path):
+    session.preview_direction("a happy dog", "a dog", 5, 0.1)
+    session.accept()
+    session.preview_direction("a sad dog", "a dog", 3, 0.1)  # the preview is what gets downloaded
+    png, codes, report, history = session.downloads()
+    with Image.open(png) as im:
+        assert np.array_equal(np.asarray(im), session.current.pixels)
+    assert json.loads(report.read_text())["steps"][-1]["edit"]["target"] == "a sad dog"
+    with zipfile.ZipFile(history) as z:
+        names = z.namelist()
+    assert "history.json" in names and sum(n.endswith(".png") for n in names) == 3
+
+    other = EditSession(studio, tmp_path)
+    settings = other.from_png(png)  # the whole history comes back, exactly
+    assert settings["target"] == "a sad dog" and settings["alpha"] == 3.0
+    assert [s.label for s in other.history] == [s.label for s in session._chain()]
+    assert np.array_equal(other.source.pixels, session.current.pixels)
+    assert np.array_equal(other.undo().pixels, session.source.pixels)
+    again = EditSession(studio, tmp_path)
+    again.from_latent_file(codes)  # the codes file: W+ and the edited styles
+    assert np.array_equal(again.source.pixels, session.current.pixels)
+    assert other.folder != session.folder
+    other.close()
+    assert not other.folder.exists()
+
+
+def test_png_from_styleclip_edit_restores_seed_and_prompt(studio, G, tmp_path):
+    from styleclip.cli.edit import REPORT_KEY
+    from styleclip.io.images import save_png
+
+    report = {"generator": {"name": "tiny"}, "config": {"prompts": ["a red dog"], "seeds": [4], "truncation_psi": 0.5,
+              "steps": 80, "l2_weight": 0.02, "space": "w+", "mode": "edit"}}  # fmt: skip
+    path = save_png(Image.new("RGB", (8, 8)), tmp_path / "after.png", text={REPORT_KEY: json.dumps(report)})
+    s = EditSession(studio, tmp_path)
+    settings = s.from_png(path)
+    assert settings["prompt"] == "a red dog" and settings["steps"] == 80 and settings["l2_weight"] == 0.02
+    assert np.array_equal(s.source.pixels, seed_pixels(G, 4, 0.5))
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    with pytest.raises(UsageError, match="no styleclip metadata"):
+        s.from_png(plain)
+
+
+def test_photo_source_inverts_with_progress(studio, G, tmp_path, tiny_lpips):
+    photo = tmp_path / "me.png"
+    Image.fromarray(seed_pixels(G, 1)).resize((48, 40)).save(photo)
+    s = EditSession(studio, tmp_path)
+    step = s.from_photo(photo, method="project", steps=3)
+    assert step.edit["method"] == "project" and "psnr" in step.edit["metrics"]
+    assert s.source.codes.ws.shape == (1, G.num_ws, G.w_dim)
+
+
+def test_bad_uploads_are_refused_before_decoding(studio, tmp_path):
+    s = EditSession(Studio(studio.G, studio.guide, limits=Limits(max_upload_mb=0.01, max_megapixels=0.001)), tmp_path)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (64, 64)).save(big)  # 4096 pixels > 1000
+    with pytest.raises(UsageError, match="megapixels"):
+        s.from_photo(big)
+    heavy = tmp_path / "heavy.jpg"
+    heavy.write_bytes(b"\xff" * 20_000)
+    with pytest.raises(UsageError, match="MB"):
+        s.from_photo(heavy)
+    text = tmp_path / "holiday.jpg"
+    text.write_text("not a picture")
+    with pytest.raises(UsageError, match="not an image"):
+        s.from_photo(text)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.preview_direction("", "a dog", 1, 0.1), "target is empty"),
+        (lambda s: s.preview_direction("x" * 10_000, "a dog", 1, 0.1), "10000 characters"),
+        (lambda s: s.preview_direction("a cat", "a dog", float("nan"), 0.1), "alpha must be a finite number"),
+        (lambda s: s.preview_direction("a cat", "a dog", 1, float("nan")), "beta must be a finite number"),
+        (lambda s: s.optimize(OptimizeSettings("a cat", steps=float("nan"))), "steps must be a finite number"),
+        (lambda s: s.optimize(OptimizeSettings("a cat", steps=2, l2_weight=None)), "λ_L2 must be a number"),
+        (lambda s: s.from_seed(-1), "seed must be between"),
+        (lambda s: s.restore(9), "no step 9"),
+    ],
+)
+def test_bad_input_is_one_readable_line(session, call, message):
+    with pytest.raises(UsageError, match=message):
+        call(session)
+
+
+def test_no_relevance_matrix_names_the_command(G, guide, tmp_path):
+    studio = Studio(G, guide, "tiny.safetensors", stats_samples=200, cache=tmp_path)
+    s = EditSession(studio, tmp_path)
+    s.from_seed(0)
+    with pytest.raises(UsageError, match=r"styleclip directions precompute --generator tiny\.safetensors"):
+        s.preview_direction("a cat", "a dog", 1, 0.1)
+    assert not studio.has_matrix()
+    studio.compute_matrix(images=1)
+    assert studio.has_matrix()
+    s.preview_direction("a cat", "a dog", 1, 0.1)
+
+
+def test_handlers_turn_errors_into_page_messages(studio, tmp_path):
+    import gradio as gr
+
+    from styleclip.ui.app import KEEP, Handlers, readable_errors
+
+    h = Handlers(studio, tmp_path)
+    s, _before, after, _gallery, text, note = h.start(None, 2, 0.7)
+    assert isinstance(s, EditSession) and text.startswith("Step 0 of 0") and note == ""
+    with pytest.raises(gr.Error, match="not an image"):
+        bad = tmp_path / "x.jpg"
+        bad.write_text("no")
+        readable_errors(h.photo)(s, str(bad), "project", 2)
+    with pytest.raises(gr.Error, match=r"something went wrong \(RuntimeError: kaput\)"):
+        readable_errors(lambda: (_ for _ in ()).throw(RuntimeError("kaput")))()
+    s, _after, info, text = h.direction(s, "a happy dog", "a dog", 4, 0.1, False)
+    assert "channels changed" in info and "previewing" in text
+    outputs = list(h.optimize(s, "a red dog", 2, 0.008, 0, "w+", "all", "global", ""))
+    assert outputs[0][3] is KEEP and outputs[-1][3].endswith(".mp4") and "completed" in outputs[-1][2]
+    s, *_ = h.accept(s)
+    assert len(h.downloads(s)) == 4  # png, codes, report, history (the accepted edit has no pending video)
+
+
+def test_build_app_and_the_missing_extra(studio, monkeypatch):
+    import gradio as gr
+
+    from styleclip.ui import build_app
+    from styleclip.ui.app import _gradio, remove_workdir
+
+    demo = build_app(studio.G, studio.guide, stats_samples=200)
+    assert isinstance(demo, gr.Blocks) and demo.styleclip_root.is_dir()
+    remove_workdir(demo)
+    assert not demo.styleclip_root.exists()
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    with pytest.raises(UsageError, match=r'pip install "styleclip\[ui\]"'):
+        _gradio()
