@@ -237,7 +237,7 @@ def test_handlers_turn_errors_into_page_messages(studio, tmp_path):
     from styleclip.ui.app import KEEP, Handlers, readable_errors
 
     h = Handlers(studio, tmp_path)
-    s, _before, after, _gallery, text, note = h.start(None, 2, 0.7)
+    s, _before, _after, _gallery, text, note = h.start(None, 2, 0.7)
     assert isinstance(s, EditSession) and text.startswith("Step 0 of 0") and note == ""
     with pytest.raises(gr.Error, match="not an image"):
         bad = tmp_path / "x.jpg"

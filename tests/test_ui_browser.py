@@ -186,4 +186,3 @@ def test_the_page_edits_stacks_undoes_optimises_and_survives_bad_input(server, t
         shutil.copy(shot, os.environ["STYLECLIP_UI_SCREENSHOT"])
     log = (folder / "server.log").read_text()
     assert "Traceback" not in log, log[-3000:]
-
