@@ -170,6 +170,17 @@ def test_png_from_styleclip_edit_restores_seed_and_prompt(studio, G, tmp_path):
     settings = s.from_png(path)
     assert settings["prompt"] == "a red dog" and settings["steps"] == 80 and settings["l2_weight"] == 0.02
     assert np.array_equal(s.source.pixels, seed_pixels(G, 4, 0.5))
+    text = {
+        "styleclip:target": "a happy dog",
+        "styleclip:neutral": "a dog",
+        "styleclip:alpha": "3.5",
+        "styleclip:beta": "0.12",
+        "styleclip:seed": "6",
+        "styleclip:truncation_psi": "0.7",
+    }  # directions apply
+    settings = s.from_png(save_png(Image.new("RGB", (8, 8)), tmp_path / "dir.png", text=text))
+    assert settings == {"method": "directions", "target": "a happy dog", "neutral": "a dog", "alpha": 3.5, "beta": 0.12}
+    assert np.array_equal(s.source.pixels, seed_pixels(G, 6))
     plain = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(plain)
     with pytest.raises(UsageError, match="no styleclip metadata"):
@@ -266,3 +277,14 @@ def test_build_app_and_the_missing_extra(studio, monkeypatch):
     monkeypatch.setitem(sys.modules, "gradio", None)
     with pytest.raises(UsageError, match=r'pip install "styleclip\[ui\]"'):
         _gradio()
+
+
+def test_conditional_generators_take_a_class(guide, tmp_path):
+    from styleclip.ui.app import Handlers
+
+    G = tiny_generator(c_dim=3)
+    h = Handlers(Studio(G, guide, stats_samples=200, cache=tmp_path), tmp_path)
+    s, *_ = h.seed(None, 1, 0.7, 2)
+    assert s.source.edit["seed"] == 1
+    with pytest.raises(UsageError, match="conditional"):
+        h.seed(s, 1, 0.7, None)

@@ -168,8 +168,11 @@ def _apply(args, G, guide, get_stats) -> int:
             "styleclip:beta": direction.beta}  # fmt: skip
     for i, name in enumerate(names):
         where = args.outdir if len(names) == 1 else args.outdir / name
-        save_png(to_pil(before[i : i + 1])[0], where / "before.png", text=text)
-        save_png(to_pil(after[i : i + 1])[0], where / "after.png", text=text)
+        own = dict(text)
+        if name.startswith("seed"):  # lets the web UI restore the source along with the direction
+            own.update({"styleclip:seed": str(seeds[i]), "styleclip:truncation_psi": str(args.trunc)})
+        save_png(to_pil(before[i : i + 1])[0], where / "before.png", text=own)
+        save_png(to_pil(after[i : i + 1])[0], where / "after.png", text=own)
     rows = [[frames[i] for frames in sweep] for i in range(len(names))]
     save_png(image_grid(rows, [f"α {a:g}" for a in alphas]), args.outdir / "sweep.png", text=text)
     if not args.no_video:

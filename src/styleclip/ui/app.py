@@ -113,11 +113,11 @@ class Handlers:
             text += f" — previewing: {s.preview.label} (Accept to keep it)"
         return s.source.pixels, s.current.pixels, gallery, text
 
-    def start(self, session, seed, psi):
+    def start(self, session, seed, psi, class_idx=None):
         """Page load: a session of its own, drawing the first seed."""
         s = self.session(session)
         if s.index < 0:
-            s.from_seed(seed, psi)
+            s.from_seed(seed, psi, _class(class_idx))
         return (s, *self.view(s), self.relevance_note())
 
     def relevance_note(self) -> str:
@@ -129,15 +129,15 @@ class Handlers:
 
     # -- sources ---------------------------------------------------------------------------------------
 
-    def seed(self, session, seed, psi):
+    def seed(self, session, seed, psi, class_idx=None):
         s = self.session(session)
-        s.from_seed(seed, psi)
+        s.from_seed(seed, psi, _class(class_idx))
         return (s, *self.view(s))
 
-    def random_seed(self, session, psi):
+    def random_seed(self, session, psi, class_idx=None):
         seed = random.randrange(0, 2**31)
         s = self.session(session)
-        s.from_seed(seed, psi)
+        s.from_seed(seed, psi, _class(class_idx))
         return (s, seed, *self.view(s))
 
     def photo(self, session, path, method, steps):
@@ -261,6 +261,11 @@ class Handlers:
         return [str(p) for p in s.downloads()]
 
 
+def _class(value) -> int | None:
+    """The class box of conditional generators (hidden, and None, for the others)."""
+    return None if value is None or value == "" else int(check_number(value, "the class", 0, 1e9))
+
+
 def build_app(
     G: Generator,
     clip: ClipGuide | str | None = None,
@@ -301,7 +306,7 @@ def build_app(
     texts = DEFAULT_TEXTS.get(studio.domain or "", ("a photo", "a photo at sunset"))
     tracked, plain = gr.Progress(track_tqdm=True), gr.Progress()  # Gradio fills these in per call
 
-    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title=title, delete_cache=(3600, 3600), analytics_enabled=False) as demo:
         state = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
         gr.Markdown(
             f"# styleclip — edit with words\n{studio.generator_name} ({G.img_resolution} px) · CLIP {guide.name} · "
@@ -312,6 +317,8 @@ def build_app(
                 with gr.Tab("Seed"):
                     seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
                     psi = gr.Slider(0, 1.5, 0.7, step=0.05, label="truncation ψ", elem_id="psi")
+                    class_idx = gr.Number(0 if G.c_dim else None, label=f"class (0-{G.c_dim - 1})", precision=0,
+                                          visible=G.c_dim > 0, elem_id="class")  # fmt: skip
                     with gr.Row():
                         seed_btn = gr.Button("Draw", variant="primary", elem_id="seed-draw")
                         random_btn = gr.Button("Random seed", elem_id="seed-random")
@@ -385,9 +392,9 @@ def build_app(
                         file_count="multiple", interactive=False, elem_id="downloads")  # fmt: skip
 
         view = [before, after, gallery, history_text]
-        demo.load(safe(h.start), [state, seed, psi], [state, *view, relevance_note], **device)
-        seed_btn.click(safe(h.seed), [state, seed, psi], [state, *view], **device)
-        random_btn.click(safe(h.random_seed), [state, psi], [state, seed, *view], **device)
+        demo.load(safe(h.start), [state, seed, psi, class_idx], [state, *view, relevance_note], **device)
+        seed_btn.click(safe(h.seed), [state, seed, psi, class_idx], [state, *view], **device)
+        random_btn.click(safe(h.random_seed), [state, psi, class_idx], [state, seed, *view], **device)
         photo_btn.click(
             safe(lambda s, p, m, n, progress=tracked: h.photo(s, p, m, n)),
             [state, photo, method, photo_steps], [state, *view, photo_info], **device,
