@@ -2,8 +2,8 @@
 
 ``styleclip ui`` runs as a subprocess on a free loopback port with a tiny generator, a tiny CLIP and a gradient
 relevance matrix made beforehand; the browser draws a seed, moves α, accepts and undoes, runs a 3-step
-optimisation, uploads a file that is not an image, and takes a screenshot (set ``STYLECLIP_UI_SCREENSHOT`` to
-also copy it elsewhere, e.g. for the README). In CI (``CI=true``) a missing browser fails the test.
+optimisation, uploads a file that is not an image, and takes screenshots (``STYLECLIP_UI_SCREENSHOT=docs/ui.png``
+also copies the one of the global-directions tab there, for the README). In CI (``CI=true``) a missing browser fails the test.
 """
 
 from __future__ import annotations
@@ -147,6 +147,11 @@ def test_the_page_edits_stacks_undoes_optimises_and_survives_bad_input(server, t
         page.locator("#accept").click()
         expect(page.locator("#history-text")).to_contain_text("Step 1 of 1")
         assert np.array_equal(_pixels(page, "#before"), edited)
+        old = _src(page, "#after")
+        page.locator("#alpha input[type=range]").fill("-4")  # a second edit, stacked on the first
+        _wait_new_src(page, "#after", old)
+        directions_shot = tmp_path / "ui-directions.png"
+        page.screenshot(path=str(directions_shot))
         page.locator("#undo").click()
         expect(page.locator("#history-text")).to_contain_text("Step 0 of 1")
         assert np.array_equal(_pixels(page, "#after"), source)
@@ -180,9 +185,9 @@ def test_the_page_edits_stacks_undoes_optimises_and_survives_bad_input(server, t
         shot = tmp_path / "ui.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
-    assert shot.stat().st_size > 10_000
-    if os.environ.get("STYLECLIP_UI_SCREENSHOT"):
+    assert shot.stat().st_size > 10_000 and directions_shot.stat().st_size > 10_000
+    if os.environ.get("STYLECLIP_UI_SCREENSHOT"):  # e.g. docs/ui.png for the README
         Path(os.environ["STYLECLIP_UI_SCREENSHOT"]).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, os.environ["STYLECLIP_UI_SCREENSHOT"])
+        shutil.copy(directions_shot, os.environ["STYLECLIP_UI_SCREENSHOT"])
     log = (folder / "server.log").read_text()
     assert "Traceback" not in log, log[-3000:]
