@@ -288,3 +288,18 @@ def test_conditional_generators_take_a_class(guide, tmp_path):
     assert s.source.edit["seed"] == 1
     with pytest.raises(UsageError, match="conditional"):
         h.seed(s, 1, 0.7, None)
+
+
+def test_cli_without_gradio_says_how_to_install(monkeypatch, capsys):
+    from styleclip.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    assert main(["ui", "--generator", "nothing.pkl"]) == 2
+    assert 'pip install "styleclip[ui]"' in capsys.readouterr().err
+
+
+def test_only_loopback_addresses_count_as_private():
+    from styleclip.cli.ui import _is_loopback
+
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.5") and not _is_loopback("example.org")

@@ -184,7 +184,13 @@ def test_the_page_edits_stacks_undoes_optimises_and_survives_bad_input(server, t
 
         shot = tmp_path / "ui.png"
         page.screenshot(path=str(shot), full_page=True)
+        sessions = list(folder.glob("styleclip-ui-*/session-*"))
+        assert len(sessions) == 1  # this browser's own folder
         browser.close()
+    deadline = time.time() + 30
+    while sessions[0].exists() and time.time() < deadline:  # closing the page ends the session
+        time.sleep(0.5)
+    assert not sessions[0].exists()
     assert shot.stat().st_size > 10_000 and directions_shot.stat().st_size > 10_000
     if os.environ.get("STYLECLIP_UI_SCREENSHOT"):  # e.g. docs/ui.png for the README
         Path(os.environ["STYLECLIP_UI_SCREENSHOT"]).parent.mkdir(parents=True, exist_ok=True)

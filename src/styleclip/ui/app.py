@@ -97,6 +97,7 @@ class Handlers:
 
     def __init__(self, studio: Studio, root: Path) -> None:
         self.studio, self.root = studio, root
+        self.open: dict[str, EditSession] = {}  # browser session id -> its session, to clean up when it ends
 
     # -- sessions --------------------------------------------------------------------------------------
 
@@ -119,6 +120,12 @@ class Handlers:
         if s.index < 0:
             s.from_seed(seed, psi, _class(class_idx))
         return (s, *self.view(s), self.relevance_note())
+
+    def end(self, session_id: str) -> None:
+        """The browser went away: remove that session's folder (uploads, videos, downloads)."""
+        s = self.open.pop(session_id, None)
+        if s is not None:
+            s.close()
 
     def relevance_note(self) -> str:
         try:
@@ -392,7 +399,19 @@ def build_app(
                         file_count="multiple", interactive=False, elem_id="downloads")  # fmt: skip
 
         view = [before, after, gallery, history_text]
-        demo.load(safe(h.start), [state, seed, psi, class_idx], [state, *view, relevance_note], **device)
+
+        def start(s, seed, psi, class_idx, request):
+            out = h.start(s, seed, psi, class_idx)
+            h.open[request.session_hash] = out[0]
+            return out
+
+        def end(request):
+            h.end(request.session_hash)
+
+        # real classes, not the strings `from __future__ import annotations` makes: how Gradio knows what to pass
+        start.__annotations__["request"] = end.__annotations__["request"] = gr.Request
+        demo.load(safe(start), [state, seed, psi, class_idx], [state, *view, relevance_note], **device)
+        demo.unload(end)
         seed_btn.click(safe(h.seed), [state, seed, psi, class_idx], [state, *view], **device)
         random_btn.click(safe(h.random_seed), [state, psi, class_idx], [state, seed, *view], **device)
         photo_btn.click(
@@ -430,7 +449,7 @@ def build_app(
         def restore(s, evt):
             return h.restore(s, evt.index)
 
-        restore.__annotations__["evt"] = gr.SelectData  # a real class: how Gradio knows to pass the selection
+        restore.__annotations__["evt"] = gr.SelectData
 
         gallery.select(safe(restore), [state], [state, *view], **device)
         downloads_btn.click(safe(h.downloads), [state], [files], **device)
