@@ -7,6 +7,7 @@ counted by ``torch.utils.flop_counter`` and the achieved GFLOP/s; prints a table
     python benchmarks/bench_generator.py                       # 256 512 1024, batch 1, best device
     python benchmarks/bench_generator.py --res 1024 --batch 4 --device cuda
     python benchmarks/bench_generator.py --keep-memory off     # glibc's default allocator behaviour
+    python benchmarks/bench_generator.py --precision fp32 bf16 # both, in the same run
 
 On CPU each case runs in its own process, so that peak RSS belongs to that case alone.
 """
@@ -28,6 +29,7 @@ import styleclip
 from report import RESULTS, peak_memory_mb, write_report
 from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from styleclip.utils.devices import resolve_device
+from styleclip.utils.precision import computing_in
 
 JOBS = ("forward", "backward_wplus", "backward_styles")
 
@@ -70,9 +72,16 @@ def sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def run_case(res: int, job: str, modulation: str, batch: int, device: torch.device, repeats: int, warmup: int) -> dict:
+def run_case(
+    res: int, job: str, modulation: str, batch: int, device: torch.device, repeats: int, warmup: int, precision: str
+) -> dict:
     G = build(res, device)
-    fn = step_fn(G, job, batch, modulation)
+    inner = step_fn(G, job, batch, modulation)
+
+    def fn():
+        with computing_in(precision):
+            return inner()
+
     with FlopCounterMode(display=False) as counter:
         fn()
     flops = counter.get_total_flops()
@@ -93,6 +102,7 @@ def run_case(res: int, job: str, modulation: str, batch: int, device: torch.devi
         "resolution": res,
         "job": job,
         "modulation": modulation,
+        "precision": precision,
         "batch": batch,
         "median_s": median,
         "min_s": min(times),
@@ -109,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--res", type=int, nargs="+", default=[256, 512, 1024])
     p.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS))
     p.add_argument("--modulation", nargs="+", choices=["fused", "activation"], default=["fused", "activation"])
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"], default=["fp32"])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
@@ -123,28 +134,28 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     if args._case:
         res, job, mod = int(args._case[0]), args._case[1], args._case[2]
-        print(json.dumps(run_case(res, job, mod, args.batch, device, args.repeats, args.warmup)))
+        precision = args.precision[0]
+        print(json.dumps(run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, precision)))
         return 0
 
     rows = []
-    for res in args.res:
-        for job in args.jobs:
-            for mod in args.modulation:
-                if device.type == "cpu" and not args.in_process:
-                    cmd = [sys.executable, __file__, "--_case", str(res), job, mod, "--batch", str(args.batch)]
-                    cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device)]
-                    cmd += ["--keep-memory", args.keep_memory]
-                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                    row = json.loads(out.strip().splitlines()[-1])
-                else:
-                    row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup)
-                rows.append(row)
-                print(
-                    f"{res:5d}px  {job:16s} {mod:10s} batch {args.batch}: {row['median_s']:7.3f} s "
-                    f"(min {row['min_s']:.3f})  {row['gflop']:7.1f} GFLOP  {row['gflops_per_s']:6.1f} GFLOP/s  "
-                    f"peak {row['peak_mem_mb']:8.0f} MB",
-                    flush=True,
-                )
+    cases = [(r, j, m, p) for r in args.res for j in args.jobs for m in args.modulation for p in args.precision]
+    for res, job, mod, precision in cases:
+        if device.type == "cpu" and not args.in_process:
+            cmd = [sys.executable, __file__, "--_case", str(res), job, mod, "--batch", str(args.batch)]
+            cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device)]
+            cmd += ["--keep-memory", args.keep_memory, "--precision", precision]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+        else:
+            row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, precision)
+        rows.append(row)
+        print(
+            f"{res:5d}px  {job:16s} {mod:10s} {precision} batch {args.batch}: {row['median_s']:7.3f} s "
+            f"(min {row['min_s']:.3f})  {row['gflop']:7.1f} GFLOP  {row['gflops_per_s']:6.1f} GFLOP/s  "
+            f"peak {row['peak_mem_mb']:8.0f} MB",
+            flush=True,
+        )
     default = RESULTS / f"bench_generator-{device.type}-b{args.batch}-mem{args.keep_memory}.json"
     write_report("generator", device, rows, args.json or default, keep_memory=args.keep_memory)
     return 0

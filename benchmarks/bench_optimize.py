@@ -7,6 +7,7 @@ Time per step is the median over the measured steps, after warm-up steps.
 
     python benchmarks/bench_optimize.py                         # 256 512 1024, batch 1 and 4, best device
     python benchmarks/bench_optimize.py --res 1024 --batch 1 --device cuda
+    python benchmarks/bench_optimize.py --res 512 1024 --batch 1 --precision fp32 bf16   # side by side
 
 On CPU each case runs in its own process, so that peak RSS belongs to that case alone.
 """
@@ -32,7 +33,9 @@ from styleclip.utils.devices import resolve_device
 PROMPT = "a really happy dog face with mouth open"
 
 
-def run_case(res: int, batch: int, arch: str, space: str, device: torch.device, steps: int, warmup: int) -> dict:
+def run_case(
+    res: int, batch: int, arch: str, space: str, device: torch.device, steps: int, warmup: int, precision: str
+) -> dict:
     import open_clip
 
     G = build(res, device)
@@ -48,7 +51,10 @@ def run_case(res: int, batch: int, arch: str, space: str, device: torch.device, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    styleclip.optimize(G, prompts, guide, seeds=[0], steps=warmup + steps, space=space, callback=tick, progress=False)
+    styleclip.optimize(
+        G, prompts, guide, seeds=[0], steps=warmup + steps, space=space, callback=tick, progress=False,
+        precision=precision,
+    )  # fmt: skip
     per_step = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)][warmup:]
     peak_mb, peak_kind = peak_memory_mb(device)
     return {
@@ -56,6 +62,7 @@ def run_case(res: int, batch: int, arch: str, space: str, device: torch.device, 
         "batch": batch,
         "clip": arch,
         "space": space,
+        "precision": precision,
         "median_s_per_step": statistics.median(per_step),
         "min_s_per_step": min(per_step),
         "steps_s": per_step,
@@ -70,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (random weights)")
     p.add_argument("--space", choices=["w+", "w", "s"], default="w+")
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"], default=["fp32"])
     p.add_argument("--steps", type=int, default=5, help="measured steps")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default=None)
@@ -82,28 +90,28 @@ def main(argv: list[str] | None = None) -> int:
     styleclip.keep_freed_memory(args.keep_memory == "on")
     device = resolve_device(args.device)
     if args._case:
-        row = run_case(int(args._case[0]), int(args._case[1]), args.clip, args.space, device, args.steps, args.warmup)
+        res, batch, precision = int(args._case[0]), int(args._case[1]), args.precision[0]
+        row = run_case(res, batch, args.clip, args.space, device, args.steps, args.warmup, precision)
         print(json.dumps(row))
         return 0
 
     rows = []
-    for res in args.res:
-        for batch in args.batch:
-            if device.type == "cpu" and not args.in_process:
-                cmd = [sys.executable, __file__, "--_case", str(res), str(batch), "--clip", args.clip]
-                cmd += ["--space", args.space, "--steps", str(args.steps), "--warmup", str(args.warmup)]
-                cmd += ["--device", str(device), "--keep-memory", args.keep_memory]
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                row = json.loads(out.strip().splitlines()[-1])
-            else:
-                row = run_case(res, batch, args.clip, args.space, device, args.steps, args.warmup)
-            rows.append(row)
-            print(
-                f"{res:5d}px  batch {batch}  {args.clip} {args.space}: {row['median_s_per_step']:7.3f} s/step "
-                f"(min {row['min_s_per_step']:.3f}, {row['median_s_per_step'] / batch:.3f} s/image)  "
-                f"peak {row['peak_mem_mb']:8.0f} MB",
-                flush=True,
-            )
+    for res, batch, precision in [(r, b, p) for r in args.res for b in args.batch for p in args.precision]:
+        if device.type == "cpu" and not args.in_process:
+            cmd = [sys.executable, __file__, "--_case", str(res), str(batch), "--clip", args.clip]
+            cmd += ["--space", args.space, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            cmd += ["--device", str(device), "--keep-memory", args.keep_memory, "--precision", precision]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+        else:
+            row = run_case(res, batch, args.clip, args.space, device, args.steps, args.warmup, precision)
+        rows.append(row)
+        print(
+            f"{res:5d}px  batch {batch}  {args.clip} {args.space} {precision}: {row['median_s_per_step']:7.3f} s/step "
+            f"(min {row['min_s_per_step']:.3f}, {row['median_s_per_step'] / batch:.3f} s/image)  "
+            f"peak {row['peak_mem_mb']:8.0f} MB",
+            flush=True,
+        )
     space = args.space.replace("+", "plus")  # file names travel better without '+'
     path = args.json or RESULTS / f"bench_optimize-{device.type}-{space}.json"
     write_report("optimize", device, rows, path, clip=args.clip, space=args.space, keep_memory=args.keep_memory)

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
 from ..sample import parse_seeds
+from .options import add_precision_argument
 
 NAME = "directions"
 HELP = "global directions: precompute channel relevance for a generator, apply 'neutral -> target' edits"
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--clip", default=DEFAULT_CLIP, help=f"CLIP model name or checkpoint path ({DEFAULT_CLIP})")
         q.add_argument("--samples", type=int, default=100_000, help="latents for the style statistics (100000)")
         q.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+        add_precision_argument(q)
         q.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
         q.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
 
@@ -69,16 +71,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--samples must be at least 2")
     if args.action == "apply" and args.class_idx is not None and args.image is not None:
         raise UsageError("--class chooses the class of seed sources; a photo has none")
+    from ..utils.precision import computing_in, describe, resolve_precision
+
     device = resolve_device(args.device)
     G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
     guide = load_clip(args.clip, device=device)
+    precision = resolve_precision(args.precision, device)
+    args.precision_used = describe(args.precision, precision, device)
 
     def stats():  # 100k latents the first time: only once the arguments and the matrix are known to be good
         return style_statistics(G, samples=args.samples, cache=args.cache)
 
-    if args.action == "precompute":
-        return _precompute(args, G, guide, stats())
-    return _apply(args, G, guide, stats)
+    with computing_in(precision):  # generator and CLIP; statistics and relevance sums stay fp32
+        if args.action == "precompute":
+            return _precompute(args, G, guide, stats())
+        return _apply(args, G, guide, stats)
 
 
 def _precompute(args, G, guide, stats) -> int:
@@ -198,6 +205,7 @@ def _apply(args, G, guide, get_stats) -> int:
         "sources": names,
         "sweep_alphas": alphas,
         "seconds": {"direction": round(t_direction, 4), "apply": round(t_apply, 4)},
+        "precision": args.precision_used,
         "max_pixel_change": int(np.abs(to_uint8(after).astype(int) - to_uint8(before).astype(int)).max()),
     }
     atomic_write(args.outdir / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1, default=str)))

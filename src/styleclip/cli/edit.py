@@ -18,8 +18,11 @@ from ..io.images import compare_image, save_png, to_pil, to_uint8
 from ..io.video import VideoWriter
 from ..sample import parse_seeds
 from ..utils.files import atomic_save_arrays, atomic_write
+from .options import add_precision_argument
 
 NAME = "edit"
+
+
 HELP = "edit a generated image (or a saved latent) towards a text prompt by latent optimisation"
 
 REPORT_KEY = "styleclip:report"  # PNG text chunk holding everything needed to reproduce the image
@@ -57,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     opt.add_argument("--clip", default=DEFAULT_CLIP, help=f"CLIP model name or checkpoint path ({DEFAULT_CLIP})")
     opt.add_argument("--domain", help="override the generator's domain (face turns the identity loss on)")
+    add_precision_argument(opt)
     opt.add_argument("--max-steps", type=int, default=None, help="stop after this many steps, keep the best")
     opt.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds, keep the best")
 
@@ -112,6 +116,7 @@ def _config(args: argparse.Namespace) -> tuple[OptimizeConfig, str]:
         noise_mode=args.noise_mode,
         clip=args.clip,
         identity=args.identity,
+        precision=args.precision,
     )
     return config, args.generator
 
@@ -277,6 +282,7 @@ def _write(where: Path, r: EditResult, base: dict, video: str | None) -> None:
             "identity_similarity": r.identity_similarity,
             "wall_time_s": round(r.wall_time, 3),
         },
+        "precision": r.precision,
         "outputs": ["before.png", "after.png", "compare.png", "latent.npy", "report.json"]
         + (["styles.npz"] if r.styles is not None else [])
         + ([video] if video else []),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
+from .options import add_precision_argument
 
 NAME = "ui"
 HELP = "edit in the browser: live global-direction sliders, optimisation, photos, history (needs styleclip[ui])"
@@ -26,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (20)")
     p.add_argument("--max-megapixels", type=float, default=40.0, help="largest photo in megapixels (40)")
     p.add_argument("--domain", help="override the generator's domain (face turns on alignment and identity)")
+    add_precision_argument(p)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
     p.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     demo = build_app(
         G, guide, generator_name=args.generator, relevance=args.relevance, stats_samples=args.samples,
         concurrency=args.concurrency, limits=Limits(args.max_upload_mb, args.max_megapixels),
-        cache=args.cache, offline=args.offline,
+        cache=args.cache, offline=args.offline, precision=args.precision,
     )  # fmt: skip
     if not _is_loopback(args.host):
         print(f"styleclip ui: warning: listening on {args.host}: anyone on your network can use this app and your "

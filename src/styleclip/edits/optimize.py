@@ -29,6 +29,8 @@ from ..guidance.preprocess import MODES
 from ..io.images import to_uint8
 from ..latents import load_latent, select_style_layers, select_ws
 from ..nets.stylegan2 import Generator
+from ..utils.precision import PRECISIONS, computing_in, resolve_precision
+from ..utils.precision import describe as describe_precision
 
 SPACES = ("w+", "w", "s")
 LOSSES = ("global", "directional")
@@ -68,6 +70,7 @@ class OptimizeConfig:
     clip: str = DEFAULT_CLIP
     identity: str | None = None  # ArcFace weights (path or catalogue name); None = arcface:ir-se50
     seed: int = 0  # seeds the augmentation crops
+    precision: str = "auto"  # the networks' arithmetic: auto, fp32, bf16, fp16 (latents and Adam stay fp32)
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str):
@@ -110,6 +113,8 @@ class OptimizeConfig:
             raise UsageError(f"id_weight must be a finite number >= 0, got {self.id_weight}")
         if not (0 <= self.rampup <= 1 and 0 < self.rampdown <= 1):
             raise UsageError("rampup must be in [0, 1] and rampdown in (0, 1]")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.augment < 0:
             raise UsageError("augment must be >= 0 (0 = score the image alone)")
         if self.space == "w" and self.layers not in (None, "all", ["all"]):
@@ -155,6 +160,7 @@ class EditResult:
     config: OptimizeConfig
     wall_time: float
     frames: list[np.ndarray] = field(default_factory=list)
+    precision: dict[str, str] = field(default_factory=dict)  # requested, used, why
 
 
 FrameSink = Callable[[int, int, np.ndarray], None]  # (sample index, step, [H, W, 3] uint8)
@@ -219,10 +225,15 @@ def optimize(
     guide = clip if isinstance(clip, ClipGuide) else load_clip(clip or config.clip, device=G.device)
     if isinstance(clip, ClipGuide):
         config.clip = clip.name
+    precision = resolve_precision(config.precision, G.device)
     if source_styles is not None and (source is None or config.space != "s"):
         raise UsageError("this source carries a StyleSpace edit: optimise it in S (space='s') from its W+ and styles")
-    run = _Run(G, guide, config, identity, source, source_styles)
-    return run.optimize(frame_every, on_frame, callback, max_steps, time_limit, progress)
+    with computing_in(precision):  # the generator, CLIP and ArcFace; latents, Adam and loss sums stay fp32
+        run = _Run(G, guide, config, identity, source, source_styles)
+        results = run.optimize(frame_every, on_frame, callback, max_steps, time_limit, progress)
+    for r in results:
+        r.precision = describe_precision(config.precision, precision, G.device)
+    return results
 
 
 class _Run:

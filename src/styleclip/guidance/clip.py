@@ -8,7 +8,6 @@ tensor shapes), or ``ARCH:/path/to/open_clip_weights`` for other architectures.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -45,8 +44,8 @@ class ClipGuide(nn.Module):
         super().__init__()
         if precision not in ("auto", "fp32", "fp16", "bf16"):
             raise UsageError(f"CLIP precision must be auto, fp32, fp16 or bf16, got {precision!r}")
-        # 'auto': fp16 autocast on CUDA (CLIP was trained in fp16; twice the speed, half the memory), fp32
-        # elsewhere. Weights stay fp32 and embeddings come back as fp32 either way.
+        # 'auto': the job's precision (styleclip.utils.precision: bf16/fp16 autocast on GPUs and bf16 CPUs; CLIP
+        # was trained in fp16), fp32 elsewhere. Weights stay fp32 and embeddings come back as fp32 either way.
         self.precision = precision
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
@@ -78,11 +77,9 @@ class ClipGuide(nn.Module):
         return emb / emb.norm(dim=-1, keepdim=True)
 
     def _autocast(self):
-        device = self.device
-        if self.precision == "fp32" or (self.precision == "auto" and device.type != "cuda"):
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device.type, dtype=dtype)
+        from ..utils.precision import network_autocast
+
+        return network_autocast(self.device, self.precision)
 
     def encode_image_views(
         self, img: torch.Tensor, n: int = 8, seed: int = 0, preprocess: str = "clip", **view_kwargs

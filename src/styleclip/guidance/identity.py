@@ -31,8 +31,14 @@ class IdentityLoss(nn.Module):
         return F.adaptive_avg_pool2d(x[:, :, 35:223, 32:220], (112, 112))
 
     def embed(self, img: torch.Tensor) -> torch.Tensor:
-        """Unit identity embeddings ``[N, 512]`` of generator images ``[N, 3, H, W]`` in ``[-1, 1]``."""
-        return self.net(self.face(img))
+        """Unit identity embeddings ``[N, 512]`` (float32) of generator images ``[N, 3, H, W]`` in ``[-1, 1]``;
+        the network computes in the job's precision (:mod:`styleclip.utils.precision`)."""
+        from ..utils.precision import network_autocast
+
+        with network_autocast(img.device):
+            e = self.net(self.face(img))
+        e = e.float()
+        return e / e.norm(dim=-1, keepdim=True)
 
     def forward(
         self, edited: torch.Tensor, source: torch.Tensor | None = None, source_emb: torch.Tensor | None = None

@@ -69,16 +69,21 @@ class LPIPS(nn.Module):
         self.eval().requires_grad_(False)
 
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Channel-normalised activations at the five LPIPS layers."""
+        """Channel-normalised activations at the five LPIPS layers (float32; the backbone computes in the job's
+        precision, :mod:`styleclip.utils.precision`)."""
+        from ..utils.precision import network_autocast
+
         if self.max_size is not None and x.shape[-1] > self.max_size:
             x = F.adaptive_avg_pool2d(x, (self.max_size, self.max_size))
         x = (x - self.shift) / self.scale
         out, start = [], 0
-        for stop in _TAPS[self.net_name]:
-            for layer in self.features[start:stop]:
-                x = layer(x)
-            start = stop
-            out.append(x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10))
+        with network_autocast(x.device):
+            for stop in _TAPS[self.net_name]:
+                for layer in self.features[start:stop]:
+                    x = layer(x)
+                start = stop
+                t = x.float()
+                out.append(t / (t.square().sum(1, keepdim=True).sqrt() + 1e-10))
         return out
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,8 @@ from ..guidance.identity import load_identity_loss
 from ..guidance.perceptual import LPIPS
 from ..io.photos import center_crop, crop_box, load_photo, to_tensor
 from ..nets.stylegan2 import Generator
+from ..utils.precision import computing_in, resolve_precision
+from ..utils.precision import describe as describe_precision
 from .encoders import Encoder, encode, load_encoder
 from .projection import ProjectionConfig, _lpips_to, project, psnr, use_noise
 
@@ -49,6 +51,7 @@ class Inversion:
     metrics: dict[str, float | None] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    precision: dict[str, str] = field(default_factory=dict)  # requested, used, why
 
 
 def prepare_photo(
@@ -101,6 +104,7 @@ def invert(
     projection: ProjectionConfig | None = None,
     identity=None,
     progress: bool = True,
+    precision: str = "auto",
 ) -> Inversion:
     """Invert a photo into ``G``.
 
@@ -115,6 +119,8 @@ def invert(
         pti: fine-tune a copy of the generator around the latent (pivotal tuning) for a faithful reconstruction,
             for up to ``pti_steps`` steps or until LPIPS falls below ``pti_stop``.
         identity: an :class:`~styleclip.guidance.identity.IdentityLoss` for the face-identity metric.
+        precision: the networks' arithmetic ('auto', 'fp32', 'bf16', 'fp16'; :mod:`styleclip.utils.precision`);
+            latents, noise maps and the optimisers' state stay fp32.
 
     Returns:
         An :class:`Inversion`: ``ws`` W+ ``[1, num_ws, w_dim]``, the prepared photo ``target`` and the
@@ -122,6 +128,16 @@ def invert(
     """
     if method not in METHODS:
         raise UsageError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    used = resolve_precision(precision, G.device)
+    with computing_in(used):
+        inv = _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, align, face, box,
+                      projection, identity, progress)  # fmt: skip
+    inv.precision = describe_precision(precision, used, G.device)
+    return inv
+
+
+def _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, align, face, box, projection,
+            identity, progress) -> Inversion:  # fmt: skip
     t0 = time.perf_counter()
     domain = G.meta.get("domain")
     aligned = prepare_photo(photo, G.img_resolution, align, domain, face, box)

@@ -286,6 +286,7 @@ def build_app(
     offline: bool | None = None,
     workdir: str | Path | None = None,
     title: str = "styleclip",
+    precision: str = "auto",
 ):
     """The web UI as a ``gradio.Blocks`` (mount it in FastAPI with ``gr.mount_gradio_app`` or ``.launch()`` it).
 
@@ -299,12 +300,13 @@ def build_app(
         concurrency: jobs that may run on the device at once; further requests queue.
         limits: upload limits (20 MB and 40 megapixels by default).
         workdir: parent of the per-session temporary folders (default: the system's temporary folder).
+        precision: the networks' arithmetic ('auto': bf16 on CPUs with native bf16 and on GPUs, else fp32).
     """
     gr = _gradio()
     from ..guidance.clip import load_clip
 
     guide = clip if isinstance(clip, ClipGuide) else load_clip(clip, device=G.device)
-    studio = Studio(G, guide, generator_name, stats_samples, relevance, cache, offline, limits)
+    studio = Studio(G, guide, generator_name, stats_samples, relevance, cache, offline, limits, precision)
     root = Path(tempfile.mkdtemp(prefix="styleclip-ui-", dir=workdir))
     h = Handlers(studio, root)
     safe = readable_errors
@@ -317,7 +319,7 @@ def build_app(
         state = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
         gr.Markdown(
             f"# styleclip — edit with words\n{studio.generator_name} ({G.img_resolution} px) · CLIP {guide.name} · "
-            f"{G.device}"
+            f"{G.device}, {studio.precision}"
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=280), gr.Tabs():

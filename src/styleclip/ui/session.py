@@ -36,6 +36,7 @@ from ..io.images import image_grid, save_png, to_uint8
 from ..latents import Codes
 from ..nets.stylegan2 import Generator
 from ..utils.files import atomic_write
+from ..utils.precision import computing_in, resolve_precision
 
 SESSION_KEY = "styleclip:session"  # PNG text chunk: the history of the picture, codes included
 MAX_PROMPT_CHARS = 1000
@@ -71,6 +72,7 @@ class Studio:
         relevance: a relevance matrix file / URL / catalogue name; None = the published or a precomputed one.
         cache, offline: the model cache and whether downloads are allowed.
         limits: upload limits.
+        precision: the networks' arithmetic for every session ('auto': :mod:`styleclip.utils.precision`).
     """
 
     def __init__(
@@ -83,8 +85,10 @@ class Studio:
         cache: str | Path | None = None,
         offline: bool | None = None,
         limits: Limits | None = None,
+        precision: str = "auto",
     ) -> None:
         self.G, self.guide = G, guide
+        self.precision = resolve_precision(precision, G.device)
         self.generator_name = generator_name or G.meta.get("asset") or G.meta.get("source") or "generator"
         self.stats_samples, self.relevance_spec = stats_samples, relevance
         self.cache, self.offline = cache, offline
@@ -129,7 +133,9 @@ class Studio:
         from ..edits.relevance import relevance_matrix_gradient
         from ..edits.relevance_files import default_relevance_path
 
-        matrix = relevance_matrix_gradient(self.G, self.guide, self.stats(), images=images, batch_size=batch_size)
+        stats = self.stats()
+        with computing_in(self.precision):
+            matrix = relevance_matrix_gradient(self.G, self.guide, stats, images=images, batch_size=batch_size)
         matrix.save(default_relevance_path(self.G, self.guide.name, "gradient", self.cache))
         with self.lock:
             self._matrix = matrix
@@ -146,7 +152,8 @@ class Studio:
                 self._directions.move_to_end(key)
                 return hit
         matrix, stats = self.matrix(), self.stats()
-        found = global_direction(self.guide, target, neutral, matrix, stats, beta=beta, domain=self.domain)
+        with computing_in(self.precision):
+            found = global_direction(self.guide, target, neutral, matrix, stats, beta=beta, domain=self.domain)
         with self.lock:
             self._directions[key] = found
             while len(self._directions) > 64:
@@ -245,7 +252,7 @@ class EditSession:
         return self.history[self.index]
 
     def _render(self, codes: Codes) -> np.ndarray:
-        with torch.no_grad():
+        with torch.no_grad(), computing_in(self.studio.precision):
             return to_uint8(codes.image(self.G))[0]
 
     def _start(self, codes: Codes, label: str, edit: dict[str, Any]) -> Step:
@@ -299,7 +306,7 @@ class EditSession:
         from ..inversion.invert import invert
 
         path = self.check_upload(path)
-        inv = invert(path, self.G, method=method, steps=steps, **invert_kwargs)
+        inv = invert(path, self.G, method=method, steps=steps, precision=self.studio.precision, **invert_kwargs)
         if inv.generator is not self.G:
             raise UsageError("pivotal tuning changes the generator; the UI edits with the shared one, so PTI is off")
         metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in inv.metrics.items()}
@@ -376,7 +383,7 @@ class EditSession:
         """Preview ``edit`` applied to the current source (one synthesis pass for a cached direction)."""
         source = self.source
         codes = Codes(source.codes.ws.to(self.G.device), self._source_styles())
-        with torch.no_grad():
+        with torch.no_grad(), computing_in(self.studio.precision):
             edited = edit.apply(self.G, codes)
             pixels = to_uint8(edited.image(self.G))[0]
         self.preview = Preview(edited, pixels, edit.describe(), label)
@@ -401,7 +408,7 @@ class EditSession:
         styles = self._source_styles()
         n = len(alphas)
         batch = {k: v.expand(n, -1) for k, v in styles.items()}
-        with torch.no_grad():
+        with torch.no_grad(), computing_in(self.studio.precision):
             edited = found.apply(batch, torch.tensor(alphas))
             frames = [Image.fromarray(a) for a in to_uint8(self.G.synthesis_from_styles(edited))]
         return image_grid([frames], [f"α {a:g}" for a in alphas])
@@ -464,6 +471,7 @@ class EditSession:
                 on_frame=frame,
                 callback=check_cancel,
                 progress=progress,
+                precision=self.studio.precision,
             )
         except BaseException:
             if writer is not None:
@@ -544,6 +552,7 @@ class EditSession:
                 "resolution": G.img_resolution,
             },
             "clip": self.studio.guide.name,
+            "precision": self.studio.precision,
             "steps": [{"label": s.label, "edit": s.edit} for s in self._chain()],
         }
 

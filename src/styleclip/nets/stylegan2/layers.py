@@ -9,7 +9,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .ops import bias_act, conv2d_up, get_activation, modulated_conv2d, setup_filter, upsample2d
+from .ops import (
+    bias_act,
+    conv2d_up,
+    derived,
+    get_activation,
+    modulated_conv2d,
+    setup_filter,
+    upsample2d,
+    weight_square_sums,
+)
 
 NOISE_MODES = ("const", "random", "none")
 
@@ -44,12 +53,10 @@ class FullyConnectedLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, in_features] -> [N, out_features]``."""
-        w = self.weight.to(x.dtype) * self.weight_gain
+        w = derived(self, f"weight-{x.dtype}", lambda: self.weight.to(x.dtype) * self.weight_gain, self.weight)
         b = self.bias
         if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
+            b = derived(self, f"bias-{x.dtype}", lambda: self.bias.to(x.dtype) * self.bias_gain, self.bias)
         if self.activation == "linear" and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, act=self.activation)
@@ -111,10 +118,15 @@ class SynthesisLayer(nn.Module):
             noise = self.noise_const * self.noise_strength
         total_gain = self.act_gain * gain
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        frozen = {
+            "weight_sq": derived(self, "weight-sq", lambda: weight_square_sums(self.weight), self.weight),
+            "weight_cast": derived(self, f"weight-{x.dtype}", lambda: self.weight.to(x.dtype), self.weight),
+        }
         if self.activation not in _HOMOGENEOUS:
             x = modulated_conv2d(
-                x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter, fused=fused
-            )
+                x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter, fused=fused,
+                **frozen,
+            )  # fmt: skip
             return bias_act(x, self.bias, act=self.activation, gain=total_gain, clamp=clamp)
         # act(y + b) * g == act(g*y + g*b) for these activations, so the gain rides on the (small)
         # weights, noise and bias instead of costing a pass over the activations.
@@ -128,6 +140,7 @@ class SynthesisLayer(nn.Module):
             fused=fused,
             gain=total_gain,
             bias=self.bias,
+            **frozen,
         )
         x = _HOMOGENEOUS[self.activation](x)
         if clamp is not None and clamp >= 0:

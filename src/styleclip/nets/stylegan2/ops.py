@@ -183,12 +183,37 @@ def conv2d_up(
     return fir_filter(x, (f * up * up), (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), bias=bias)
 
 
-def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+def derived(module: torch.nn.Module, name: str, make: Callable[[], torch.Tensor], *sources: torch.Tensor):
+    """``make()``, remembered on ``module`` while the ``sources`` (its parameters) stay the same tensors with the
+    same contents: casts and reductions of frozen weights then cost nothing after the first pass, instead of a
+    pass over every weight on each forward and backward (tens of MB per step at 512 px). Weights being trained
+    (``requires_grad`` with autograd on) are never cached: the graph needs the fresh product."""
+    if torch.is_grad_enabled() and any(s.requires_grad for s in sources):
+        return make()
+    key = tuple((s.data_ptr(), s._version, s.dtype, s.device) for s in sources)
+    cache = module.__dict__.setdefault("_derived", {})
+    hit = cache.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    value = make()
+    cache[name] = (key, value)
+    return value
+
+
+def weight_square_sums(weight: torch.Tensor) -> torch.Tensor:
+    """``sum_k weight[o, i, k]**2`` as float32 ``[O, I]`` (what demodulation needs of the kernel)."""
+    return weight.float().square().sum(dim=[2, 3])
+
+
+def demodulation_coefficients(
+    weight: torch.Tensor, styles: torch.Tensor, w_sq: torch.Tensor | None = None
+) -> torch.Tensor:
     """``rsqrt(sum_{i,k} (weight[o, i, k] * styles[n, i])**2 + 1e-8)`` as ``[N, O]``.
 
-    One ``[N, I] x [I, O]`` product instead of materialising the ``[N, O, I, kh, kw]`` weights.
+    One ``[N, I] x [I, O]`` product instead of materialising the ``[N, O, I, kh, kw]`` weights; ``w_sq``:
+    :func:`weight_square_sums` of ``weight``, when the caller keeps it.
     """
-    w_sq = weight.float().square().sum(dim=[2, 3])  # [O, I]
+    w_sq = weight_square_sums(weight) if w_sq is None else w_sq  # [O, I]
     return (styles.float().square() @ w_sq.t() + 1e-8).rsqrt()
 
 
@@ -203,6 +228,8 @@ def modulated_conv2d(
     fused: bool = True,
     gain: float = 1.0,
     bias: torch.Tensor | None = None,
+    weight_sq: torch.Tensor | None = None,
+    weight_cast: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """StyleGAN2's modulated (and demodulated) convolution with 'same' padding, noise and bias.
 
@@ -222,6 +249,8 @@ def modulated_conv2d(
             1x1 kernels take a (cheap) matrix product either way.
         gain: overall output scale, folded into weights and coefficients (no pass over the output).
         bias: ``[O]``, added inside the convolution where the algebra allows (free), or None.
+        weight_sq, weight_cast: :func:`weight_square_sums` of ``weight`` and ``weight`` in ``x``'s dtype, when the
+            caller keeps them (frozen weights: see :func:`derived`).
 
     Returns:
         ``[N, O, H*up, W*up]``, a fresh tensor (callers may modify it in place).
@@ -235,8 +264,9 @@ def modulated_conv2d(
         # fp16 would overflow in the unnormalised products; demodulation cancels these scales.
         weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+        weight_sq = weight_cast = None  # kept for the weights as they were
 
-    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
+    dcoefs = demodulation_coefficients(weight, styles, weight_sq) if demodulate else None
     if kh == 1 and kw == 1 and up == 1:
         return _modulated_matmul(x, weight, styles, dcoefs, gain, noise, bias, fused)
     scale = dcoefs * gain if dcoefs is not None else torch.full((batch, out_ch), gain, device=x.device)
@@ -259,7 +289,7 @@ def modulated_conv2d(
         return x
 
     xs = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
-    w = weight.to(x.dtype)
+    w = weight_cast if weight_cast is not None and weight_cast.dtype == x.dtype else weight.to(x.dtype)
     # With one sample and no gradient to the scale, bias / scale rides inside the convolution:
     # (conv + b/s) * s = conv * s + b. (A bias that needs a gradient sends oneDNN's backward down a
     # path several times slower, so then it is added separately.)

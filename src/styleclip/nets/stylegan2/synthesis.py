@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import UsageError
+from ...utils.precision import current_precision
 from .config import SynthesisConfig
 from .layers import NOISE_MODES, Conv2dLayer, SynthesisLayer, ToRGBLayer
 from .ops import setup_filter, upsample2d
@@ -142,6 +143,7 @@ class SynthesisNetwork(nn.Module):
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         self.modulation = "auto"
+
         log2 = int(math.log2(img_resolution))
         self.block_resolutions = [2**i for i in range(2, log2 + 1)]
         channels = {r: min(cfg.channel_base // r, cfg.channel_max) for r in self.block_resolutions}
@@ -204,6 +206,7 @@ class SynthesisNetwork(nn.Module):
         force_fp32: bool | None = None,
         modulation: str | None = None,
         generator: torch.Generator | None = None,
+        precision: str | None = None,
     ) -> torch.Tensor:
         """Draw the image from StyleSpace.
 
@@ -215,6 +218,9 @@ class SynthesisNetwork(nn.Module):
                 around one shared conv: cheaper backward) or 'auto' (choose per device, batch and
                 whether gradients are needed); None = this network's :attr:`modulation`.
             generator: random source for ``noise_mode='random'``.
+            precision: 'fp32', 'bf16' (every block computes in bf16; styles, demodulation coefficients and the
+                image sum stay fp32), 'fp16' (the checkpoint's fp16 layers, any device) or None = the job's
+                :func:`~styleclip.utils.precision.computing_in` scope, and outside one ``force_fp32`` decides.
 
         Returns:
             ``[N, img_channels, R, R]`` float32, roughly in ``[-1, 1]``.
@@ -230,13 +236,22 @@ class SynthesisNetwork(nn.Module):
                 raise UsageError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
         first = styles[self.style_layers[0].name]
         fused = self._use_fused(modulation or self.modulation, first, styles)
-        if force_fp32 is None:
+        if precision is None and force_fp32 is None:  # an explicit argument wins over the job's scope
+            precision = current_precision()
+        if precision not in (None, "fp32", "bf16", "fp16"):
+            raise UsageError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+        if precision is not None:
+            force_fp32 = precision == "fp32"
+        elif force_fp32 is None:
             force_fp32 = first.device.type != "cuda"
         # oneDNN's CPU convolutions (dense and depthwise) run 1.3-2x faster on NHWC tensors.
         memory_format = torch.channels_last if first.device.type == "cpu" else torch.contiguous_format
         x = img = None
         for block in self.blocks():
-            dtype = torch.float16 if block.use_fp16 and not force_fp32 else torch.float32
+            if precision == "bf16":
+                dtype = torch.bfloat16
+            else:
+                dtype = torch.float16 if block.use_fp16 and not force_fp32 else torch.float32
             x, img = block(x, img, styles, dtype, noise_mode, fused, generator=generator, memory_format=memory_format)
         return img.contiguous()
 

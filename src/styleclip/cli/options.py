@@ -1,0 +1,11 @@
+"""Options several commands share."""
+
+from __future__ import annotations
+
+
+def add_precision_argument(group, default: str = "auto") -> None:
+    """``--precision``: one setting for every network of a command (see :mod:`styleclip.utils.precision`)."""
+    group.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16", "fp16"], default=default,
+        help=f"the networks' arithmetic ({default}; auto = bf16 on CPUs with AMX/AVX512-BF16 and on GPUs, else fp32)",
+    )  # fmt: skip
