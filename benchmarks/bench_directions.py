@@ -5,7 +5,7 @@ Relevance throughput is in channel-images per second (one channel tried on one i
 differences need two syntheses per channel-image, the gradient estimate D/batch backward passes per image
 for all channels at once.
 
-    python benchmarks/bench_directions.py [--res 256 512 1024] [--device cuda]
+    python benchmarks/bench_directions.py [--res 256 512 1024] [--device cuda] [--precision fp32 bf16]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from styleclip.edits.relevance import RelevanceMatrix, relevance_matrix, relevan
 from styleclip.guidance.clip import ClipGuide
 from styleclip.stylespace import StyleLayout, style_statistics
 from styleclip.utils.devices import resolve_device
+from styleclip.utils.precision import computing_in
 
 
 class _Stop(Exception):
@@ -101,12 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", choices=["finite-difference", "gradient"],
                    default=["finite-difference", "gradient"], help="relevance methods to time")  # fmt: skip
     p.add_argument("--device", default=None)
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"], default=["fp32"])
     args = p.parse_args(argv)
     styleclip.keep_freed_memory(True)
     device = resolve_device(args.device)
     rows = []
-    for res in args.res:
-        rows += run(res, device, args.batch_size, args.chunks, args.methods)
+    for precision in args.precision:
+        print(f"-- {precision}")
+        with computing_in(precision):  # generator and CLIP
+            for res in args.res:
+                rows += [
+                    {**r, "precision": precision} for r in run(res, device, args.batch_size, args.chunks, args.methods)
+                ]
     write_report(
         "directions", device, rows, RESULTS / f"bench_directions-{device.type}.json", batch_size=args.batch_size
     )

@@ -8,7 +8,9 @@ Checks, each printed as PASS/FAIL with the measured figure:
 - the fp16 layers of an ADA-style generator (num_fp16_res=4, conv_clamp=256) stay close to fp32;
 - gradients reach W+ and S on the device, with no float64 tensor anywhere;
 - CLIP (fp16 autocast and fp32), LPIPS and the optimisation loop on the device agree with the CPU;
-- then the optimisation and generator benchmarks on the device (JSON like bench_optimize.py / bench_generator.py).
+- bf16 synthesis (every block) stays close to fp32 and its W+ gradient points the same way;
+- then the optimisation, generator and global-direction benchmarks on the device, fp32 and bf16 side by side
+  (JSON like bench_optimize.py / bench_generator.py / bench_directions.py).
 Exit status 1 if any check fails.
 """
 
@@ -141,14 +143,32 @@ def main() -> int:
     check("gradients to W+ and S", grads_ok, f"|grad W+| {ws.grad.norm().item():.3e}", failures)
     check("no float64 on the device", not seen64, f"float64 outputs from {sorted(set(seen64))}", failures)
 
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        ws = G_dev.mapping_forward(G_dev.z_from_seed([0, 1]), truncation_psi=0.7)
+        with torch.no_grad():
+            full, half = (G_dev.synthesize(ws, precision=p) for p in ("fp32", "bf16"))
+        rel = ((half - full).norm() / full.norm()).item()
+        grads = []
+        for precision in ("fp32", "bf16"):
+            w = ws.clone().requires_grad_(True)
+            G_dev.synthesize(w, precision=precision).square().mean().backward()
+            grads.append(w.grad.flatten())
+        cos = torch.nn.functional.cosine_similarity(*grads, dim=0).item()
+        check(
+            "bf16 synthesis vs fp32", rel < 0.03 and cos > 0.999, f"relative L2 {rel:.4f}, grad cos {cos:.5f}", failures
+        )
+
     guidance_checks(device, failures)
 
     if not args.skip_bench:
+        both = ["--precision", "fp32", "bf16"]
         bench_optimize.main(
-            ["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "4", "--in-process"]
+            ["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "8", "--in-process", *both]
         )
-        bench_generator.main(["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "--in-process"])
-        bench_generator.main(["--device", str(device), "--res", "1024", "--batch", "4", "--in-process"])
+        bench_generator.main(
+            ["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "--in-process", *both]
+        )
+        bench_generator.main(["--device", str(device), "--res", "1024", "--batch", "4", "--in-process", *both])
     print(f"{len(failures)} failed" if failures else "all device checks passed")
     return 1 if failures else 0
 
