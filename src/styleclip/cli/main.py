@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import StyleclipError
-from . import convert, directions, edit, generate, invert, models
+from . import convert, directions, edit, generate, invert, mapper, models
 
-COMMANDS = (edit, directions, invert, generate, convert, models)
+COMMANDS = (edit, directions, invert, generate, convert, models, mapper)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -137,10 +137,6 @@ class LatentMapper(nn.Module):
         self.groups = nn.ModuleDict(
             {g: GroupMapper(config.w_dim, config.num_layers, config.lr_multiplier) for g in self.rows}
         )
-        mask = torch.zeros(config.num_ws, dtype=torch.bool)
-        for lo, hi in self.rows.values():
-            mask[lo:hi] = True
-        self.register_buffer("row_mask", mask, persistent=False)  # [num_ws]: rows the mapper may change
         self.meta: dict = {}
         self.attach_generator(None)
 
@@ -165,7 +161,10 @@ class LatentMapper(nn.Module):
     def edit(self, ws: torch.Tensor, strength: float | None = None) -> torch.Tensor:
         """``w + s·M(w)`` for W+ ``[N, num_ws, w_dim]``; ``strength`` None = ``config.strength`` (0.1)."""
         s = self.config.strength if strength is None else float(strength)
-        return torch.where(self.row_mask[:, None], ws + s * self(ws), ws)
+        mask = torch.zeros(self.num_ws, 1, dtype=torch.bool, device=ws.device)  # rows the mapper may change
+        for lo, hi in self.rows.values():
+            mask[lo:hi] = True
+        return torch.where(mask, ws + s * self(ws), ws)
 
     def extra_repr(self) -> str:
         rows = ", ".join(f"{g} rows {lo}-{hi - 1}" for g, (lo, hi) in self.rows.items())

@@ -45,6 +45,18 @@ class Context:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
 
+    def max_difference(self, tensors) -> float:
+        """The largest difference between any process's ``tensors`` and rank 0's (0.0 with one process)."""
+        if self.world == 1:
+            return 0.0
+        worst = torch.zeros((), device=self.device)
+        for t in tensors:
+            ref = t.detach().clone()
+            dist.broadcast(ref, src=0)
+            worst = torch.maximum(worst, (t.detach() - ref).abs().max())
+        dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+        return float(worst)
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()

@@ -270,6 +270,9 @@ class _Trainer:
                 bar.update(1)
                 if callback is not None:
                     callback(step, info or {"step": step})
+            if ctx.world > 1:  # DDP keeps the copies equal; say so in the log, where a run can be audited
+                diff = ctx.max_difference(list(self.mapper.parameters()))
+                history.append(log.write({"step": step, "split": "ranks", "world": ctx.world, "max_difference": diff}))
         except KeyboardInterrupt:
             stopped = "interrupted"
             if ckpts is not None and ctx.world == 1:  # with several processes the others may be mid-step
