@@ -112,16 +112,17 @@ def check_pairing(mapper: LatentMapper, G: Generator, embedded: Generator | None
 
 
 def same_network(a: Generator, b: Generator) -> bool:
-    """Same architecture and weights. ``w_avg`` is left out: the rosinality decoder inside a mapper file has
-    none, so it is estimated from samples there."""
-    if a.config.to_dict() != b.config.to_dict():
+    """Same weights, tensor by tensor. ``w_avg`` is left out (the rosinality decoder inside a mapper file has
+    none, so it is estimated from samples there), and so are settings that are not weights (fp16 layers,
+    clamping), which differ between file formats of one network."""
+    sa, sb = a.state_dict(), b.state_dict()
+    if set(sa) != set(sb):
         return False
-    sb = b.state_dict()
-    for name, t in a.state_dict().items():
-        if name == "mapping.w_avg":
+    for name, t in sa.items():
+        other = sb[name]
+        if name == "mapping.w_avg" or name.endswith("resample_filter"):
             continue
-        other = sb.get(name)
-        if other is None or other.shape != t.shape:
+        if other.shape != t.shape:
             return False
         if not torch.allclose(t.detach().cpu().float(), other.detach().cpu().float(), rtol=1e-5, atol=1e-6):
             return False
