@@ -140,7 +140,10 @@ def test_the_14_catalogue_mappers_resolve_and_run(tmp_path, monkeypatch, G64):
     assert len(names) == 14 and "styleclip-mapper:mohawk" in names
     ws = G64.mapping_forward(torch.randn(1, G64.z_dim))
     for name in names:
-        assert load_mapper(name, device="cpu").edit(ws).shape == ws.shape
+        mapper = load_mapper(name, device="cpu")
+        assert mapper.edit(ws).shape == ws.shape
+        # The decoder inside is the catalogue's FFHQ: photos get face alignment and e4e, edits an identity score.
+        assert mapper.generator.meta["domain"] == "face" and mapper.generator.meta["defaults"]["encoder"] == "e4e:ffhq"
     load_mapper("curly_hair", device="cpu")  # bare names of the published mappers
     assert fetched == [*names, "styleclip-mapper:curly_hair"]
 

@@ -76,6 +76,7 @@ def load_mapper(
         G = given
     elif embedded is not None:
         G = embedded.eval().requires_grad_(False).to(dev)
+        G.meta.update({"source": str(path), **_catalogue_generator_meta(text)})
     else:
         recorded = mapper.meta.get("generator") or {}
         source = recorded.get("source") or recorded.get("name")
@@ -85,6 +86,18 @@ def load_mapper(
         check_pairing(mapper, G, None, path)
     mapper.attach_generator(G)
     return mapper.eval().requires_grad_(False).to(dev)
+
+
+def _catalogue_generator_meta(name: str) -> dict:
+    """For a catalogue mapper, what the catalogue says about the generator inside it (domain, encoder, ...), so
+    that photos get FFHQ alignment and e4e, and faces the identity score."""
+    from .registry import find_asset
+
+    asset = find_asset(name)
+    paired = find_asset(asset.defaults.get("generator", "")) if asset is not None else None
+    if paired is None:
+        return {"domain": asset.domain} if asset is not None else {}
+    return {"asset": paired.name, "domain": paired.domain, "defaults": dict(paired.defaults)}
 
 
 def _is_name(generator) -> bool:
