@@ -119,6 +119,20 @@ def test_latent_files_and_fresh_samples(tmp_path, guide):
         training._Trainer(G, training.MapperTrainConfig("x", batch_size=3), _FakeContext(2), guide, None, None)
 
 
+def test_face_generators_get_the_identity_term(guide):
+    from styleclip.guidance.identity import IdentityLoss
+    from styleclip.nets.arcface import IRSE
+
+    G = tiny_generator()
+    G.meta["domain"] = "face"
+    torch.manual_seed(0)
+    r = train_mapper(G, clip=guide, identity=IdentityLoss(IRSE(50)), prompt="a smiling face", steps=1, batch_size=1,
+                     train_size=4, test_size=1, val_count=1, device="cpu", progress=False)  # fmt: skip
+    line = [h for h in r.history if h["split"] == "train"][-1]
+    assert line["id"] > 0  # StyleCLIP's weight 0.1 by default for faces, in the total
+    assert line["loss"] == pytest.approx(line["clip"] + 0.8 * line["l2"] + 0.1 * line["id"], rel=1e-5)
+
+
 class _FakeContext:
     def __init__(self, world: int) -> None:
         self.world, self.rank, self.device = world, 0, torch.device("cpu")

@@ -81,6 +81,9 @@ class MapperTrainConfig:
             raise UsageError("--train-size must be >= 0 (0 = fresh samples), --test-size and --val-count >= 1")
         if not self.lr > 0:
             raise UsageError("--lr must be positive")
+        unknown = [g for g in self.groups if g not in GROUP_NAMES]
+        if unknown or not self.groups:
+            raise UsageError(f"--groups must name some of {', '.join(GROUP_NAMES)}, got {list(self.groups)}")
 
     def to_dict(self) -> dict:
         return asdict(self) | {"groups": list(self.groups)}
@@ -134,7 +137,13 @@ def train_mapper(
     """
     from ..utils.devices import resolve_device
 
-    cfg = MapperTrainConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
+    settings = {**(config.to_dict() if config else {}), **overrides}
+    if "prompt" not in settings:
+        raise UsageError("train_mapper needs a prompt: train_mapper(G, prompt='a face with purple hair')")
+    unknown = sorted(set(overrides) - set(MapperTrainConfig.__dataclass_fields__))
+    if unknown:
+        raise UsageError(f"unknown mapper training setting(s) {unknown}")
+    cfg = MapperTrainConfig.from_dict(settings)
     cfg.check()
     if G.c_dim:
         raise UsageError("mapper training needs an unconditional generator (this one takes a class)")
