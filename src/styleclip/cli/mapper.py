@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--seed", type=int, default=0, help="initial weights, sampled latents and data order (0)")
     tr.add_argument("--preprocess", choices=["auto", "clip", "styleclip"], default="auto")
     tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                    help="autocast on CUDA: auto = bf16 where supported, else fp16")  # fmt: skip
+                    help="CUDA: auto = fp16 generator layers and CLIP autocast; bf16/fp16 = whole step autocast")  # fmt: skip
     tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --outdir")
 
     ap.add_argument("--mapper", required=True, help="mapper name (styleclip-mapper:mohawk or mohawk), path or URL")

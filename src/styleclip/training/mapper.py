@@ -61,7 +61,8 @@ class MapperTrainConfig:
     clip: str = DEFAULT_CLIP  # CLIP model name or path
     preprocess: str = "auto"  # 'styleclip' (its exact recipe), 'clip', or 'auto' (styleclip for 224-px CLIPs)
     identity: str | None = None  # ArcFace weights for λ_ID (default arcface:ir-se50)
-    precision: str = "auto"  # 'auto' (bf16 autocast on CUDA when supported, else fp16), 'fp32', 'bf16', 'fp16'
+    precision: str = "auto"  # CUDA only. 'auto': the generator's fp16 layers + CLIP in fp16 autocast (as `edit`);
+    # 'bf16' / 'fp16': the whole step under autocast (fp16 with a gradient scaler); 'fp32': no reduced precision
     keep_checkpoints: int = 2  # training checkpoints kept on disk (the newest ones)
 
     def check(self) -> None:
@@ -163,7 +164,7 @@ class _Trainer:
         self.cfg, self.ctx, self.outdir = cfg, ctx, outdir
         self.device = ctx.device
         self.G = G.eval().requires_grad_(False).to(self.device)
-        self.guide = clip if clip is not None else _load_clip(cfg.clip, self.device)
+        self.guide = clip if clip is not None else _load_clip(cfg.clip, self.device, cfg.precision)
         self.guide = self.guide.to(self.device)
         self.preprocess = cfg.preprocess
         if self.preprocess == "auto":
@@ -185,6 +186,7 @@ class _Trainer:
         self.text = self.guide.encode_text(cfg.prompt).to(self.device)  # StyleCLIP: the bare prompt, no templates
         self.clip_loss, self.l2_loss = ClipLoss(self.guide.logit_scale), LatentL2Loss()
         self.autocast, self.scaler = _precision(cfg.precision, self.device)
+        self.force_fp32 = True if cfg.precision == "fp32" else None  # None: fp16 layers on CUDA only
 
     # -- one step --------------------------------------------------------------------------------------
 
@@ -192,7 +194,7 @@ class _Trainer:
         """Per-image loss terms ``{name: [n]}`` for W+ ``ws: [n, num_ws, w_dim]``."""
         with self.autocast():
             edited = ws + self.cfg.strength * model(ws)
-            image = self.G.synthesize(edited)
+            image = self.G.synthesize(edited, force_fp32=self.force_fp32)
             clip = self.clip_loss(self.guide.encode_image(image, preprocess=self.preprocess), self.text)
         l2 = self.l2_loss(edited.float(), ws) / (ws.shape[1] * ws.shape[2])  # StyleCLIP's MSELoss: a mean
         total = self.cfg.clip_weight * clip + self.cfg.l2_weight * l2
@@ -293,10 +295,10 @@ class _Trainer:
         return TrainResult(self.mapper, step, stopped, history, path)
 
 
-def _load_clip(name: str, device: torch.device) -> ClipGuide:
+def _load_clip(name: str, device: torch.device, precision: str) -> ClipGuide:
     from ..guidance.clip import load_clip
 
-    return load_clip(name, device=device)
+    return load_clip(name, device=device, precision="fp32" if precision == "fp32" else "auto")
 
 
 def _optimizer(cfg: MapperTrainConfig, params) -> torch.optim.Optimizer:
@@ -319,11 +321,10 @@ class _NoScaler:
 
 
 def _precision(precision: str, device: torch.device):
-    """``(autocast context factory, gradient scaler)``: autocast on CUDA only; a scaler for fp16 only."""
-    if device.type != "cuda" or precision == "fp32":
+    """``(autocast context factory, gradient scaler)``: an explicit bf16 / fp16 request on CUDA puts the step under
+    autocast (fp16 with a scaler); otherwise the precision policies of the generator and CLIP apply as they are."""
+    if device.type != "cuda" or precision not in ("bf16", "fp16"):
         return contextlib.nullcontext, _NoScaler()
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else _NoScaler()
     return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
