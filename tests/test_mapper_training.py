@@ -56,9 +56,9 @@ def _train_lines(outdir: Path) -> list[dict]:
 
 def test_training_lowers_the_held_out_clip_loss(guide):
     G = tiny_generator()
-    result = train_mapper(G, clip=guide, prompt="a red square", steps=300, train_size=200, test_size=20,
-                          val_every=300, checkpoint_every=1000, log_every=100, device="cpu", progress=False)  # fmt: skip
-    assert result.stopped == "done" and result.steps_done == 300
+    result = train_mapper(G, clip=guide, prompt="a red square", steps=200, train_size=200, test_size=20,
+                          val_every=200, checkpoint_every=1000, log_every=100, device="cpu", progress=False)  # fmt: skip
+    assert result.stopped == "done" and result.steps_done == 200
     held_out = sample_latents(G, 20, 0.7, 0 + TEST_STREAM)
     torch.manual_seed(0)  # the untrained mapper: the same initial weights
     untrained = LatentMapper(MapperConfig(w_dim=16, num_ws=8))
@@ -69,7 +69,8 @@ def test_training_lowers_the_held_out_clip_loss(guide):
             return loss(guide.encode_image(G.synthesize(mapper.edit(held_out))), text).mean().item()
 
     before, after = clip_loss(untrained), clip_loss(result.mapper)
-    assert after < before - 5e-4, (before, after)
+    assert after < before - 3e-4, (before, after)
+    assert result.mapper.meta["prompt"] == "a red square" and result.mapper.generator is G
     val = [h for h in result.history if h["split"] == "val"][-1]
     assert val["clip"] == pytest.approx(after, abs=1e-5)  # the logged validation is this same quantity
 

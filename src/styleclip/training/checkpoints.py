@@ -14,22 +14,16 @@ from safetensors import safe_open
 from ..errors import CheckpointError, UsageError
 from ..hub.formats.state import load_exact
 from ..hub.mappers import OPTIMIZER_PREFIX, save_mapper
-from ..stylespace import generator_fingerprint
 
 
 class Checkpoints:
     """``outdir/checkpoints/step-NNNNNN.safetensors`` (the newest ``keep`` of them) and ``outdir/mapper.safetensors``."""
 
-    def __init__(self, outdir: Path, cfg, G) -> None:
+    def __init__(self, outdir: Path, cfg, meta: dict) -> None:
         self.dir = outdir / "checkpoints"
         self.final_path = outdir / "mapper.safetensors"
         self.cfg = cfg
-        generator = {
-            "fingerprint": generator_fingerprint(G),
-            "name": G.meta.get("asset"),
-            "source": G.meta.get("source"),
-        }
-        self.meta = {"prompt": cfg.prompt, "generator": generator, "training": cfg.to_dict()}
+        self.meta = dict(meta)  # prompt, generator (with its fingerprint), training settings
 
     def save(self, mapper, optimizer: torch.optim.Optimizer, step: int, ctx) -> None:
         if not ctx.is_main:

@@ -182,6 +182,8 @@ class _Trainer:
         self.mapper = LatentMapper(
             MapperConfig(w_dim=G.w_dim, num_ws=G.num_ws, groups=tuple(cfg.groups), strength=cfg.strength)
         ).to(self.device)
+        self.mapper.meta.update(_mapper_meta(cfg, self.G))
+        self.mapper.attach_generator(self.G)
         self.optimizer = _optimizer(cfg, self.mapper.parameters())
         self.text = self.guide.encode_text(cfg.prompt).to(self.device)  # StyleCLIP: the bare prompt, no templates
         self.clip_loss, self.l2_loss = ClipLoss(self.guide.logit_scale), LatentL2Loss()
@@ -247,7 +249,7 @@ class _Trainer:
         from .checkpoints import Checkpoints
 
         cfg, ctx = self.cfg, self.ctx
-        ckpts = Checkpoints(self.outdir, cfg, self.G) if self.outdir is not None else None
+        ckpts = Checkpoints(self.outdir, cfg, self.mapper.meta) if self.outdir is not None else None
         start = ckpts.restore(self.mapper, self.optimizer) if (resume and ckpts is not None) else 0
         if resume and ckpts is None:
             raise UsageError("resuming needs the outdir of the run")
@@ -293,6 +295,14 @@ class _Trainer:
             log.close()
         path = ckpts.final_path if ckpts is not None else None
         return TrainResult(self.mapper, step, stopped, history, path)
+
+
+def _mapper_meta(cfg: MapperTrainConfig, G: Generator) -> dict:
+    """What a saved mapper records: its prompt, the generator it was trained with, and the training settings."""
+    from ..stylespace import generator_fingerprint
+
+    generator = {"fingerprint": generator_fingerprint(G), "name": G.meta.get("asset"), "source": G.meta.get("source")}
+    return {"prompt": cfg.prompt, "generator": generator, "training": cfg.to_dict()}
 
 
 def _load_clip(name: str, device: torch.device, precision: str) -> ClipGuide:
