@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="output file (default benchmarks/results/...)")
     args = p.parse_args(argv)
 
+    styleclip.keep_freed_memory(True)  # as load_generator does: without it every pass re-faults its memory
     device = resolve_device(args.device)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per torchrun process
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))

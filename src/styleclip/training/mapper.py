@@ -228,7 +228,7 @@ class _Trainer:
             terms = self.losses(self.mapper, mine[start : start + 8].to(self.device))
             for k, v in terms.items():
                 sums[k] = sums.get(k, torch.zeros((), device=self.device)) + v.sum()
-        keys = sorted(sums) if sums else ["loss"]
+        keys = ["clip", "l2", "loss"] + (["id"] if self.identity is not None else [])  # the same on every process
         total = self.ctx.all_sum(torch.stack([sums.get(k, torch.zeros((), device=self.device)) for k in keys]))
         values = {k: float(v) / len(ws_all) for k, v in zip(keys, total, strict=True)}
         if self.ctx.is_main and self.outdir is not None:
