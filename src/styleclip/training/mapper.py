@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def train_mapper(
     resume: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
-    callback=None,
+    callback: Callable[[int, dict], None] | None = None,
     **overrides,
 ) -> TrainResult:
     """Train a latent mapper for one prompt.
