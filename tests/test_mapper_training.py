@@ -114,6 +114,8 @@ def test_latent_files_and_fresh_samples(tmp_path, guide):
     assert r.steps_done == 3
     r = train_mapper(G, train_size=0, **kw)  # fresh latents every step
     assert r.steps_done == 3
+    with pytest.raises(styleclip.StyleclipError, match="loss became nan at step 2"):
+        train_mapper(G, lr=float("inf"), steps=2, log_every=1, **{k: v for k, v in kw.items() if k != "steps"})
     with pytest.raises(UsageError, match="multiple of"):
         from styleclip.training import mapper as training
 

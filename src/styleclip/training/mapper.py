@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..errors import UsageError
+from ..errors import StyleclipError, UsageError
 from ..guidance.clip import DEFAULT_CLIP, ClipGuide
 from ..guidance.identity import IdentityLoss
 from ..guidance.losses import ClipLoss, LatentL2Loss
@@ -276,6 +277,11 @@ class _Trainer:
                     info = {"step": step, "split": "train", **{k: float(v) for k, v in zip(keys, mean, strict=True)}}
                     info["seconds"] = round(time.perf_counter() - t0, 3)
                     history.append(log.write(info))
+                    if not math.isfinite(info["loss"]):  # every process sees the same mean, so all stop here
+                        raise StyleclipError(
+                            f"the loss became {info['loss']} at step {step}; resume from the last checkpoint with a "
+                            "lower --lr, or train with --precision fp32"
+                        )
                     bar.set_postfix(loss=f"{info['loss']:.4f}", clip=f"{info['clip']:.4f}")
                 if step % cfg.val_every == 0 or step == cfg.steps:
                     history.append(log.write({"step": step, "split": "val", **self.validate(step)}))
