@@ -130,6 +130,8 @@ def _apply(args: argparse.Namespace) -> int:
 
     if sum(x is not None for x in (args.latent, args.seeds, args.image)) > 1:
         raise UsageError("give one source: --seeds, --latent or --image")
+    if args.pti:  # said before minutes of inversion, not after
+        raise UsageError("--pti tunes a copy of the generator, which the mapper was not trained for; drop --pti")
     if args.sweep_count < 2 or args.fps <= 0:
         raise UsageError("--sweep-count must be >= 2 and --fps > 0")
     device = resolve_device(args.device)
@@ -185,8 +187,6 @@ def _sources(args, G):
 
         inv = invert_photo(args, G, args.image)
         write_inversion(inv, args.outdir / "inversion", args.image, args.generator or args.mapper)
-        if inv.generator is not G:
-            raise UsageError("--pti tunes a copy of the generator, which the mapper was not trained for; drop --pti")
         return inv.ws, ["photo"], str(args.image)
     if args.latent is not None:
         ws = load_latent(args.latent, G)
