@@ -224,3 +224,18 @@ def test_cli_apply_official_file_and_errors(tmp_path, tiny_clip_file, capsys):
     assert err.startswith("styleclip mapper: error:") and "another generator" in err and "\n" not in err
     assert main([*argv, "--allow-other-generator", "--strength", "1.5"]) == 0
     assert main([*base, "--mapper", str(official), "--seeds", "1", "--latent", "x.npy", "--outdir", "y"]) == 2
+
+
+def test_cli_apply_to_a_photo(tmp_path, trained, tiny_clip_file, tiny_lpips):
+    photo = tmp_path / "p.png"
+    Image.fromarray((np.random.RandomState(1).rand(60, 45, 3) * 255).astype(np.uint8)).save(photo)
+    out = tmp_path / "out"
+    argv = ["mapper", "apply", "--mapper", str(trained), "--clip", str(tiny_clip_file), "--device", "cpu",
+            "--image", str(photo), "--method", "project", "--invert-steps", "2", "--align", "center", "--no-video",
+            "--outdir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    inverted = np.load(out / "inversion" / "latent.npy")
+    assert json.loads((out / "report.json").read_text())["sources"] == ["photo"]
+    edited = np.load(out / "latent.npy")
+    assert edited.shape == inverted.shape and not np.array_equal(edited, inverted)
+    assert main([*argv, "--pti"]) == 2
