@@ -343,7 +343,10 @@ def _precision(precision: str, device: torch.device):
     if device.type != "cuda" or precision not in ("bf16", "fp16"):
         return contextlib.nullcontext, _NoScaler()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else _NoScaler()
+    if dtype == torch.bfloat16:
+        return (lambda: torch.autocast("cuda", dtype=dtype)), _NoScaler()
+    # torch.amp.GradScaler is torch >= 2.3; the project supports 2.2, where it lives in torch.cuda.amp.
+    scaler = torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
     return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
 
 
