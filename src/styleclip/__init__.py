@@ -18,12 +18,15 @@ from .guidance.clip import ClipGuide, load_clip
 from .guidance.identity import IdentityLoss, load_identity_loss
 from .guidance.perceptual import LPIPS, load_lpips
 from .hub.generators import load_generator, read_generator_file, save_generator
+from .hub.mappers import load_mapper, save_mapper
 from .inversion.encoders import Encoder, load_encoder
 from .inversion.invert import Inversion, invert, prepare_photo
 from .latents import load_latent
+from .nets.mapper import LatentMapper, MapperConfig
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
 from .sample import Sample, parse_seeds, sample
 from .stylespace import StyleLayout, StyleStats, style_statistics
+from .training.mapper import MapperTrainConfig, train_mapper
 from .utils.memory import keep_freed_memory
 
 __version__ = "0.1.0"
@@ -39,6 +42,9 @@ __all__ = [
     "GlobalDirection",
     "IdentityLoss",
     "Inversion",
+    "LatentMapper",
+    "MapperConfig",
+    "MapperTrainConfig",
     "MappingConfig",
     "OptimizeConfig",
     "RelevanceMatrix",
@@ -59,6 +65,7 @@ __all__ = [
     "load_identity_loss",
     "load_latent",
     "load_lpips",
+    "load_mapper",
     "load_official_fs3",
     "optimize",
     "parse_seeds",
@@ -68,5 +75,7 @@ __all__ = [
     "relevance_matrix_gradient",
     "sample",
     "save_generator",
+    "save_mapper",
     "style_statistics",
+    "train_mapper",
 ]

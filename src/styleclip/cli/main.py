@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import StyleclipError
-from . import convert, directions, edit, generate, invert, models, ui
+from . import convert, directions, edit, generate, invert, mapper, models, ui
 
-COMMANDS = (edit, directions, invert, generate, convert, models, ui)
+COMMANDS = (edit, directions, mapper, invert, generate, convert, models, ui)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,96 @@
+"""Training checkpoints of the mapper: its weights, config and generator fingerprint (styleclip's mapper file)
+plus the optimiser's state, in one ``.safetensors`` file; ``mapper.safetensors`` beside them holds the newest
+weights alone."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from ..errors import CheckpointError, UsageError
+from ..hub.formats.state import load_exact
+from ..hub.mappers import OPTIMIZER_PREFIX, save_mapper
+
+
+class Checkpoints:
+    """``outdir/checkpoints/step-NNNNNN.safetensors`` (the newest ``keep`` of them) and ``outdir/mapper.safetensors``."""
+
+    def __init__(self, outdir: Path, cfg, meta: dict) -> None:
+        self.dir = outdir / "checkpoints"
+        self.final_path = outdir / "mapper.safetensors"
+        self.cfg = cfg
+        self.meta = dict(meta)  # prompt, generator (with its fingerprint), training settings
+
+    def save(self, mapper, optimizer: torch.optim.Optimizer, step: int, ctx) -> None:
+        if not ctx.is_main:
+            return
+        tensors, rest = _flatten(optimizer.state_dict())
+        meta = {**self.meta, "steps": step}
+        extra = {"optimizer": json.dumps(rest), "step": str(step)}
+        save_mapper(
+            mapper, self.dir / f"step-{step:06d}.safetensors", meta, extra_tensors=tensors, extra_metadata=extra
+        )
+        save_mapper(mapper, self.final_path, meta)
+        for old in self.all()[: -self.cfg.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+
+    def all(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.iterdir() if re.fullmatch(r"step-\d{6,}\.safetensors", p.name))
+
+    def restore(self, mapper, optimizer: torch.optim.Optimizer) -> int:
+        """Load the newest checkpoint into ``mapper`` and ``optimizer``; returns its step."""
+        from .mapper import RESUME_KEYS
+
+        found = self.all()
+        if not found:
+            raise UsageError(f"nothing to resume in {self.dir}: run without --resume to start")
+        path = found[-1]
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                metadata = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            meta, rest, step = json.loads(metadata["meta"]), json.loads(metadata["optimizer"]), int(metadata["step"])
+        except Exception as exc:  # safetensors, JSON and key errors all mean a damaged checkpoint
+            raise CheckpointError(
+                f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to use the one before"
+            ) from None
+        if meta["generator"]["fingerprint"] != self.meta["generator"]["fingerprint"]:
+            raise UsageError(f"{path} was trained with another generator; resume with the same --generator")
+        was = meta["training"]
+        now = self.cfg.to_dict()
+        changed = [k for k in RESUME_KEYS if was.get(k) != now.get(k)]
+        if changed:
+            diffs = ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise UsageError(f"cannot resume {path} with other settings ({diffs}); use a new --outdir")
+        load_exact(mapper, {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}, str(path))
+        optimizer.load_state_dict(_unflatten(tensors, rest))
+        return step
+
+
+def _flatten(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for index, entries in state_dict["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"{OPTIMIZER_PREFIX}{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
+def _unflatten(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith(OPTIMIZER_PREFIX):
+            index, key = name[len(OPTIMIZER_PREFIX) :].split(".", 1)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in rest["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": rest["param_groups"]}
