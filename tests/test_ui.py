@@ -303,3 +303,26 @@ def test_only_loopback_addresses_count_as_private():
 
     assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
     assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.5") and not _is_loopback("example.org")
+
+
+def test_mapper_tab_previews_and_stacks_with_directions(session, G, tmp_path):
+    from styleclip.hub.mappers import save_mapper
+    from styleclip.nets.mapper import LatentMapper, MapperConfig
+    from styleclip.stylespace import generator_fingerprint
+    from styleclip.ui.app import Handlers
+
+    torch.manual_seed(0)
+    mapper = LatentMapper(MapperConfig(w_dim=G.w_dim, num_ws=G.num_ws, groups=("coarse", "medium")))
+    meta = {"prompt": "a red dog", "generator": {"fingerprint": generator_fingerprint(G)}}
+    path = str(save_mapper(mapper, tmp_path / "m.safetensors", meta=meta))
+    source = session.source.codes.ws
+    p = session.preview_mapper(path, 2.0)
+    assert torch.equal(p.codes.ws.cpu(), mapper.edit(source, 2.0))  # w + s·M(w)
+    assert p.edit == {"method": "mapper", "mapper": p.edit["mapper"], "prompt": "a red dog", "strength": 2.0}
+    _, _, info, _ = Handlers(session.studio, tmp_path).mapper(session, path, 1.0)
+    assert "a red dog" in info and "coarse rows 0-3" in info
+    session.accept()
+    session.preview_direction("a happy dog", "a dog", 3, 0.1)  # a direction on top of the mapper's edit
+    session.accept()
+    with pytest.raises(UsageError, match="mapper edits W\\+"):
+        session.preview_mapper(path, 1.0)

@@ -16,7 +16,10 @@ from ..nets.stylegan2 import Generator
 
 @runtime_checkable
 class Edit(Protocol):
-    """A text edit ready to apply to any codes of its generator."""
+    """A text edit ready to apply to any codes of its generator. ``space``: the codes it changes, ``"w+"`` (it
+    needs codes without a StyleSpace edit) or ``"s"`` (it starts from :meth:`Codes.style_codes`)."""
+
+    space: str
 
     def apply(self, G: Generator, codes: Codes) -> Codes:
         """The edited codes (same batch size); never changes ``codes`` in place."""

@@ -84,6 +84,7 @@ class DirectionEdit:
 
     direction: GlobalDirection
     alpha: float
+    space = "s"
 
     def apply(self, G: Generator, codes: Codes) -> Codes:
         return Codes(codes.ws, self.direction.apply(codes.style_codes(G), self.alpha))

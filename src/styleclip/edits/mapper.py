@@ -21,6 +21,7 @@ class MapperEdit:
 
     mapper: LatentMapper
     strength: float | None = None
+    space = "w+"
 
     def apply(self, G: Generator, codes: Codes) -> Codes:
         if codes.styles is not None:

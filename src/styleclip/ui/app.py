@@ -187,6 +187,15 @@ class Handlers:
         info = f"β {preview.edit['beta']:g}: {preview.edit['channels_changed']} channels changed ({layers})"
         return s, preview.pixels, info, self.view(s)[3]
 
+    def mapper(self, session, spec, strength):
+        """The mapper's strength slider moved (or a mapper was named): one mapper pass and one synthesis."""
+        s = self.session(session)
+        preview = s.preview_mapper(spec, strength)
+        mapper = s.studio.mapper(spec)
+        rows = ", ".join(f"{g} rows {lo}-{hi - 1}" for g, (lo, hi) in mapper.rows.items())
+        info = f"trained for {mapper.meta.get('prompt') or 'an unrecorded prompt'!r}; edits {rows}"
+        return s, preview.pixels, info, self.view(s)[3]
+
     def sweep(self, session, target, neutral, alpha, beta, auto_beta):
         s = self.session(session)
         return np.asarray(s.sweep(target, neutral, alpha, None if auto_beta else beta))
@@ -373,6 +382,15 @@ def build_app(
                     sweep_btn = gr.Button("α sweep", elem_id="sweep")
                     relevance_btn = gr.Button("Compute relevance (gradient method)", elem_id="compute-relevance")
                 sweep = gr.Image(label="α sweep", type="numpy", format="png", interactive=False)
+            with gr.Tab("Mapper"):
+                with gr.Row():
+                    mapper_name = gr.Textbox(
+                        "", label="mapper (styleclip-mapper:mohawk, a .pt/.safetensors file or a URL; Enter loads it)",
+                        scale=3, elem_id="mapper-name",
+                    )  # fmt: skip
+                    strength = gr.Slider(-1, 3, 0.1, step=0.05, label="strength (0.1 as StyleCLIP; ~1.5 for ADA "
+                                         "generators)", elem_id="strength")  # fmt: skip
+                mapper_info = gr.Markdown(elem_id="mapper-info")
             with gr.Tab("Optimisation"):
                 with gr.Row():
                     prompt = gr.Textbox(texts[1], label="prompt", scale=3, elem_id="prompt")
@@ -432,6 +450,8 @@ def build_app(
         for trigger in (alpha.change, beta.change, auto_beta.change, target.submit, neutral.submit):
             trigger(safe(h.direction), direction_in, direction_out, **live)
         sweep_btn.click(safe(h.sweep), direction_in, [sweep], **device)
+        for trigger in (strength.change, mapper_name.submit):
+            trigger(safe(h.mapper), [state, mapper_name, strength], [state, after, mapper_info, history_text], **live)
         relevance_btn.click(safe(lambda progress=tracked: h.compute_relevance()), None, [relevance_note], **device)
 
         def run(s, *args, progress=plain):

@@ -97,6 +97,7 @@ class Studio:
         self._stats = None
         self._matrix = None
         self._directions: OrderedDict[tuple, GlobalDirection] = OrderedDict()
+        self._mappers: dict[str, Any] = {}
 
     @property
     def domain(self) -> str | None:
@@ -159,6 +160,20 @@ class Studio:
             while len(self._directions) > 64:
                 self._directions.popitem(last=False)
         return found
+
+    def mapper(self, spec: str):
+        """A latent mapper (catalogue name, path or URL) paired with this generator, loaded once."""
+        from ..hub.mappers import load_mapper
+
+        if not isinstance(spec, str) or not spec.strip():
+            raise UsageError("name a mapper: a catalogue name (styleclip-mapper:mohawk), a file or a URL")
+        spec = spec.strip()
+        with self.lock:
+            if spec not in self._mappers:
+                self._mappers[spec] = load_mapper(
+                    spec, generator=self.G, device=self.G.device, cache=self.cache, offline=self.offline
+                )
+            return self._mappers[spec]
 
 
 def check_prompt(text: Any, what: str = "prompt") -> str:
@@ -381,8 +396,9 @@ class EditSession:
 
     def apply(self, edit: Edit, label: str) -> Preview:
         """Preview ``edit`` applied to the current source (one synthesis pass for a cached direction)."""
-        source = self.source
-        codes = Codes(source.codes.ws.to(self.G.device), self._source_styles())
+        codes = self.source.codes.to(self.G.device)
+        if edit.space == "s":  # the source's styles, computed once per source
+            codes = Codes(codes.ws, self._source_styles())
         with torch.no_grad(), computing_in(self.studio.precision):
             edited = edit.apply(self.G, codes)
             pixels = to_uint8(edited.image(self.G))[0]
@@ -399,6 +415,15 @@ class EditSession:
         alpha = check_number(alpha, "alpha", -100, 100)
         found = self.direction(target, neutral, beta)
         return self.apply(found.at(alpha), f"{found.target} (α {alpha:g}, β {found.beta:g})")
+
+    def preview_mapper(self, spec: str, strength: Any) -> Preview:
+        """A latent mapper at ``strength`` (0.1 as StyleCLIP; ~1.5 for NVIDIA's ADA generators)."""
+        from ..edits.mapper import MapperEdit
+
+        strength = check_number(strength, "strength", -10, 10)
+        mapper = self.studio.mapper(spec)
+        label = f"mapper {mapper.meta.get('prompt') or spec} (strength {strength:g})"
+        return self.apply(MapperEdit(mapper, strength), label)
 
     def sweep(self, target: str, neutral: str, alpha: Any, beta: float | None, count: int = SWEEP_COUNT) -> Image.Image:
         """A strip of the current source edited at ``count`` strengths from −a to a (a = max(5, |α|))."""
