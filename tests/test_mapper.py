@@ -45,6 +45,7 @@ def test_official_layout_gives_the_reference_edit(tmp_path, G64, groups):
     path = write_official_mapper(G64, weights, tmp_path / "mapper.pt")
     mapper = load_mapper(path, device="cpu")
     assert tuple(mapper.rows) == groups and mapper.meta["prompt"] == "mohawk hairstyle"
+    assert mapper.meta["source"] == str(path) and mapper.meta["format"] == "styleclip-official"
     ws = G64.mapping_forward(torch.randn(3, G64.z_dim), truncation_psi=0.7)
     expected = reference_edit(weights, ws)
     got = mapper.edit(ws)

@@ -84,6 +84,7 @@ def load_mapper(
             raise CheckpointError(f"{path}: no generator inside; pass the one it was trained with (--generator)")
         G = load_generator(source, device=dev, cache=cache, offline=offline)
         check_pairing(mapper, G, None, path)
+    mapper.meta.update({"source": str(path), "name": str(name_or_path)})
     mapper.attach_generator(G)
     return mapper.eval().requires_grad_(False).to(dev)
 
