@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
 from ..sample import parse_seeds
+from .options import add_precision_argument
 
 NAME = "mapper"
 HELP = "latent mappers: train one for a prompt (torchrun for several GPUs), apply one in a single forward pass"
@@ -55,10 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--keep", type=int, default=2, help="training checkpoints kept (2)")
     tr.add_argument("--seed", type=int, default=0, help="initial weights, sampled latents and data order (0)")
     tr.add_argument("--preprocess", choices=["auto", "clip", "styleclip"], default="auto")
-    tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                    help="CUDA: auto = fp16 generator layers and CLIP autocast; bf16/fp16 = whole step autocast")  # fmt: skip
+    add_precision_argument(tr)
     tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --outdir")
 
+    add_precision_argument(ap)
     ap.add_argument("--mapper", required=True, help="mapper name (styleclip-mapper:mohawk or mohawk), path or URL")
     ap.add_argument("--generator", help="generator to edit with (default: the mapper's own)")
     ap.add_argument("--allow-other-generator", action="store_true",
@@ -123,6 +124,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from ..utils.devices import resolve_device
+    from ..utils.precision import computing_in, resolve_precision
+
+    with computing_in(resolve_precision(args.precision, resolve_device(args.device))):  # generator and CLIP
+        return _apply_in_scope(args)
+
+
+def _apply_in_scope(args: argparse.Namespace) -> int:
     import torch
 
     from ..hub.mappers import load_mapper

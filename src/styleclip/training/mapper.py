@@ -11,7 +11,6 @@ uninterrupted one would have, whatever the number of processes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -28,6 +27,7 @@ from ..guidance.identity import IdentityLoss
 from ..guidance.losses import ClipLoss, LatentL2Loss
 from ..nets.mapper import GROUP_NAMES, LatentMapper, MapperConfig
 from ..nets.stylegan2 import Generator
+from ..utils.precision import computing_in, resolve_precision
 from .distributed import Context, setup
 
 FACE_ID_WEIGHT = 0.1  # StyleCLIP's --id_lambda
@@ -63,8 +63,8 @@ class MapperTrainConfig:
     clip: str = DEFAULT_CLIP  # CLIP model name or path
     preprocess: str = "auto"  # 'styleclip' (its exact recipe), 'clip', or 'auto' (styleclip for 224-px CLIPs)
     identity: str | None = None  # ArcFace weights for λ_ID (default arcface:ir-se50)
-    precision: str = "auto"  # CUDA only. 'auto': the generator's fp16 layers + CLIP in fp16 autocast (as `edit`);
-    # 'bf16' / 'fp16': the whole step under autocast (fp16 with a gradient scaler); 'fp32': no reduced precision
+    precision: str = "auto"  # generator, CLIP and ArcFace arithmetic (styleclip.utils.precision: 'auto' = bf16 on
+    # CPUs with native bf16 and on GPUs); the mapper, its optimiser and the losses stay fp32 (fp16: a gradient scaler)
     keep_checkpoints: int = 2  # training checkpoints kept on disk (the newest ones)
 
     def check(self) -> None:
@@ -166,7 +166,7 @@ class _Trainer:
         self.cfg, self.ctx, self.outdir = cfg, ctx, outdir
         self.device = ctx.device
         self.G = G.eval().requires_grad_(False).to(self.device)
-        self.guide = clip if clip is not None else _load_clip(cfg.clip, self.device, cfg.precision)
+        self.guide = clip if clip is not None else _load_clip(cfg.clip, self.device)
         self.guide = self.guide.to(self.device)
         self.preprocess = cfg.preprocess
         if self.preprocess == "auto":
@@ -189,24 +189,25 @@ class _Trainer:
         self.optimizer = _optimizer(cfg, self.mapper.parameters())
         self.text = self.guide.encode_text(cfg.prompt).to(self.device)  # StyleCLIP: the bare prompt, no templates
         self.clip_loss, self.l2_loss = ClipLoss(self.guide.logit_scale), LatentL2Loss()
-        self.autocast, self.scaler = _precision(cfg.precision, self.device)
-        self.force_fp32 = True if cfg.precision == "fp32" else None  # None: fp16 layers on CUDA only
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.scaler = _scaler(self.precision, self.device)
 
     # -- one step --------------------------------------------------------------------------------------
 
     def losses(self, model, ws: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-image loss terms ``{name: [n]}`` for W+ ``ws: [n, num_ws, w_dim]``."""
-        with self.autocast():
-            edited = ws + self.cfg.strength * model(ws)
-            image = self.G.synthesize(edited, force_fp32=self.force_fp32)
+        edited = ws + self.cfg.strength * model(ws)  # the mapper itself in fp32
+        with computing_in(self.precision):
+            image = self.G.synthesize(edited)
             clip = self.clip_loss(self.guide.encode_image(image, preprocess=self.preprocess), self.text)
         l2 = self.l2_loss(edited.float(), ws) / (ws.shape[1] * ws.shape[2])  # StyleCLIP's MSELoss: a mean
         total = self.cfg.clip_weight * clip + self.cfg.l2_weight * l2
         terms = {"clip": clip.float(), "l2": l2}
         if self.identity is not None:
-            with torch.no_grad():
+            with torch.no_grad(), computing_in(self.precision):
                 source = self.identity.embed(self.G.synthesize(ws))
-            ident = self.identity(image.float(), source_emb=source)
+            with computing_in(self.precision):
+                ident = self.identity(image.float(), source_emb=source)
             total = total + self.id_weight * ident
             terms["id"] = ident
         return {"loss": total.float(), **terms}
@@ -240,8 +241,9 @@ class _Trainer:
     def _save_grid(self, ws: torch.Tensor, step: int) -> None:
         from ..io.images import image_grid, save_png, to_pil
 
-        before = to_pil(self.G.synthesize(ws))
-        after = to_pil(self.G.synthesize(self.mapper.edit(ws)))
+        with computing_in(self.precision):
+            before = to_pil(self.G.synthesize(ws))
+            after = to_pil(self.G.synthesize(self.mapper.edit(ws)))
         rows = [[b, a] for b, a in zip(before, after, strict=True)]
         save_png(image_grid(rows, ["held-out latent", f"after {step} steps"]), self.outdir / "val" / f"{step:06d}.png")
 
@@ -312,10 +314,10 @@ def _mapper_meta(cfg: MapperTrainConfig, G: Generator) -> dict:
     return {"prompt": cfg.prompt, "generator": generator, "training": cfg.to_dict()}
 
 
-def _load_clip(name: str, device: torch.device, precision: str) -> ClipGuide:
+def _load_clip(name: str, device: torch.device) -> ClipGuide:
     from ..guidance.clip import load_clip
 
-    return load_clip(name, device=device, precision="fp32" if precision == "fp32" else "auto")
+    return load_clip(name, device=device)  # 'auto': follows the trainer's precision scope
 
 
 def _optimizer(cfg: MapperTrainConfig, params) -> torch.optim.Optimizer:
@@ -337,17 +339,12 @@ class _NoScaler:
         pass
 
 
-def _precision(precision: str, device: torch.device):
-    """``(autocast context factory, gradient scaler)``: an explicit bf16 / fp16 request on CUDA puts the step under
-    autocast (fp16 with a scaler); otherwise the precision policies of the generator and CLIP apply as they are."""
-    if device.type != "cuda" or precision not in ("bf16", "fp16"):
-        return contextlib.nullcontext, _NoScaler()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    if dtype == torch.bfloat16:
-        return (lambda: torch.autocast("cuda", dtype=dtype)), _NoScaler()
+def _scaler(precision: str, device: torch.device):
+    """A gradient scaler for fp16 on CUDA (gradients through fp16 layers can underflow); none otherwise."""
+    if device.type != "cuda" or precision != "fp16":
+        return _NoScaler()
     # torch.amp.GradScaler is torch >= 2.3; the project supports 2.2, where it lives in torch.cuda.amp.
-    scaler = torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
-    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+    return torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
 
 
 class _Log:
