@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from ..hub.generators import load_generator
-    from ..training.distributed import setup
     from ..training.mapper import MapperTrainConfig, train_mapper
     from ..utils.devices import resolve_device
+    from ..utils.distributed import setup
 
     config = MapperTrainConfig(
         prompt=args.prompt, steps=args.steps, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,

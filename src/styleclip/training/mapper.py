@@ -27,8 +27,8 @@ from ..guidance.identity import IdentityLoss
 from ..guidance.losses import ClipLoss, LatentL2Loss
 from ..nets.mapper import GROUP_NAMES, LatentMapper, MapperConfig
 from ..nets.stylegan2 import Generator
+from ..utils.distributed import Context, setup
 from ..utils.precision import computing_in, resolve_precision
-from .distributed import Context, setup
 
 FACE_ID_WEIGHT = 0.1  # StyleCLIP's --id_lambda
 # Settings a resumed run must share with the checkpoint (steps, intervals and the device may change).

@@ -1,4 +1,6 @@
-"""Multi-process training through PyTorch's own engine: ``torchrun`` sets the environment, we read it.
+"""Multi-process jobs (mapper training, batch edits, relevance precompute) through PyTorch's own engine.
+
+``torchrun`` sets the environment, we read it.
 
 Under ``torchrun --nproc_per_node N`` every process sees ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; the process
 group starts from ``env://`` with NCCL on GPUs and gloo on CPUs. Without ``WORLD_SIZE`` (or with 1) everything
