@@ -7,9 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import StyleclipError
-from . import convert, directions, edit, generate, invert, mapper, models, ui
+from . import batch, convert, directions, edit, generate, invert, mapper, models, ui
+from . import eval as evaluate
 
-COMMANDS = (edit, directions, mapper, invert, generate, convert, models, ui)
+COMMANDS = (edit, directions, mapper, invert, batch, evaluate, generate, convert, models, ui)
 
 
 def build_parser() -> argparse.ArgumentParser:

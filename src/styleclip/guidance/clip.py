@@ -144,7 +144,7 @@ def load_clip(
 ) -> ClipGuide:
     """Load a frozen CLIP model for guidance (see the module docstring for what ``name`` may be).
 
-    ``precision``: 'auto' (fp16 autocast on CUDA, fp32 elsewhere), 'fp32', 'fp16' or 'bf16'.
+    ``precision``: 'auto' (the job's precision, see :mod:`styleclip.utils.precision`), 'fp32', 'fp16' or 'bf16'.
     """
     open_clip = _open_clip()
     dev = resolve_device(device)

@@ -1,0 +1,126 @@
+"""``styleclip batch``: many edits at once (sources x prompts x methods), resumable, sharded under torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from ..guidance.clip import DEFAULT_CLIP
+from .eval import add_judge_arguments
+from .options import add_precision_argument
+
+NAME = "batch"
+HELP = "edit many sources with many prompts (optimize, directions or mapper); resumable; torchrun shards it"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    what = p.add_argument_group("what to edit (or --job FILE)")
+    what.add_argument("--job", type=Path, help="a YAML/JSON job file naming all of the below (and several methods)")
+    what.add_argument("--generator", help="model name (styleclip models list), path or URL")
+    what.add_argument("--seeds", help="source seeds, e.g. 0-999")
+    what.add_argument("--images", type=Path, help="a folder of photos (each inverted once, kept under sources/)")
+    what.add_argument("--latents", type=Path, help="a latent file (.npy/.npz/.pt); one source per row")
+    what.add_argument("--prompt", action="append", default=[], help="a prompt; repeat for several")
+    what.add_argument("--prompts", type=Path, help="a text file with one prompt per line")
+    what.add_argument("--method", choices=["optimize", "directions", "mapper"], help="the edit method")
+    what.add_argument("--trunc", type=float, default=None, help="truncation psi of seed sources (0.7)")
+
+    opt = p.add_argument_group("method settings")
+    opt.add_argument("--steps", type=int, help="optimize: steps (150)")
+    opt.add_argument("--l2", dest="l2_weight", type=float, help="optimize: λ_L2 (0.008)")
+    opt.add_argument("--id-weight", type=float, help="optimize: λ_ID (0.005 for faces, else 0)")
+    opt.add_argument("--space", choices=["w+", "w", "s"], help="optimize: space (w+)")
+    opt.add_argument("--layers", help="optimize: coarse, medium, fine, rows or layer names (all)")
+    opt.add_argument("--loss", choices=["global", "directional"], help="optimize: loss (global)")
+    opt.add_argument("--lr", type=float, help="optimize: peak learning rate (0.1)")
+    opt.add_argument("--neutral", help="directions (and the directional loss): the neutral text, e.g. 'a dog'")
+    opt.add_argument("--alpha", type=float, help="directions: strength (4)")
+    opt.add_argument("--beta", type=float, help="directions: disentanglement threshold (0.15)")
+    opt.add_argument("--relevance", help="directions: relevance matrix (default: official or precomputed)")
+    opt.add_argument("--mapper", help="mapper: name (styleclip-mapper:mohawk), path or URL")
+    opt.add_argument("--strength", type=float, help="mapper: strength (the mapper's own, 0.1)")
+
+    run = p.add_argument_group("running")
+    run.add_argument("--outdir", type=Path, required=True, help="the batch folder (the same again resumes)")
+    run.add_argument("--batch-size", type=int, default=8, help="sources per forward pass (8)")
+    run.add_argument("--clip", default=None, help=f"CLIP model name or path ({DEFAULT_CLIP})")
+    run.add_argument("--invert-method", choices=["auto", "e4e", "restyle", "project"], default="auto",
+                     help="how --images are inverted (auto: the generator's encoder, else projection)")  # fmt: skip
+    run.add_argument("--samples", type=int, default=100_000, help="directions: latents for style statistics")
+    add_judge_arguments(run)
+    add_precision_argument(run)
+    run.add_argument("--device", default=None, help="cpu, cuda, mps (default: best; cuda:LOCAL_RANK under torchrun)")
+    run.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
+    run.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
+
+
+SETTINGS = ("steps", "l2_weight", "id_weight", "space", "layers", "loss", "lr", "neutral", "alpha", "beta",
+            "relevance", "mapper", "strength")  # fmt: skip
+
+
+def spec_from_args(args: argparse.Namespace):
+    """The :class:`~styleclip.jobs.BatchSpec` the command line (or its job file) describes."""
+    from ..jobs.spec import OPTIONS, BatchSpec, make_run, read_job_file, read_prompts
+    from ..sample import parse_seeds
+
+    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    if args.job is not None:
+        spec = read_job_file(args.job)
+        if args.generator:
+            spec.generator = args.generator
+        if args.method:
+            raise UsageError("name the methods in the job file's runs, not with --method")
+        return spec
+    if not args.method:
+        raise UsageError("give --method optimize|directions|mapper (or a --job file)")
+    settings = {k: v for k, v in given.items() if k in OPTIONS[args.method]}
+    ignored = sorted(set(given) - set(settings))
+    if ignored:
+        raise UsageError(f"--method {args.method} takes no {', '.join(ignored)}")
+    prompts = list(args.prompt) + (read_prompts(args.prompts) if args.prompts else [])
+    return BatchSpec(
+        generator=args.generator or "",
+        prompts=prompts,
+        runs=[make_run(args.method, settings)],
+        seeds=parse_seeds(args.seeds) if args.seeds else [],
+        images=str(args.images) if args.images else None,
+        latents=str(args.latents) if args.latents else None,
+        truncation_psi=0.7 if args.trunc is None else args.trunc,
+        clip=args.clip,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..jobs.runner import run_batch
+
+    spec = spec_from_args(args)
+    if args.clip:
+        spec.clip = args.clip
+
+    def summary(outdir: Path, G, guide) -> None:
+        from ..evaluation import evaluate, find_edits
+        from ..evaluation.judges import load_judges
+
+        faces = G.meta.get("domain") == "face"
+        lpips, identity, notes = load_judges(args.lpips, args.identity, faces, guide.device, args.cache, args.offline)
+        evaluate(outdir, guide, out=outdir, identity=identity, lpips=lpips, name="summary",
+                 title=f"styleclip batch {outdir}", notes=notes)  # fmt: skip
+        for note in notes:
+            print(f"styleclip batch: {note}", file=sys.stderr)
+        print(f"summary of {len(find_edits(outdir))} edits: {outdir / 'summary.csv'}, {outdir / 'summary.html'}")
+
+    try:
+        result = run_batch(
+            spec, args.outdir, batch_size=args.batch_size, device=args.device, cache=args.cache, offline=args.offline,
+            precision=args.precision, invert_method=args.invert_method, stats_samples=args.samples, summary=summary,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"styleclip batch: interrupted; run the same command again to continue ({args.outdir})", file=sys.stderr)
+        return 130
+    who = f"process {result.rank} of {result.world}: " if result.world > 1 else ""
+    print(f"{who}{len(result.done)} done, {len(result.failed)} failed, {len(result.skipped)} done before")
+    for job, reason in result.failed.items():
+        print(f"  failed {job}: {reason}", file=sys.stderr)
+    return 1 if result.failed else 0

@@ -1,0 +1,322 @@
+"""Run a batch: every job of a :class:`~.spec.BatchSpec` once, sharded over ``torchrun`` processes, resumable.
+
+Each job gets ``<outdir>/jobs/<job id>/`` with ``before.png``, ``after.png``, ``latent.npy`` (or ``codes.npz`` for
+StyleSpace edits) and ``report.json``, written last and atomically: a job is done exactly when its report exists,
+so a crash or Ctrl-C never leaves half-written work counted as done, and running the same command again does
+only what is left. A job that fails (no face in the photo, a NaN loss) leaves ``failed.json`` with its one-line
+reason; the others go on. Jobs of one method, prompt and setting run several sources per forward pass.
+
+Under ``torchrun --nproc_per_node N -m styleclip batch ...`` process ``r`` takes every N-th job still to do; each
+job folder is written by exactly one process and only process 0 writes ``manifest.json`` and the summary, after
+all have finished, so nothing is written by two processes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ..errors import StyleclipError, UsageError
+from ..io.images import save_png, to_pil
+from ..latents import Codes
+from ..utils.files import atomic_save_arrays, atomic_write
+from .spec import BatchSpec, Job, Source
+
+REPORT, FAILED = "report.json", "failed.json"
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: job ids by state (``done``, ``failed`` with reasons, ``skipped`` = done before)."""
+
+    outdir: Path
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    rank: int = 0
+    world: int = 1
+
+
+def job_folder(outdir: Path, job: Job) -> Path:
+    return Path(outdir) / "jobs" / job.id
+
+
+def run_batch(
+    spec: BatchSpec,
+    outdir: str | Path,
+    *,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    cache: str | Path | None = None,
+    offline: bool | None = None,
+    precision: str = "auto",
+    invert_method: str = "auto",
+    stats_samples: int = 100_000,
+    summary: Callable[[Path, Any, Any], Any] | None = None,
+    progress: bool = True,
+) -> BatchResult:
+    """Run every job of ``spec`` not yet done in ``outdir`` (under torchrun: this process's share of them).
+
+    Args:
+        batch_size: sources per forward pass for jobs that share a method, prompt and setting.
+        precision: the networks' arithmetic (:mod:`styleclip.utils.precision`).
+        invert_method: how photos are inverted ('auto': the generator's encoder, else projection).
+        stats_samples: latents for the style statistics of the directions method.
+        summary: ``summary(outdir, G, guide)`` called on process 0 once every process has finished.
+    """
+    from ..guidance.clip import DEFAULT_CLIP, load_clip
+    from ..hub.generators import load_generator
+    from ..latents import load_latent
+    from ..utils.devices import resolve_device
+    from ..utils.distributed import setup
+    from ..utils.precision import computing_in, resolve_precision
+
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if not spec.generator:
+        raise UsageError("name a generator: --generator NAME|PATH|URL")
+    outdir = Path(outdir)
+    ctx = setup(resolve_device(device))
+    try:
+        G = load_generator(spec.generator, device=ctx.device, cache=cache, offline=offline)
+        guide = load_clip(spec.clip or DEFAULT_CLIP, device=ctx.device)
+        rows = load_latent(spec.latents, G).shape[0] if spec.latents else None
+        jobs = spec.jobs(rows)
+        result = BatchResult(outdir, rank=ctx.rank, world=ctx.world)
+        result.skipped = [j.id for j in jobs if (job_folder(outdir, j) / REPORT).is_file()]
+        todo = [j for j in jobs if not (job_folder(outdir, j) / REPORT).is_file()]
+        mine = todo[ctx.rank :: ctx.world]
+        if ctx.is_main:
+            outdir.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(_describe(spec, batch_size, precision), indent=1, default=str)
+            atomic_write(outdir / "batch.json", lambda tmp: tmp.write_text(text))
+        worker = _Worker(G, guide, outdir, spec, cache, offline, invert_method, stats_samples, ctx.rank)
+        with computing_in(resolve_precision(precision, ctx.device)):
+            bar = tqdm(total=len(mine), desc=f"batch (process {ctx.rank})" if ctx.world > 1 else "batch",
+                       unit="job", disable=not progress or None)  # fmt: skip
+            try:
+                for group in _groups(mine, batch_size):
+                    outcome = worker.run(group)
+                    for job in group:
+                        if job.id in outcome:
+                            result.failed[job.id] = outcome[job.id]
+                        else:
+                            result.done.append(job.id)
+                    bar.update(len(group))
+            finally:
+                bar.close()
+        ctx.barrier()
+        if ctx.is_main:
+            write_manifest(outdir, jobs)
+            if summary is not None:
+                summary(outdir, G, guide)
+        ctx.barrier()
+        return result
+    finally:
+        ctx.close()
+
+
+def _groups(jobs: list[Job], size: int) -> list[list[Job]]:
+    """Jobs that share a method, setting and prompt, in chunks of ``size`` sources (first-seen order)."""
+    by_key: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        by_key.setdefault((job.run, job.prompt), []).append(job)
+    return [group[i : i + size] for group in by_key.values() for i in range(0, len(group), size)]
+
+
+def _describe(spec: BatchSpec, batch_size: int, precision: str) -> dict:
+    return {
+        "generator": spec.generator,
+        "clip": spec.clip,
+        "prompts": spec.prompts,
+        "runs": [{"method": r.method, **r.settings} for r in spec.runs],
+        "seeds": spec.seeds,
+        "images": spec.images,
+        "latents": spec.latents,
+        "truncation_psi": spec.truncation_psi,
+        "batch_size": batch_size,
+        "precision": precision,
+    }
+
+
+class _Worker:
+    """Turns groups of jobs into their folders, with the assets each method needs loaded once."""
+
+    def __init__(self, G, guide, outdir: Path, spec: BatchSpec, cache, offline, invert_method, stats_samples, rank):
+        self.G, self.guide, self.outdir, self.spec = G, guide, outdir, spec
+        self.cache, self.offline, self.invert_method, self.stats_samples = cache, offline, invert_method, stats_samples
+        self.rank = rank
+        self._stats = self._matrices = None
+        self._mappers: dict[str, Any] = {}
+
+    # -- sources -------------------------------------------------------------------------------------------
+
+    def source_ws(self, source: Source) -> torch.Tensor:
+        """W+ ``[1, num_ws, w_dim]`` of a source; photos are inverted once and kept under ``sources/``."""
+        G = self.G
+        with torch.no_grad():
+            if source.kind == "seed":
+                return G.mapping_forward(G.z_from_seed(source.seed), truncation_psi=self.spec.truncation_psi)
+            if source.kind == "latent":
+                from ..latents import load_latent
+
+                return load_latent(source.path, G)[source.row : source.row + 1]
+        from ..inversion.invert import invert
+        from ..latents import load_latent
+
+        where = self.outdir / "sources" / source.key
+        if (where / "latent.npy").is_file():
+            return load_latent(where / "latent.npy", G)
+        inv = invert(source.path, G, method=self.invert_method, progress=False)
+        save_png(inv.aligned, where / "aligned.png")
+        atomic_save_arrays(where / "latent.npy", inv.ws.cpu().numpy())
+        return inv.ws
+
+    # -- methods ---------------------------------------------------------------------------------------------
+
+    def run(self, group: list[Job]) -> dict[str, str]:
+        """Do ``group`` (one method, setting and prompt); returns ``{job id: reason}`` of the failed ones."""
+        failed: dict[str, str] = {}
+        ready, ws = [], []
+        for job in group:
+            (job_folder(self.outdir, job) / FAILED).unlink(missing_ok=True)
+            try:
+                ws.append(self.source_ws(job.source))
+                ready.append(job)
+            except StyleclipError as exc:
+                failed[job.id] = self._fail(job, str(exc))
+        if not ready:
+            return failed
+        run, prompt = ready[0].run, ready[0].prompt
+        t0 = time.perf_counter()
+        try:
+            outputs = getattr(self, f"_{run.method}")(torch.cat(ws), prompt, run.settings)
+        except StyleclipError as exc:
+            return {**failed, **{job.id: self._fail(job, str(exc)) for job in ready}}
+        seconds = (time.perf_counter() - t0) / len(ready)
+        for job, out in zip(ready, outputs, strict=True):
+            if out.get("error"):
+                failed[job.id] = self._fail(job, out["error"])
+            else:
+                self._write(job, out, seconds)
+        return failed
+
+    def _optimize(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
+        from ..edits.optimize import optimize
+
+        results = optimize(self.G, prompt, self.guide, source=ws, progress=False, **settings)
+        return [
+            {
+                "before": r.source_image, "after": r.image,
+                "codes": Codes(r.latent, r.styles if r.styles is not None else None),
+                "extra": {"steps_done": r.steps_done, "stopped": r.stopped},
+                "error": r.message if r.stopped == "nan" else None,
+            }
+            for r in results
+        ]  # fmt: skip
+
+    def _directions(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
+        from ..edits.global_direction import global_direction
+        from ..edits.relevance_files import find_relevance
+        from ..stylespace import style_statistics
+
+        G = self.G
+        if self._stats is None:
+            self._stats = style_statistics(G, samples=self.stats_samples, cache=self.cache, progress=False)
+            self._matrices = {}
+        key = settings["relevance"]
+        if key not in self._matrices:
+            self._matrices[key] = find_relevance(G, self.guide.name, key, self.cache, self.offline, self.spec.generator)
+        direction = global_direction(self.guide, prompt, settings["neutral"], self._matrices[key], self._stats,
+                                     beta=settings["beta"], domain=G.meta.get("domain"))  # fmt: skip
+        with torch.no_grad():
+            styles = G.styles(ws)
+            edited = direction.at(settings["alpha"]).apply(G, Codes(ws, styles))
+            before, after = G.synthesis_from_styles(styles), edited.image(G)
+        extra = {"beta": direction.beta, "channels_changed": direction.channels_changed}
+        return [
+            {"before": before[i : i + 1], "after": after[i : i + 1], "extra": extra,
+             "codes": Codes(ws[i : i + 1], {k: v[i : i + 1] for k, v in edited.styles.items()})}
+            for i in range(ws.shape[0])
+        ]  # fmt: skip
+
+    def _mapper(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
+        from ..edits.mapper import MapperEdit
+        from ..hub.mappers import load_mapper
+
+        name = settings["mapper"]
+        if name not in self._mappers:
+            self._mappers[name] = load_mapper(name, generator=self.G, device=self.G.device, cache=self.cache,
+                                              offline=self.offline)  # fmt: skip
+        edit = MapperEdit(self._mappers[name], settings["strength"])
+        with torch.no_grad():
+            edited = edit.apply(self.G, Codes(ws))
+            before, after = self.G.synthesize(ws), edited.image(self.G)
+        extra = {"strength": edit.describe()["strength"], "mapper_prompt": self._mappers[name].meta.get("prompt")}
+        return [
+            {"before": before[i : i + 1], "after": after[i : i + 1], "codes": Codes(edited.ws[i : i + 1]),
+             "extra": extra}
+            for i in range(ws.shape[0])
+        ]  # fmt: skip
+
+    # -- outputs -----------------------------------------------------------------------------------------------
+
+    def _write(self, job: Job, out: dict, seconds: float) -> None:
+        where = job_folder(self.outdir, job)
+        save_png(to_pil(out["before"])[0], where / "before.png")
+        save_png(to_pil(out["after"])[0], where / "after.png")
+        codes: Codes = out["codes"].cpu()
+        if codes.styles is None:
+            atomic_save_arrays(where / "latent.npy", codes.ws.numpy())
+        else:
+            atomic_save_arrays(where / "codes.npz", codes.arrays())
+        report = {**_job_dict(job), "state": "done", "process": self.rank, "seconds": round(seconds, 3),
+                  "generator": self.spec.generator, "domain": self.G.meta.get("domain"), "clip": self.guide.name,
+                  **out["extra"]}  # fmt: skip
+        text = json.dumps(report, indent=1, default=str)
+        atomic_write(where / REPORT, lambda tmp: tmp.write_text(text))  # last: the job is done
+
+    def _fail(self, job: Job, reason: str) -> str:
+        reason = reason.splitlines()[0] if reason else "failed"
+        text = json.dumps({**_job_dict(job), "state": "failed", "reason": reason, "process": self.rank}, indent=1)
+        atomic_write(job_folder(self.outdir, job) / FAILED, lambda tmp: tmp.write_text(text))
+        return reason
+
+
+def _job_dict(job: Job) -> dict:
+    s = job.source
+    source = {"kind": s.kind, "key": s.key, "seed": s.seed, "path": s.path, "row": s.row}
+    return {"job": job.id, "source": source, "prompt": job.prompt, "method": job.run.method,
+            "settings": job.run.settings}  # fmt: skip
+
+
+def write_manifest(outdir: Path, jobs: list[Job]) -> dict:
+    """``manifest.json``: every job's state (done / failed with its reason / pending), read from the job folders."""
+    entries, counts = [], {"done": 0, "failed": 0, "pending": 0}
+    for job in jobs:
+        where = job_folder(outdir, job)
+        entry = _job_dict(job)
+        if (where / REPORT).is_file():
+            data = json.loads((where / REPORT).read_text())
+            entry.update(state="done", process=data.get("process"), seconds=data.get("seconds"))
+        elif (where / FAILED).is_file():
+            data = json.loads((where / FAILED).read_text())
+            entry.update(state="failed", reason=data.get("reason"), process=data.get("process"))
+        else:
+            entry.update(state="pending")
+        counts[entry["state"]] += 1
+        entries.append(entry)
+    manifest = {"counts": counts, "jobs": entries}
+    text = json.dumps(manifest, indent=1, default=str)
+    atomic_write(Path(outdir) / "manifest.json", lambda tmp: tmp.write_text(text))
+    return manifest
+
+
+__all__ = ["BatchResult", "job_folder", "run_batch", "write_manifest"]
