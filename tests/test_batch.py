@@ -178,3 +178,18 @@ def test_eval_scores_any_styleclip_outputs(assets, tmp_path):
     assert (out / "eval" / "comparison.csv").is_file() and (out / "eval" / "tradeoff.png").is_file()
     assert "LPIPS left out" in (out / "eval" / "metrics.html").read_text()
     assert main(["eval", str(tmp_path / "nothing-here"), "--clip", clip]) == 2
+
+
+def test_torchrun_precompute_shards_the_channels_and_merges_the_same_matrix(assets, tmp_path):
+    common = [*assets["common"], "--samples", "300", "--images", "2", "--batch-size", "8", "--max-resolution", "16"]
+    one = tmp_path / "one.npz"
+    assert main(["directions", "precompute", *common, "--out", str(one)]) == 0
+    two = tmp_path / "two.npz"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "styleclip",
+           "directions", "precompute", *common, "--out", str(two)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, start_new_session=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    with np.load(one) as a, np.load(two) as b:
+        assert a["matrix"].shape == b["matrix"].shape and np.array_equal(a["matrix"], b["matrix"])
+    assert not list(tmp_path.glob("*.partial*"))  # the shards are merged and gone

@@ -71,50 +71,80 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--samples must be at least 2")
     if args.action == "apply" and args.class_idx is not None and args.image is not None:
         raise UsageError("--class chooses the class of seed sources; a photo has none")
+    from ..utils.distributed import Context, setup
     from ..utils.precision import computing_in, describe, resolve_precision
 
-    device = resolve_device(args.device)
-    G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
-    guide = load_clip(args.clip, device=device)
-    precision = resolve_precision(args.precision, device)
-    args.precision_used = describe(args.precision, precision, device)
+    # under torchrun, precompute shares the channels out between the processes (one device each)
+    ctx = setup(resolve_device(args.device)) if args.action == "precompute" else Context()
+    try:
+        device = ctx.device or resolve_device(args.device)
+        G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
+        guide = load_clip(args.clip, device=device)
+        precision = resolve_precision(args.precision, device)
+        args.precision_used = describe(args.precision, precision, device)
 
-    def stats():  # 100k latents the first time: only once the arguments and the matrix are known to be good
-        return style_statistics(G, samples=args.samples, cache=args.cache)
+        def stats():  # 100k latents the first time: only once the arguments and the matrix are known to be good
+            return style_statistics(G, samples=args.samples, cache=args.cache)
 
-    with computing_in(precision):  # generator and CLIP; statistics and relevance sums stay fp32
-        if args.action == "precompute":
-            return _precompute(args, G, guide, stats())
-        return _apply(args, G, guide, stats)
+        with computing_in(precision):  # generator and CLIP; statistics and relevance sums stay fp32
+            if args.action == "precompute":
+                if not ctx.is_main:  # process 0 computes the statistics once; the others read them from the cache
+                    ctx.barrier()
+                shared = stats()
+                if ctx.is_main:
+                    ctx.barrier()
+                return _precompute(args, G, guide, shared, ctx)
+            return _apply(args, G, guide, stats)
+    finally:
+        ctx.close()
 
 
-def _precompute(args, G, guide, stats) -> int:
-    from ..edits.relevance import relevance_matrix, relevance_matrix_gradient
+def _precompute(args, G, guide, stats, ctx) -> int:
+    from ..edits.relevance import merge_relevance_shards, relevance_matrix, relevance_matrix_gradient
     from ..edits.relevance_files import default_relevance_path
 
     out = args.out or default_relevance_path(G, guide.name, args.method, args.cache)
     if out.suffix != ".npz":  # .npy is StyleCLIP's format for its own matrices; ours carry metadata
         out = out.with_name(out.name + ".npz")
     t0 = time.perf_counter()
-    if args.method == "gradient":
+    if args.method == "gradient":  # minutes: process 0 alone
+        if not ctx.is_main:
+            ctx.barrier()
+            return 0
         matrix = relevance_matrix_gradient(
             G, guide, stats, images=args.images or 20, max_resolution=args.max_resolution, batch_size=args.batch_size
         )
     else:
-        checkpoint = out.with_name(out.stem + ".partial.npz")
+
+        def shard_file(rank: int):
+            return out.with_name(
+                out.stem + (".partial.npz" if ctx.world == 1 else f".partial.{rank}-of-{ctx.world}.npz")
+            )
+
+        checkpoint = shard_file(ctx.rank)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         try:
             matrix = relevance_matrix(
                 G, guide, stats, images=args.images or 100, k=args.k, max_resolution=args.max_resolution,
-                batch_size=args.batch_size, checkpoint=checkpoint,
+                batch_size=args.batch_size, checkpoint=checkpoint, shard=(ctx.rank, ctx.world),
             )  # fmt: skip
         except KeyboardInterrupt:
             print(f"styleclip directions: interrupted; run the same command again to resume ({checkpoint})",
                   file=sys.stderr)  # fmt: skip
             return 130
-        checkpoint.unlink(missing_ok=True)
+        ctx.barrier()  # every shard is written
+        if not ctx.is_main:
+            ctx.barrier()
+            return 0
+        shards = [shard_file(r) for r in range(ctx.world)]
+        if ctx.world > 1:
+            matrix = merge_relevance_shards(shards, G, stats)
     matrix.meta["seconds"] = round(time.perf_counter() - t0, 1)
     matrix.save(out)
+    if args.method != "gradient":
+        for shard in shards:
+            shard.unlink(missing_ok=True)
+    ctx.barrier()  # the others wait until the matrix is saved
     print(f"relevance of {matrix.layout.size} channels ({args.method}, {matrix.meta['seconds']} s) -> {out}")
     return 0
 

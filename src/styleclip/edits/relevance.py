@@ -146,6 +146,7 @@ def relevance_matrix(
     checkpoint: str | Path | None = None,
     callback: Callable[[int, int], None] | None = None,
     progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> RelevanceMatrix:
     """StyleCLIP's relevance matrix by finite differences (see the module docstring).
 
@@ -158,9 +159,14 @@ def relevance_matrix(
         checkpoint: file for partial results, written after every chunk of channels; a run that finds it
             (with the same settings) continues where it stopped.
         callback: ``callback(done_channels, total)`` after every chunk (raise to stop; the checkpoint stays).
+        shard: ``(index, count)``: do only every ``count``-th chunk of channels, starting at ``index`` (one process
+            of several under torchrun; each with its own ``checkpoint``, merged by :func:`merge_relevance_shards`).
+            Chunks are fixed runs of ``batch_size // 2`` channels, so every channel is computed in the same company
+            whether one process does all or many share them, and the merged matrix equals a one-process one.
 
     Returns:
-        ``[C, D]`` unit rows for the conv channels up to ``max_resolution``, in synthesis order.
+        ``[C, D]`` unit rows for the conv channels up to ``max_resolution``, in synthesis order (zero rows for the
+        channels of other shards).
     """
     if images < 1 or k <= 0 or batch_size < 2:
         raise UsageError("need images >= 1, k > 0 and batch_size >= 2")
@@ -176,11 +182,17 @@ def relevance_matrix(
     if path is not None and path.is_file():
         rows, done = _load_partial(path, meta, rows, done)
     per_pass = max(1, batch_size // 2)
-    todo = torch.nonzero(~done).flatten().tolist()
-    bar = tqdm(total=layout.size, initial=int(done.sum()), desc="relevance", unit="ch", disable=not progress or None)
+    index, count = shard
+    if not 0 <= index < count:
+        raise UsageError(f"shard {index} of {count} does not exist")
+    starts = range(index * per_pass, layout.size, count * per_pass)  # this shard's fixed chunks
+    chunks = [[c for c in range(a, min(a + per_pass, layout.size)) if not done[c]] for a in starts]
+    chunks = [c for c in chunks if c]
+    mine = sum(min(a + per_pass, layout.size) - a for a in starts)
+    left = sum(len(c) for c in chunks)
+    bar = tqdm(total=mine, initial=mine - left, desc="relevance", unit="ch", disable=not progress or None)
     try:
-        for start in range(0, len(todo), per_pass):
-            chunk = todo[start : start + per_pass]
+        for chunk in chunks:
             acc = None
             idx = torch.tensor(chunk, device=base.device)
             ar = torch.arange(len(chunk), device=base.device)
@@ -203,7 +215,34 @@ def relevance_matrix(
                 callback(int(done.sum()), layout.size)
     finally:
         bar.close()
+    if path is not None and not path.is_file():  # a shard with nothing (left) to do still reports its part
+        _save_partial(path, meta, rows, done)
     # Channels that never vary (std 0) move nothing: their rows are zero, not noise.
+    rows[(std == 0).cpu()] = 0
+    return RelevanceMatrix(rows, layout, meta)
+
+
+def merge_relevance_shards(paths: list[Path], G: Generator, stats: StyleStats) -> RelevanceMatrix:
+    """One matrix from the checkpoints of the shards of :func:`relevance_matrix` (made with the same settings)."""
+    rows = done = meta = None
+    for path in paths:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                part_meta = json.loads(str(data["meta"]))
+                part_rows, part_done = torch.from_numpy(data["rows"]), torch.from_numpy(data["done"])
+        except Exception as exc:
+            raise UsageError(f"{path}: unreadable shard ({type(exc).__name__})") from None
+        if meta is None:
+            rows, done, meta = torch.zeros_like(part_rows), torch.zeros_like(part_done), part_meta
+        elif part_meta != meta:
+            raise UsageError(f"{path} was made with other settings than {paths[0]}")
+        rows[part_done] = part_rows[part_done]
+        done |= part_done
+    if meta is None or not bool(done.all()):
+        missing = 0 if done is None else int((~done).sum())
+        raise UsageError(f"the shards leave {missing} channels undone: run the same command again to finish them")
+    layout = StyleLayout.of(G, meta["max_resolution"])
+    _, std = stats.flat(layout)
     rows[(std == 0).cpu()] = 0
     return RelevanceMatrix(rows, layout, meta)
 
