@@ -109,6 +109,10 @@ def test_directions_and_mapper_methods_and_a_job_file(assets, tmp_path):
         comparison = list(csv.DictReader(f))
     assert sorted(r["method"] for r in comparison) == ["directions", "mapper", "optimize"]
     assert all(int(r["pairs"]) == 2 for r in comparison)
+    if os.environ.get("STYLECLIP_EVAL_PLOT"):  # e.g. docs/eval-tradeoff.png for the README
+        import shutil
+
+        shutil.copy(out / "tradeoff.png", os.environ["STYLECLIP_EVAL_PLOT"])
     assert all(bool(r["directional"]) == (r["method"] != "mapper") for r in comparison)  # a mapper names no neutral
 
 

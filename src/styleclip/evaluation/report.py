@@ -98,7 +98,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     keep = next((k for k in ("lpips", "identity", "psnr") if any(r[k] is not None for r in done)), None)
     if keep is not None:
         label = {"lpips": "LPIPS to the source (lower keeps more)", "identity": "1 - identity similarity",
-                 "psnr": "PSNR to the source (dB)"}[keep]  # fmt: skip
+                 "psnr": "PSNR to the source (dB, higher keeps more)"}[keep]  # fmt: skip
         fig, ax = plt.subplots(figsize=(6, 4.5), dpi=110)
         for m in methods:
             pts = [(r[keep], r["clip_gain"]) for r in done if r["method"] == m and r[keep] is not None]
