@@ -10,10 +10,13 @@ moves the latent or style code until it does. The public API lives here:
     [result] = styleclip.optimize(G, "a man with a beard", seeds=[9])   # result.image, result.latent
 """
 
-from .edits.global_direction import GlobalDirection, global_direction
+from .edits.base import Edit
+from .edits.global_direction import DirectionEdit, GlobalDirection, global_direction
+from .edits.mapper import MapperEdit
 from .edits.optimize import EditResult, OptimizeConfig, optimize
 from .edits.relevance import RelevanceMatrix, load_official_fs3, relevance_matrix, relevance_matrix_gradient
 from .errors import CheckpointError, StyleclipError, UsageError
+from .evaluation import evaluate
 from .guidance.clip import ClipGuide, load_clip
 from .guidance.identity import IdentityLoss, load_identity_loss
 from .guidance.perceptual import LPIPS, load_lpips
@@ -21,7 +24,8 @@ from .hub.generators import load_generator, read_generator_file, save_generator
 from .hub.mappers import load_mapper, save_mapper
 from .inversion.encoders import Encoder, load_encoder
 from .inversion.invert import Inversion, invert, prepare_photo
-from .latents import load_latent
+from .jobs import BatchSpec, run_batch
+from .latents import Codes, load_latent
 from .nets.mapper import LatentMapper, MapperConfig
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
 from .sample import Sample, parse_seeds, sample
@@ -33,8 +37,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LPIPS",
+    "BatchSpec",
     "CheckpointError",
     "ClipGuide",
+    "Codes",
+    "DirectionEdit",
+    "Edit",
     "EditResult",
     "Encoder",
     "Generator",
@@ -44,6 +52,7 @@ __all__ = [
     "Inversion",
     "LatentMapper",
     "MapperConfig",
+    "MapperEdit",
     "MapperTrainConfig",
     "MappingConfig",
     "OptimizeConfig",
@@ -56,6 +65,7 @@ __all__ = [
     "SynthesisConfig",
     "UsageError",
     "__version__",
+    "evaluate",
     "global_direction",
     "invert",
     "keep_freed_memory",
@@ -73,6 +83,7 @@ __all__ = [
     "read_generator_file",
     "relevance_matrix",
     "relevance_matrix_gradient",
+    "run_batch",
     "sample",
     "save_generator",
     "save_mapper",
