@@ -41,6 +41,15 @@ def tiny_generator(resolution: int = 32, c_dim: int = 0, seed: int = 0, **synthe
     return randomize(G, seed).eval().requires_grad_(False)
 
 
+def varied_generator(seed: int = 2) -> Generator:
+    """The tiny generator with a trained-like mapping scale, so that styles (and edits of them) vary."""
+    G = tiny_generator(seed=seed)
+    for name, p in G.mapping.named_parameters():
+        if name.endswith("weight"):
+            p.data.mul_(100)
+    return G
+
+
 @pytest.fixture
 def tiny_G() -> Generator:
     return tiny_generator()

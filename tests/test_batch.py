@@ -18,7 +18,7 @@ from styleclip.cli.main import main
 from styleclip.errors import UsageError
 from styleclip.hub.generators import save_generator
 
-from conftest import tiny_generator
+from conftest import varied_generator
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,7 @@ def assets(tmp_path_factory, tiny_clip_file):
     from styleclip.stylespace import generator_fingerprint
 
     folder = tmp_path_factory.mktemp("batch-assets")
-    G = tiny_generator(seed=2)
-    for name, p in G.mapping.named_parameters():  # trained-like mapping scale: styles that vary
-        if name.endswith("weight"):
-            p.data.mul_(100)
+    G = varied_generator()
     gen = save_generator(G, folder / "tiny.safetensors")
     cache = folder / "cache"
     common = ["--generator", str(gen), "--clip", str(tiny_clip_file), "--device", "cpu", "--cache", str(cache)]

@@ -12,16 +12,13 @@ from styleclip.cli.main import main
 from styleclip.hub.generators import save_generator
 from styleclip.io.video import read_video
 
-from conftest import tiny_generator
+from conftest import tiny_generator, varied_generator
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory, tiny_clip_file):
     folder = tmp_path_factory.mktemp("dir-assets")
-    G = tiny_generator(seed=2)
-    for name, p in G.mapping.named_parameters():  # trained-like mapping scale: styles that vary
-        if name.endswith("weight"):
-            p.data.mul_(100)
+    G = varied_generator()
     gen = save_generator(G, folder / "tiny.safetensors")
     cache = folder / "cache"
     return ["--generator", str(gen), "--clip", str(tiny_clip_file), "--device", "cpu", "--samples", "500",

@@ -16,7 +16,7 @@ from styleclip.io.images import to_uint8
 from styleclip.nets.stylegan2.layers import SynthesisLayer, ToRGBLayer
 from styleclip.utils import precision as P
 
-from conftest import tiny_generator
+from conftest import tiny_generator, varied_generator
 
 INTEL = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\nbogomips\t: 4000\n"
 ZEN3 = "processor\t: 0\nflags\t\t: fpu sse avx2 sha_ni\n"
@@ -123,10 +123,7 @@ def test_clip_follows_the_scope(tiny_clip_file):
 
 def test_a_bf16_edit_matches_the_fp32_edit(tiny_clip_file):
     """StyleCLIP's 150 steps: the bf16 latent within 2 % (relative L2) of fp32's, the CLIP gain within 5 %."""
-    G = tiny_generator(32, seed=2)
-    for name, p in G.mapping.named_parameters():  # trained-like mapping scale: styles that vary
-        if name.endswith("weight"):
-            p.data.mul_(100)
+    G = varied_generator()
     guide = load_clip(str(tiny_clip_file), device="cpu")
     runs = {}
     for precision in ("fp32", "bf16"):

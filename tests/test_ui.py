@@ -16,15 +16,12 @@ from styleclip.guidance.clip import load_clip
 from styleclip.io.images import to_uint8
 from styleclip.ui.session import EditSession, Limits, OptimizeSettings, Studio
 
-from conftest import tiny_generator
+from conftest import tiny_generator, varied_generator
 
 
 @pytest.fixture(scope="module")
 def G():
-    G = tiny_generator(seed=2)
-    for name, p in G.mapping.named_parameters():  # trained-like mapping scale: styles that vary
-        if name.endswith("weight"):
-            p.data.mul_(100)
+    G = varied_generator()
     return G
 
 

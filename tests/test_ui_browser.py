@@ -26,7 +26,7 @@ from PIL import Image
 from styleclip.cli.main import main
 from styleclip.hub.generators import save_generator
 
-from conftest import tiny_generator
+from conftest import varied_generator
 
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -62,10 +62,7 @@ def _free_port() -> int:
 def server(tmp_path_factory, tiny_clip_file):
     chromium = _browser()
     folder = tmp_path_factory.mktemp("ui")
-    G = tiny_generator(seed=2)
-    for name, p in G.mapping.named_parameters():  # trained-like mapping scale: styles that vary
-        if name.endswith("weight"):
-            p.data.mul_(100)
+    G = varied_generator()
     gen = save_generator(G, folder / "tiny.safetensors")
     common = ["--generator", str(gen), "--clip", str(tiny_clip_file), "--device", "cpu", "--samples", "500",
               "--cache", str(folder / "cache")]  # fmt: skip
