@@ -22,6 +22,7 @@ from .inversion.encoders import Encoder, load_encoder
 from .inversion.invert import Inversion, invert, prepare_photo
 from .latents import load_latent
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
+from .nets.stylegan3 import Generator3, GeneratorConfig3, SynthesisConfig3, make_transform
 from .sample import Sample, parse_seeds, sample
 from .stylespace import StyleLayout, StyleStats, style_statistics
 from .utils.memory import keep_freed_memory
@@ -35,7 +36,9 @@ __all__ = [
     "EditResult",
     "Encoder",
     "Generator",
+    "Generator3",
     "GeneratorConfig",
+    "GeneratorConfig3",
     "GlobalDirection",
     "IdentityLoss",
     "Inversion",
@@ -48,6 +51,7 @@ __all__ = [
     "StyleStats",
     "StyleclipError",
     "SynthesisConfig",
+    "SynthesisConfig3",
     "UsageError",
     "__version__",
     "global_direction",
@@ -60,6 +64,7 @@ __all__ = [
     "load_latent",
     "load_lpips",
     "load_official_fs3",
+    "make_transform",
     "optimize",
     "parse_seeds",
     "prepare_photo",

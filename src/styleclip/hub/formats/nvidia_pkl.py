@@ -14,6 +14,7 @@ from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from .safe_pickle import PersistentRecord
 from .state import build_generator, load_exact, numel
+from .stylegan3_pkl import generator3_from_record, is_stylegan3_record
 
 _TOP_ARGS = (
     "z_dim",
@@ -65,11 +66,8 @@ def generator_from_snapshot(data: dict, which: str = "G_ema") -> Generator:
 def generator_from_record(record: PersistentRecord) -> Generator:
     if record.class_name != "Generator":
         raise CheckpointError(f"expected a Generator network, found {record.class_name!r}")
-    synthesis = record.modules.get("synthesis")
-    if isinstance(synthesis, PersistentRecord) and "input" in synthesis.modules:
-        raise CheckpointError(
-            "this is a StyleGAN3 (alias-free) generator; styleclip supports StyleGAN2 / StyleGAN2-ADA generators"
-        )
+    if is_stylegan3_record(record):
+        return generator3_from_record(record)
     config = config_from_init_kwargs(record.init_args, record.init_kwargs)
     tensors = record.state_dict()
     G = build_generator(config, numel(tensors.values()), "NVIDIA pickle")
@@ -81,11 +79,10 @@ def config_from_init_kwargs(args: tuple, kwargs: dict[str, Any]) -> GeneratorCon
     """Turn the official ``Generator(*args, **kwargs)`` arguments into a :class:`GeneratorConfig`."""
     merged = dict(zip(_TOP_ARGS, args, strict=False))
     merged.update(kwargs)
-    unknown = sorted(set(merged) - set(_TOP_ARGS))
-    if unknown:
-        raise CheckpointError(f"unknown generator argument(s) {unknown}: not a StyleGAN2 generator styleclip knows")
+    # The stylegan3 repository's networks_stylegan2.Generator takes the synthesis arguments flat.
+    flat = {k: merged.pop(k) for k in list(merged) if k not in _TOP_ARGS}
     mapping = dict(merged.get("mapping_kwargs") or {})
-    synthesis = dict(merged.get("synthesis_kwargs") or {})
+    synthesis = {**dict(merged.get("synthesis_kwargs") or {}), **flat}
     _check_keys(mapping, _MAPPING_KEYS, "mapping")
     _check_keys(synthesis, _SYNTHESIS_KEYS, "synthesis")
     if "resample_filter" in synthesis:

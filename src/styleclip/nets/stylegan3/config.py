@@ -36,7 +36,9 @@ class SynthesisConfig3:
     conv_kernel: int = 3  # Convolution size (the ToRGB layer is always 1x1); R: 1.
     filter_size: int = 6  # Low-pass filter taps per factor of up- or down-sampling.
     lrelu_upsampling: int = 2  # Oversampling of the leaky ReLU relative to the layer's sampling rate.
-    use_radial_filters: bool = False  # Radially symmetric down-sampling filters (not critically sampled layers); R: True.
+    use_radial_filters: bool = (
+        False  # Radially symmetric down-sampling filters (not critically sampled layers); R: True.
+    )
     conv_clamp: float | None = 256  # Clamp every layer's output to +-X; None = off.
     magnitude_ema_beta: float = 0.999  # Training-time decay of the input-magnitude averages (kept for the record).
 

@@ -54,8 +54,12 @@ def bessel_j1(x: np.ndarray) -> np.ndarray:
     t = np.linspace(0.0, np.pi, 1025)
     weights = np.full(t.shape, 1.0 / 1024)
     weights[[0, -1]] *= 0.5
-    values = np.cos(t - x[..., None] * np.sin(t))
-    return values @ weights
+    flat = x.reshape(-1)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, 4096):  # bounded memory for large filters
+        chunk = flat[start : start + 4096]
+        out[start : start + 4096] = np.cos(t - chunk[:, None] * np.sin(t)) @ weights
+    return out.reshape(x.shape)
 
 
 def jinc_lowpass(numtaps: int, cutoff: float, width: float, fs: float) -> np.ndarray:

@@ -34,7 +34,9 @@ def layer_schedule(img_resolution: int, img_channels: int, cfg: SynthesisConfig3
     sizes[-2:] = img_resolution
     channels = np.rint(np.minimum((cfg.channel_base / 2) / cutoffs, cfg.channel_max))
     channels[-1] = img_channels
-    return dict(cutoffs=cutoffs, stopbands=stopbands, rates=rates, half_widths=half_widths, sizes=sizes, channels=channels)
+    return dict(
+        cutoffs=cutoffs, stopbands=stopbands, rates=rates, half_widths=half_widths, sizes=sizes, channels=channels
+    )
 
 
 def detail_resolution(cutoff: float, img_resolution: int) -> int:
