@@ -288,3 +288,37 @@ def test_sample_and_transform_arguments(tiny_G3):
     assert torch.equal(b.image, expected)
     with pytest.raises(UsageError, match="StyleGAN3"):
         next(sample(tiny_generator(), [0], rotate=10))
+
+
+# -- catalogue and real weights ------------------------------------------------------------------------------
+
+
+def test_catalogue_lists_nvidia_stylegan3_pickles():
+    from styleclip.hub.catalog import ASSETS, NVIDIA_NC
+
+    sg3 = {a.name: a for a in ASSETS if a.name.startswith("stylegan3-")}
+    for cfg in ("t", "r"):
+        for key in ("ffhq", "ffhqu", "ffhqu-256", "metfaces", "metfacesu", "afhqv2"):
+            a = sg3.pop(f"stylegan3-{cfg}:{key}")
+            assert a.licence == NVIDIA_NC and a.kind == "generator" and a.file_format == "stylegan3-pytorch"
+            size = "256x256" if key.endswith("256") else "512x512" if key == "afhqv2" else "1024x1024"
+            stem = key.split("-")[0]
+            assert a.urls == (
+                f"https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
+                f"stylegan3-{cfg}-{stem}-{size}.pkl",
+            )
+            assert "encoder" not in a.defaults  # e4e / ReStyle belong to StyleGAN2's W space
+    assert not sg3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["stylegan3-t:afhqv2", "stylegan3-r:afhqv2"])
+def test_real_stylegan3_pickle(name):
+    """Needs the 330 MB download: the stored filters equal our design, and seeds give sensible images."""
+    G = load_generator(name, device="cpu")
+    fresh = Generator3(G.config)
+    for (key, stored), (_, designed) in zip(G.named_buffers(), fresh.named_buffers(), strict=True):
+        if key.endswith("_filter"):
+            torch.testing.assert_close(stored, designed, rtol=0, atol=1e-7, msg=key)
+    img = G(G.z_from_seed([0, 1]), truncation_psi=0.7)
+    assert img.shape == (2, 3, 512, 512) and torch.isfinite(img).all() and 0.2 < img.std() < 1.0
