@@ -1,12 +1,14 @@
 """Generator speed: synthesis forward, and forward + backward w.r.t. W+ and w.r.t. S.
 
-Official channel settings (channel_base 32768, channel_max 512: FFHQ 1024 / AFHQ 512), random weights.
+Official channel settings (channel_base 32768, channel_max 512: FFHQ 1024 / AFHQ 512), random weights;
+``--arch stylegan3-t`` / ``stylegan3-r`` time NVIDIA's StyleGAN3 configs T and R instead.
 For each resolution, job and modulation path it reports the median wall time, peak memory, the FLOPs
 counted by ``torch.utils.flop_counter`` and the achieved GFLOP/s; prints a table and writes JSON.
 
     python benchmarks/bench_generator.py                       # 256 512 1024, batch 1, best device
     python benchmarks/bench_generator.py --res 1024 --batch 4 --device cuda
     python benchmarks/bench_generator.py --keep-memory off     # glibc's default allocator behaviour
+    python benchmarks/bench_generator.py --arch stylegan3-t stylegan3-r --res 256 1024
 
 On CPU each case runs in its own process, so that peak RSS belongs to that case alone.
 """
@@ -26,20 +28,40 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import styleclip
 from report import RESULTS, peak_memory_mb, write_report
-from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
+from styleclip import (
+    Generator,
+    Generator3,
+    GeneratorConfig,
+    GeneratorConfig3,
+    MappingConfig,
+    SynthesisConfig,
+    SynthesisConfig3,
+)
 from styleclip.utils.devices import resolve_device
 
 JOBS = ("forward", "backward_wplus", "backward_styles")
+ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 
 
-def build(res: int, device: torch.device) -> Generator:
-    cfg = GeneratorConfig(
-        img_resolution=res,
-        mapping=MappingConfig(num_layers=8),
-        synthesis=SynthesisConfig(channel_base=32768, channel_max=512),
-    )
+def build(res: int, device: torch.device, arch: str = "stylegan2") -> Generator:
     torch.manual_seed(0)
-    return Generator(cfg).eval().requires_grad_(False).to(device)
+    if arch == "stylegan2":
+        cfg = GeneratorConfig(
+            img_resolution=res,
+            mapping=MappingConfig(num_layers=8),
+            synthesis=SynthesisConfig(channel_base=32768, channel_max=512),
+        )
+        return Generator(cfg).eval().requires_grad_(False).to(device)
+    # NVIDIA's train.py settings: R doubles the channels and uses 1x1 convolutions and radial filters.
+    r = arch == "stylegan3-r"
+    syn = SynthesisConfig3(
+        channel_base=65536 if r else 32768,
+        channel_max=1024 if r else 512,
+        conv_kernel=1 if r else 3,
+        use_radial_filters=r,
+    )
+    cfg3 = GeneratorConfig3(img_resolution=res, mapping=MappingConfig(num_layers=2, w_avg_beta=0.998), synthesis=syn)
+    return Generator3(cfg3).eval().requires_grad_(False).to(device)
 
 
 def step_fn(G: Generator, job: str, batch: int, modulation: str):
@@ -70,8 +92,10 @@ def sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def run_case(res: int, job: str, modulation: str, batch: int, device: torch.device, repeats: int, warmup: int) -> dict:
-    G = build(res, device)
+def run_case(
+    res: int, job: str, modulation: str, batch: int, device: torch.device, repeats: int, warmup: int, arch: str
+) -> dict:
+    G = build(res, device, arch)
     fn = step_fn(G, job, batch, modulation)
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -90,6 +114,7 @@ def run_case(res: int, job: str, modulation: str, batch: int, device: torch.devi
     median = statistics.median(times)
     peak_mb, peak_kind = peak_memory_mb(device)
     return {
+        "arch": arch,
         "resolution": res,
         "job": job,
         "modulation": modulation,
@@ -106,6 +131,7 @@ def run_case(res: int, job: str, modulation: str, batch: int, device: torch.devi
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", nargs="+", choices=ARCHS, default=["stylegan2"])
     p.add_argument("--res", type=int, nargs="+", default=[256, 512, 1024])
     p.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS))
     p.add_argument("--modulation", nargs="+", choices=["fused", "activation"], default=["fused", "activation"])
@@ -116,36 +142,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-memory", choices=["on", "off"], default="on")
     p.add_argument("--json", type=Path, default=None, help="output file (default benchmarks/results/...)")
     p.add_argument("--in-process", action="store_true", help="do not isolate cases in subprocesses")
-    p.add_argument("--_case", nargs=3, metavar=("RES", "JOB", "MODULATION"), help=argparse.SUPPRESS)
+    p.add_argument("--_case", nargs=4, metavar=("ARCH", "RES", "JOB", "MODULATION"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     styleclip.keep_freed_memory(args.keep_memory == "on")
     device = resolve_device(args.device)
     if args._case:
-        res, job, mod = int(args._case[0]), args._case[1], args._case[2]
-        print(json.dumps(run_case(res, job, mod, args.batch, device, args.repeats, args.warmup)))
+        arch, res, job, mod = args._case[0], int(args._case[1]), args._case[2], args._case[3]
+        print(json.dumps(run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, arch)))
         return 0
 
     rows = []
-    for res in args.res:
-        for job in args.jobs:
-            for mod in args.modulation:
-                if device.type == "cpu" and not args.in_process:
-                    cmd = [sys.executable, __file__, "--_case", str(res), job, mod, "--batch", str(args.batch)]
-                    cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device)]
-                    cmd += ["--keep-memory", args.keep_memory]
-                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                    row = json.loads(out.strip().splitlines()[-1])
-                else:
-                    row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup)
-                rows.append(row)
-                print(
-                    f"{res:5d}px  {job:16s} {mod:10s} batch {args.batch}: {row['median_s']:7.3f} s "
-                    f"(min {row['min_s']:.3f})  {row['gflop']:7.1f} GFLOP  {row['gflops_per_s']:6.1f} GFLOP/s  "
-                    f"peak {row['peak_mem_mb']:8.0f} MB",
-                    flush=True,
-                )
-    default = RESULTS / f"bench_generator-{device.type}-b{args.batch}-mem{args.keep_memory}.json"
+    cases = [(a, r, j, m) for a in args.arch for r in args.res for j in args.jobs for m in args.modulation]
+    for arch, res, job, mod in cases:
+        if device.type == "cpu" and not args.in_process:
+            cmd = [sys.executable, __file__, "--_case", arch, str(res), job, mod, "--batch", str(args.batch)]
+            cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device)]
+            cmd += ["--keep-memory", args.keep_memory]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+        else:
+            row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, arch)
+        rows.append(row)
+        print(
+            f"{arch:11s} {res:5d}px  {job:16s} {mod:10s} batch {args.batch}: {row['median_s']:7.3f} s "
+            f"(min {row['min_s']:.3f})  {row['gflop']:7.1f} GFLOP  {row['gflops_per_s']:6.1f} GFLOP/s  "
+            f"peak {row['peak_mem_mb']:8.0f} MB",
+            flush=True,
+        )
+    tag = "" if args.arch == ["stylegan2"] else "-" + "-".join(args.arch)
+    default = RESULTS / f"bench_generator{tag}-{device.type}-b{args.batch}-mem{args.keep_memory}.json"
     write_report("generator", device, rows, args.json or default, keep_memory=args.keep_memory)
     return 0
 

@@ -9,6 +9,8 @@ strided depthwise convolution (only the kept samples are computed), separable fi
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -78,7 +80,9 @@ def _modulated_matmul(
     return y.reshape(batch, -1, height, width)
 
 
-def upsample_fir(x: torch.Tensor, f: torch.Tensor | None, up: int, padding: tuple[int, int, int, int]) -> torch.Tensor:
+def upsample_fir(
+    x: torch.Tensor, f: torch.Tensor | None, up: int, padding: tuple[int, int, int, int], gain: float = 1.0
+) -> torch.Tensor:
     """Zero-insertion up-sampling by ``up``, padding (negative = crop), then convolution with ``f`` (gain ``up**2``).
 
     Args:
@@ -86,6 +90,7 @@ def upsample_fir(x: torch.Tensor, f: torch.Tensor | None, up: int, padding: tupl
         f: ``[K]`` separable taps, or None (identity).
         up: up-sampling factor.
         padding: ``(x0, x1, y0, y1)`` on the up-sampled image, as NVIDIA's ``upfirdn2d``.
+        gain: extra scale folded into the taps (when ``f`` is given).
 
     Returns:
         ``[N, C, H*up + y0 + y1 - K + 1, W*up + x0 + x1 - K + 1]``.
@@ -99,7 +104,7 @@ def upsample_fir(x: torch.Tensor, f: torch.Tensor | None, up: int, padding: tupl
     channels = x.shape[1]
     # A transposed convolution with stride `up` is zero insertion followed by the full convolution with
     # the (unflipped) taps; the full result starts K - 1 samples before the padded signal's first output.
-    f = (f * up).to(x.dtype)
+    f = (f * (up * math.sqrt(gain))).to(x.dtype)
     x = F.conv_transpose2d(x, f.reshape(1, 1, taps, 1).expand(channels, 1, taps, 1), stride=(up, 1), groups=channels)
     x = F.conv_transpose2d(x, f.reshape(1, 1, 1, taps).expand(channels, 1, 1, taps), stride=(1, up), groups=channels)
     return F.pad(x, [x0 - taps + 1, x1 + up - taps, y0 - taps + 1, y1 + up - taps])
@@ -149,11 +154,16 @@ def filtered_lrelu(
         gain: scale after the activation; slope: negative slope (1 = linear); clamp: bound, None = off.
     """
     x = x + bias.to(x.dtype)[None, :, None, None]
-    x = upsample_fir(x, fu, up, padding)
+    if fu is not None:
+        # lrelu(g * y) == g * lrelu(y) for g > 0: the gain rides on the taps instead of costing a pass.
+        x, gain = upsample_fir(x, fu, up, padding, gain=gain), 1.0
+    else:
+        x = upsample_fir(x, fu, up, padding)
+    # The up-sampled tensor is ours: work in place (clamp only without autograd, which keeps lrelu's output).
     if slope != 1:
-        x = F.leaky_relu(x, slope)
+        x = F.leaky_relu(x, slope, inplace=True)
     if gain != 1:
         x = x * gain
     if clamp is not None:
-        x = x.clamp(-clamp, clamp)
+        x = x.clamp(-clamp, clamp) if torch.is_grad_enabled() else x.clamp_(-clamp, clamp)
     return downsample_fir(x, fd, down)
