@@ -1,9 +1,11 @@
-"""NVIDIA stylegan2-ada-pytorch network pickles (``ffhq.pkl``, ``afhqdog.pkl``, ...), read without running them.
+"""NVIDIA stylegan2-ada-pytorch and stylegan3 network pickles (``ffhq.pkl``, ...), read without running them.
 
 The file is a pickled dict ``{'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}`` whose
 networks are ``torch_utils.persistence`` records. We read the generator's constructor arguments
 from its record, build our own :class:`Generator` from them, and copy every tensor by name: our
-parameter names are NVIDIA's, so the table is the identity and any mismatch is an error.
+parameter names are NVIDIA's, so the table is the identity and any mismatch is an error. The stylegan3
+repository's StyleGAN2 networks store the synthesis arguments flat; its StyleGAN3 networks are handed to
+:mod:`.stylegan3_pkl`.
 """
 
 from __future__ import annotations
