@@ -239,7 +239,7 @@ def test_three_spaces_are_one_network(tiny_G3):
 
 
 def test_float16_layers_stay_close_to_float32():
-    G = tiny_generator3(resolution=32, num_fp16_res=2)
+    G = tiny_generator3(resolution=32, num_fp16_res=1)
     assert any(layer.use_fp16 for layer in G.synthesis.layers()) and not G.synthesis.layers()[0].use_fp16
     ws = G.mapping_forward(G.z_from_seed([0, 1]))
     full, half = G.synthesize(ws), G.synthesize(ws, force_fp32=False)  # CUDA's default, forced on the CPU
