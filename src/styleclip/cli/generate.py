@@ -25,8 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N W+ layers")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index for conditional models")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
-    p.add_argument("--translate", default=None, help="StyleGAN3: shift the picture by X,Y (fractions of its side)")
-    p.add_argument("--rotate", type=float, default=None, help="StyleGAN3: rotate the picture by DEG degrees")
+    p.add_argument(
+        "--translate",
+        metavar="X,Y",
+        default=None,
+        help="StyleGAN3: shift the picture by X,Y (fractions of its side; --translate=-0.2,0 for a negative X)",
+    )
+    p.add_argument("--rotate", metavar="DEG", type=float, default=None, help="StyleGAN3: rotate the picture (degrees)")
     p.add_argument("--outdir", required=True, type=Path, help="where to write seedNNNN.png and seedNNNN.npy")
     p.add_argument("--batch-size", type=int, default=1, help="seeds per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
