@@ -1,6 +1,7 @@
 """Generator speed: synthesis forward, and forward + backward w.r.t. W+ and w.r.t. S.
 
-Official channel settings (channel_base 32768, channel_max 512: FFHQ 1024 / AFHQ 512), random weights.
+Official channel settings (channel_base 32768, channel_max 512: FFHQ 1024 / AFHQ 512), random weights;
+``--arch stylegan3-t`` / ``stylegan3-r`` time NVIDIA's StyleGAN3 configs T and R instead.
 For each resolution, job and modulation path it reports the median wall time, peak memory, the FLOPs
 counted by ``torch.utils.flop_counter`` and the achieved GFLOP/s; prints a table and writes JSON.
 
@@ -8,6 +9,7 @@ counted by ``torch.utils.flop_counter`` and the achieved GFLOP/s; prints a table
     python benchmarks/bench_generator.py --res 1024 --batch 4 --device cuda
     python benchmarks/bench_generator.py --keep-memory off     # glibc's default allocator behaviour
     python benchmarks/bench_generator.py --precision fp32 bf16 # both, in the same run
+    python benchmarks/bench_generator.py --arch stylegan3-t stylegan3-r --res 256 1024
 
 On CPU each case runs in its own process, so that peak RSS belongs to that case alone.
 """
@@ -27,21 +29,41 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import styleclip
 from report import RESULTS, peak_memory_mb, write_report
-from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
+from styleclip import (
+    Generator,
+    Generator3,
+    GeneratorConfig,
+    GeneratorConfig3,
+    MappingConfig,
+    SynthesisConfig,
+    SynthesisConfig3,
+)
 from styleclip.utils.devices import resolve_device
 from styleclip.utils.precision import computing_in
 
 JOBS = ("forward", "backward_wplus", "backward_styles")
+ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 
 
-def build(res: int, device: torch.device) -> Generator:
-    cfg = GeneratorConfig(
-        img_resolution=res,
-        mapping=MappingConfig(num_layers=8),
-        synthesis=SynthesisConfig(channel_base=32768, channel_max=512),
-    )
+def build(res: int, device: torch.device, arch: str = "stylegan2") -> Generator:
     torch.manual_seed(0)
-    return Generator(cfg).eval().requires_grad_(False).to(device)
+    if arch == "stylegan2":
+        cfg = GeneratorConfig(
+            img_resolution=res,
+            mapping=MappingConfig(num_layers=8),
+            synthesis=SynthesisConfig(channel_base=32768, channel_max=512),
+        )
+        return Generator(cfg).eval().requires_grad_(False).to(device)
+    # NVIDIA's train.py settings: R doubles the channels and uses 1x1 convolutions and radial filters.
+    r = arch == "stylegan3-r"
+    syn = SynthesisConfig3(
+        channel_base=65536 if r else 32768,
+        channel_max=1024 if r else 512,
+        conv_kernel=1 if r else 3,
+        use_radial_filters=r,
+    )
+    cfg3 = GeneratorConfig3(img_resolution=res, mapping=MappingConfig(num_layers=2, w_avg_beta=0.998), synthesis=syn)
+    return Generator3(cfg3).eval().requires_grad_(False).to(device)
 
 
 def step_fn(G: Generator, job: str, batch: int, modulation: str):
@@ -73,9 +95,17 @@ def sync(device: torch.device) -> None:
 
 
 def run_case(
-    res: int, job: str, modulation: str, batch: int, device: torch.device, repeats: int, warmup: int, precision: str
+    res: int,
+    job: str,
+    modulation: str,
+    batch: int,
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    arch: str,
+    precision: str = "fp32",
 ) -> dict:
-    G = build(res, device)
+    G = build(res, device, arch)
     inner = step_fn(G, job, batch, modulation)
 
     def fn():
@@ -99,6 +129,7 @@ def run_case(
     median = statistics.median(times)
     peak_mb, peak_kind = peak_memory_mb(device)
     return {
+        "arch": arch,
         "resolution": res,
         "job": job,
         "modulation": modulation,
@@ -116,6 +147,7 @@ def run_case(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", nargs="+", choices=ARCHS, default=["stylegan2"])
     p.add_argument("--res", type=int, nargs="+", default=[256, 512, 1024])
     p.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS))
     p.add_argument("--modulation", nargs="+", choices=["fused", "activation"], default=["fused", "activation"])
@@ -127,36 +159,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-memory", choices=["on", "off"], default="on")
     p.add_argument("--json", type=Path, default=None, help="output file (default benchmarks/results/...)")
     p.add_argument("--in-process", action="store_true", help="do not isolate cases in subprocesses")
-    p.add_argument("--_case", nargs=3, metavar=("RES", "JOB", "MODULATION"), help=argparse.SUPPRESS)
+    p.add_argument("--_case", nargs=4, metavar=("ARCH", "RES", "JOB", "MODULATION"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     styleclip.keep_freed_memory(args.keep_memory == "on")
     device = resolve_device(args.device)
     if args._case:
-        res, job, mod = int(args._case[0]), args._case[1], args._case[2]
+        arch, res, job, mod = args._case[0], int(args._case[1]), args._case[2], args._case[3]
         precision = args.precision[0]
-        print(json.dumps(run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, precision)))
+        print(json.dumps(run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, arch, precision)))
         return 0
 
     rows = []
-    cases = [(r, j, m, p) for r in args.res for j in args.jobs for m in args.modulation for p in args.precision]
-    for res, job, mod, precision in cases:
+    cases = [
+        (a, r, j, m, p)
+        for a in args.arch for r in args.res for j in args.jobs for m in args.modulation for p in args.precision
+    ]  # fmt: skip
+    for arch, res, job, mod, precision in cases:
         if device.type == "cpu" and not args.in_process:
-            cmd = [sys.executable, __file__, "--_case", str(res), job, mod, "--batch", str(args.batch)]
+            cmd = [sys.executable, __file__, "--_case", arch, str(res), job, mod, "--batch", str(args.batch)]
             cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device)]
             cmd += ["--keep-memory", args.keep_memory, "--precision", precision]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
         else:
-            row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, precision)
+            row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, arch, precision)
         rows.append(row)
         print(
-            f"{res:5d}px  {job:16s} {mod:10s} {precision} batch {args.batch}: {row['median_s']:7.3f} s "
+            f"{arch:11s} {res:5d}px  {job:16s} {mod:10s} {precision} batch {args.batch}: {row['median_s']:7.3f} s "
             f"(min {row['min_s']:.3f})  {row['gflop']:7.1f} GFLOP  {row['gflops_per_s']:6.1f} GFLOP/s  "
             f"peak {row['peak_mem_mb']:8.0f} MB",
             flush=True,
         )
-    default = RESULTS / f"bench_generator-{device.type}-b{args.batch}-mem{args.keep_memory}.json"
+    tag = "" if args.arch == ["stylegan2"] else "-" + "-".join(args.arch)
+    default = RESULTS / f"bench_generator{tag}-{device.type}-b{args.batch}-mem{args.keep_memory}.json"
     write_report("generator", device, rows, args.json or default, keep_memory=args.keep_memory)
     return 0
 

@@ -9,8 +9,10 @@ Checks, each printed as PASS/FAIL with the measured figure:
 - gradients reach W+ and S on the device, with no float64 tensor anywhere;
 - CLIP (fp16 autocast and fp32), LPIPS and the optimisation loop on the device agree with the CPU;
 - bf16 synthesis (every block) stays close to fp32 and its W+ gradient points the same way;
+- StyleGAN3 T and R: device vs CPU in fp32 (with a user transform), fp16 layers vs fp32, gradients to W+;
 - then the optimisation, generator and global-direction benchmarks on the device, fp32 and bf16 side by side
-  (JSON like bench_optimize.py / bench_generator.py / bench_directions.py).
+  (JSON like bench_optimize.py / bench_generator.py / bench_directions.py), the generator benchmark for StyleGAN3
+  T and R too.
 Exit status 1 if any check fails.
 """
 
@@ -90,6 +92,34 @@ def guidance_checks(device: torch.device, failures: list[str]) -> None:
     check("optimisation loop on the device vs CPU", ok, f"|Δ loss| step 0 {first:.1e}, last {last:.1e}", failures)
 
 
+def stylegan3_checks(device: torch.device, failures: list[str], res: int = 256) -> None:
+    from styleclip import make_transform
+
+    for arch in ("stylegan3-t", "stylegan3-r"):
+        G_cpu = bench_generator.build(res, torch.device("cpu"), arch)
+        G_dev = bench_generator.build(res, device, arch)
+        ws = G_cpu.mapping_forward(G_cpu.z_from_seed([0, 1]), truncation_psi=0.7)
+        transform = make_transform((0.1, -0.2), 20)
+        ref = G_cpu.synthesize(ws, modulation="fused", transform=transform)
+        torch.backends.cudnn.allow_tf32 = False
+        for mod in ("fused", "activation"):
+            with torch.no_grad():
+                out = G_dev.synthesize(ws.to(device), modulation=mod, force_fp32=True, transform=transform).cpu()
+            diff = (out - ref).abs().max().item()
+            check(f"{arch} fp32 {mod} batch 2 vs CPU", diff < 1e-3, f"max |diff| {diff:.2e}", failures)
+        torch.backends.cudnn.allow_tf32 = True
+        with torch.no_grad():
+            full = G_dev.synthesize(ws.to(device), force_fp32=True)
+            half = G_dev.synthesize(ws.to(device), force_fp32=False)
+        rel = ((half - full).abs().max() / full.abs().max()).item()
+        check(f"{arch} fp16 layers vs fp32", rel < 0.05, f"max relative diff {rel:.3f}", failures)
+        w = ws[:1].to(device).requires_grad_(True)
+        G_dev.synthesize(w).square().mean().backward()
+        # Row 0 drives the input transform, whose affine layer starts at zero in a fresh network.
+        ok = w.grad is not None and bool(torch.isfinite(w.grad).all()) and bool((w.grad[0, 1:].abs().sum(-1) > 0).all())
+        check(f"{arch} gradients to the layers' W+ rows", ok, f"|grad| {w.grad.norm().item():.3e}", failures)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda")
@@ -159,6 +189,7 @@ def main() -> int:
         )
 
     guidance_checks(device, failures)
+    stylegan3_checks(device, failures)
 
     if not args.skip_bench:
         both = ["--precision", "fp32", "bf16"]
@@ -169,6 +200,8 @@ def main() -> int:
             ["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "--in-process", *both]
         )
         bench_generator.main(["--device", str(device), "--res", "1024", "--batch", "4", "--in-process", *both])
+        sg3 = ["--arch", "stylegan3-t", "stylegan3-r", "--res", "256", "512", "1024"]
+        bench_generator.main(["--device", str(device), *sg3, "--batch", "1", "--in-process"])
     print(f"{len(failures)} failed" if failures else "all device checks passed")
     return 1 if failures else 0
 

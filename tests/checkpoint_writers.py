@@ -17,6 +17,7 @@ loader under test never imports them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import pickle
 import sys
@@ -177,6 +178,67 @@ def write_nvidia_pickle(G: Generator, path: Path, **kwargs) -> Path:
     return path
 
 
+# -- NVIDIA stylegan3 repository: StyleGAN3 networks, and StyleGAN2 with flat synthesis arguments ---------------
+
+# Our StyleGAN3 classes carry a suffix; the pickles name NVIDIA's classes.
+_SG3_CLASS_NAMES = {
+    "Generator3": "Generator",
+    "SynthesisNetwork3": "SynthesisNetwork",
+    "SynthesisLayer3": "SynthesisLayer",
+}
+
+
+def _record_renamed(module: torch.nn.Module, init_kwargs: dict | None = None) -> Persistent:
+    children = {name: _record_renamed(child) for name, child in module._modules.items()}
+    kwargs = init_kwargs if init_kwargs is not None else _guess_init_kwargs(module)
+    name = type(module).__name__
+    return Persistent(_SG3_CLASS_NAMES.get(name, name), _module_state(module, kwargs, children))
+
+
+def stylegan3_init_kwargs(G) -> dict:
+    """``training.networks_stylegan3.Generator`` keyword arguments of a :class:`Generator3` (synthesis flat)."""
+    cfg = G.config
+    kwargs = dict(
+        z_dim=cfg.z_dim,
+        w_dim=cfg.w_dim,
+        mapping_kwargs=EasyDict(num_layers=cfg.mapping.num_layers),
+        c_dim=cfg.c_dim,
+        img_resolution=cfg.img_resolution,
+        img_channels=cfg.img_channels,
+    )
+    kwargs.update(dataclasses.asdict(cfg.synthesis))
+    return kwargs
+
+
+def stylegan3_repo_pickle_bytes(G, init_kwargs: dict | None = None, class_name: str | None = None) -> bytes:
+    """A stylegan3-repository ``network-snapshot-*.pkl``: ``G`` a :class:`Generator3`, or a StyleGAN2
+    :class:`Generator` as ``training.networks_stylegan2`` there pickles it (synthesis arguments flat)."""
+    if init_kwargs is None:
+        if hasattr(G.synthesis, "input"):
+            init_kwargs = stylegan3_init_kwargs(G)
+        else:
+            init_kwargs = official_init_kwargs(G)
+            init_kwargs.update(init_kwargs.pop("synthesis_kwargs"), fused_modconv_default="inference_only")
+    record = _record_renamed(G, init_kwargs)
+    if class_name is not None:
+        record.meta["class_name"] = class_name
+    snapshot = dict(
+        G=record,
+        D=Persistent("Discriminator", _module_state(_tiny_discriminator(), {"c_dim": 0}, {})),
+        G_ema=record,
+        augment_pipe=None,
+        training_set_kwargs=EasyDict(class_name="training.dataset.ImageFolderDataset", path="~/datasets/x.zip"),
+    )
+    with fake_modules(
+        **{
+            "torch_utils.persistence": {"_reconstruct_persistent_obj": _reconstruct_persistent_obj},
+            "dnnlib.util": {"EasyDict": EasyDict},
+        }
+    ):
+        data = pickle.dumps(snapshot, protocol=3)
+    return data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
 # -- TensorFlow ------------------------------------------------------------------------------------
 
 
@@ -333,10 +395,12 @@ def randomize(G: Generator, seed: int = 0) -> Generator:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in list(G.named_parameters()) + list(G.named_buffers()):
-            if name.endswith("resample_filter"):
+            if name.endswith(("resample_filter", "up_filter", "down_filter", "input.transform")):
                 continue
             noise = torch.randn(t.shape, generator=gen)
-            if name.endswith("affine.bias"):
+            if name.endswith("magnitude_ema"):  # a mean square: positive
+                t.copy_(0.5 + noise.abs())
+            elif name.endswith("affine.bias"):
                 t.copy_(1 + 0.3 * noise)
             elif name.endswith(("noise_strength", ".bias")):
                 t.copy_(0.3 * noise)

@@ -55,6 +55,29 @@ def tiny_G() -> Generator:
     return tiny_generator()
 
 
+def tiny_generator3(resolution: int = 16, c_dim: int = 0, seed: int = 0, **synthesis) -> Generator:
+    """A small StyleGAN3 generator (16-dim W, 6 layers, 8 channels; config T unless ``conv_kernel=1`` etc.)."""
+    from styleclip.nets.stylegan3 import Generator3, GeneratorConfig3, SynthesisConfig3
+
+    syn = dict(channel_base=128, channel_max=8, num_layers=6, num_critical=1, margin_size=4)
+    syn.update(synthesis)
+    config = GeneratorConfig3(
+        z_dim=16,
+        c_dim=c_dim,
+        w_dim=16,
+        img_resolution=resolution,
+        img_channels=3,
+        mapping=MappingConfig(num_layers=2, w_avg_beta=0.998),
+        synthesis=SynthesisConfig3(**syn),
+    )
+    return randomize(Generator3(config), seed).eval().requires_grad_(False)
+
+
+@pytest.fixture
+def tiny_G3() -> Generator:
+    return tiny_generator3()
+
+
 def tiny_clip() -> torch.nn.Module:
     """A 2-layer, 64-wide CLIP with 32-dim embeddings, in open_clip's OpenAI architecture."""
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg

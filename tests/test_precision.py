@@ -148,3 +148,16 @@ def test_edit_report_records_the_precision(tmp_path, tiny_clip_file):
     assert main(argv) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["precision"]["used"] == "bf16" and report["config"]["precision"] == "bf16"
+
+
+def test_stylegan3_follows_the_precision_too():
+    from conftest import tiny_generator3
+
+    G = tiny_generator3()
+    ws = G.mapping_forward(G.z_from_seed([1, 2]), truncation_psi=0.7)
+    with torch.no_grad():
+        ref = G.synthesize(ws)
+        with P.computing_in("bf16"):
+            img = G.synthesize(ws)
+    assert img.dtype == torch.float32 and not torch.equal(img, ref)
+    assert float((img - ref).norm() / ref.norm()) < 0.03

@@ -323,3 +323,18 @@ def test_mapper_tab_previews_and_stacks_with_directions(session, G, tmp_path):
     session.accept()
     with pytest.raises(UsageError, match="mapper edits W\\+"):
         session.preview_mapper(path, 1.0)
+
+
+def test_stylegan3_generators_work_in_the_ui(guide, tmp_path):
+    from conftest import tiny_generator3
+
+    studio = Studio(tiny_generator3(), guide, "tiny-sg3", stats_samples=200, cache=tmp_path)
+    studio.compute_matrix(images=1)
+    s = EditSession(studio, tmp_path)
+    s.from_seed(1)
+    zero = s.preview_direction("a happy dog", "a dog", 0, 0.05)
+    assert np.array_equal(zero.pixels, s.source.pixels)
+    s.preview_direction("a happy dog", "a dog", 5, 0.05)
+    s.accept()
+    p = s.optimize(OptimizeSettings("a red dog", steps=2, space="s"), video=False)
+    assert p.edit["steps_done"] == 2 and p.codes.in_stylespace

@@ -28,6 +28,7 @@ from .jobs import BatchSpec, run_batch
 from .latents import Codes, load_latent
 from .nets.mapper import LatentMapper, MapperConfig
 from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLayer, SynthesisConfig
+from .nets.stylegan3 import Generator3, GeneratorConfig3, SynthesisConfig3, make_transform
 from .sample import Sample, parse_seeds, sample
 from .stylespace import StyleLayout, StyleStats, style_statistics
 from .training.mapper import MapperTrainConfig, train_mapper
@@ -46,7 +47,9 @@ __all__ = [
     "EditResult",
     "Encoder",
     "Generator",
+    "Generator3",
     "GeneratorConfig",
+    "GeneratorConfig3",
     "GlobalDirection",
     "IdentityLoss",
     "Inversion",
@@ -63,6 +66,7 @@ __all__ = [
     "StyleStats",
     "StyleclipError",
     "SynthesisConfig",
+    "SynthesisConfig3",
     "UsageError",
     "__version__",
     "evaluate",
@@ -77,6 +81,7 @@ __all__ = [
     "load_lpips",
     "load_mapper",
     "load_official_fs3",
+    "make_transform",
     "optimize",
     "parse_seeds",
     "prepare_photo",

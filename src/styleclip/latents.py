@@ -1,8 +1,9 @@
 """Latent codes on disk and which of their layers an edit may change.
 
-W+ rows follow StyleGAN's pairing: rows ``2k`` and ``2k + 1`` drive the ``4·2^k`` px block, so "coarse"
-(4-8 px: pose, face shape), "medium" (16-32 px: features, hair style, expression) and "fine" (64 px and up:
-colour, texture) mean the same rows in every generator, whatever its resolution.
+In StyleGAN2, W+ rows ``2k`` and ``2k + 1`` drive the ``4·2^k`` px block; in StyleGAN3 each row drives one
+layer, whose scale of detail is its cutoff frequency (``StyleLayer.resolution``). Each row's resolution comes
+from the generator's ``style_layers``, so "coarse" (4-8 px: pose, face shape), "medium" (16-32 px: features,
+hair style, expression) and "fine" (64 px and up: colour, texture) mean the same scales in every generator.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ from .nets.stylegan2 import Generator
 GROUPS = {"coarse": (4, 8), "medium": (16, 32), "fine": (64, 1 << 30)}
 
 
-def ws_resolution(index: int) -> int:
-    """The block resolution that W+ row ``index`` belongs to."""
+def ws_resolution(index: int, G: Generator | None = None) -> int:
+    """The resolution W+ row ``index`` belongs to: the lowest among the style layers of ``G`` it drives
+    (StyleGAN2's pairing, ``4 * 2 ** (index // 2)``, without a generator)."""
+    if G is not None:
+        found = [layer.resolution for layer in G.style_layers if layer.w_index == index]
+        if found:
+            return min(found)
     return 4 * 2 ** (index // 2)
 
 
@@ -73,7 +79,8 @@ def _names(G: Generator) -> dict[str, int]:
 
 
 def _help(G: Generator) -> str:
-    return f"use all, coarse, medium, fine, W+ rows 0-{G.num_ws - 1} (e.g. 0-3,8) or layer names like b16.conv0"
+    example = G.style_layers[min(2, len(G.style_layers) - 1)].name
+    return f"use all, coarse, medium, fine, W+ rows 0-{G.num_ws - 1} (e.g. 0-3,8) or layer names like {example}"
 
 
 def select_ws(spec: str | list | tuple | None, G: Generator) -> torch.Tensor:
@@ -89,7 +96,7 @@ def select_ws(spec: str | list | tuple | None, G: Generator) -> torch.Tensor:
             mask[:] = True
         elif token in GROUPS:
             lo, hi = GROUPS[token]
-            rows = [i for i in range(G.num_ws) if lo <= ws_resolution(i) <= hi]
+            rows = [i for i in range(G.num_ws) if lo <= ws_resolution(i, G) <= hi]
             if not rows:
                 raise UsageError(f"a {G.img_resolution}-px generator has no {token} layers; {_help(G)}")
             mask[rows] = True

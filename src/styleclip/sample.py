@@ -10,6 +10,7 @@ import torch
 
 from .errors import UsageError
 from .nets.stylegan2 import Generator
+from .nets.stylegan3 import Generator3, make_transform
 
 MAX_SEEDS = 1_000_000
 
@@ -56,14 +57,26 @@ def sample(
     class_idx: int | None = None,
     noise_mode: str = "const",
     batch_size: int = 1,
+    translate: Sequence[float] | None = None,
+    rotate: float | None = None,
 ) -> Iterator[Sample]:
     """Yield one :class:`Sample` per seed, computed ``batch_size`` seeds at a time.
 
     ``z = np.random.RandomState(seed).randn(1, z_dim)``, mapped with truncation ``psi`` (default 1
     = none; 0.7 is the usual choice) and drawn with the checkpoint's constant noise by default.
+    StyleGAN3 generators also take ``translate=(x, y)`` (fractions of the image side) and ``rotate``
+    (degrees), as NVIDIA's ``gen_images.py --translate --rotate``.
     """
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
+    extra = {}
+    if translate is not None or rotate is not None:
+        if not isinstance(G, Generator3):
+            raise UsageError("translate and rotate need a StyleGAN3 generator (StyleGAN2 has no input transform)")
+        try:
+            extra["transform"] = make_transform(translate or (0.0, 0.0), rotate or 0.0).to(G.device)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if not math.isfinite(truncation_psi):
         raise UsageError(f"truncation psi must be a finite number, got {truncation_psi}")
     seeds = list(seeds)
@@ -72,6 +85,6 @@ def sample(
         z = G.z_from_seed(chunk)
         c = G.label(class_idx, batch=len(chunk))
         ws = G.mapping_forward(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        images = G.synthesize(ws, noise_mode=noise_mode)
+        images = G.synthesize(ws, noise_mode=noise_mode, **extra)
         for i, seed in enumerate(chunk):
             yield Sample(seed, ws[i : i + 1], images[i : i + 1])

@@ -16,7 +16,7 @@ from ..sample import parse_seeds, sample
 from ..utils.precision import computing_in, resolve_precision
 
 NAME = "generate"
-HELP = "draw images from seeds with a StyleGAN2 generator (same seeds, same images as NVIDIA's generate.py)"
+HELP = "draw images from seeds with a StyleGAN2/3 generator (same seeds, same images as NVIDIA's generate.py)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,6 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N W+ layers")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index for conditional models")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
+    p.add_argument(
+        "--translate",
+        metavar="X,Y",
+        default=None,
+        help="StyleGAN3: shift the picture by X,Y (fractions of its side; --translate=-0.2,0 for a negative X)",
+    )
+    p.add_argument("--rotate", metavar="DEG", type=float, default=None, help="StyleGAN3: rotate the picture (degrees)")
     p.add_argument("--outdir", required=True, type=Path, help="where to write seedNNNN.png and seedNNNN.npy")
     p.add_argument("--batch-size", type=int, default=1, help="seeds per forward pass")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
@@ -36,8 +43,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
 
 
+def _vec2(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--translate takes two numbers like 0.3,-0.1, got {text!r}") from None
+    return x, y
+
+
 def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
+    translate = _vec2(args.translate)
     if args.outdir.exists() and not args.outdir.is_dir():
         raise UsageError(f"--outdir {args.outdir} is a file; name a folder")
     G = load_generator(args.generator, device=args.device, cache=args.cache, offline=args.offline)
@@ -47,7 +65,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         with computing_in(precision):
             for s in tqdm(
-                sample(G, seeds, args.trunc, args.trunc_cutoff, args.class_idx, args.noise_mode, args.batch_size),
+                sample(
+                    G,
+                    seeds,
+                    args.trunc,
+                    args.trunc_cutoff,
+                    args.class_idx,
+                    args.noise_mode,
+                    args.batch_size,
+                    translate=translate,
+                    rotate=args.rotate,
+                ),
                 total=len(seeds),
                 desc="generate",
                 unit="img",
@@ -62,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
                     "styleclip:noise_mode": args.noise_mode,
                     "styleclip:precision": precision or "as generate.py",
                 }
+                if translate is not None or args.rotate is not None:
+                    text["styleclip:translate"] = list(translate or (0, 0))
+                    text["styleclip:rotate"] = args.rotate or 0
                 save_png(to_pil(s.image)[0], args.outdir / f"seed{s.seed:04d}.png", text=text)
                 np.save(args.outdir / f"seed{s.seed:04d}.npy", s.ws.cpu().numpy())
                 done += 1

@@ -122,6 +122,34 @@ ASSETS += [
     for key, domain, res in [("afhqdog", "dog", 512), ("afhqcat", "cat", 512), ("afhqwild", "wild", 512)]
 ]
 
+# -- generators: NVIDIA StyleGAN3 (stylegan3 README, "StyleGAN3 pre-trained models" on NGC). No encoder is paired:
+# e4e / ReStyle were trained for StyleGAN2's W space, so photos are inverted by projection.
+_SG3_NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files"
+_SG3 = [
+    ("ffhq", "face", 1024, "FFHQ faces (aligned)"),
+    ("ffhqu", "face", 1024, "FFHQ-U faces (unaligned)"),
+    ("ffhqu-256", "face", 256, "FFHQ-U faces (unaligned), 256 px"),
+    ("metfaces", "art", 1024, "MetFaces portraits (aligned), transfer from FFHQ"),
+    ("metfacesu", "art", 1024, "MetFaces-U portraits (unaligned), transfer from FFHQ-U"),
+    ("afhqv2", "animal", 512, "AFHQv2 cats, dogs and wild animals"),
+]
+ASSETS += [
+    Asset(
+        name=f"stylegan3-{cfg}:{key}",
+        kind="generator",
+        domain=domain,
+        filename=f"stylegan3-{cfg}-{key.split('-')[0]}-{res}x{res}.pkl",
+        urls=(f"{_SG3_NGC}/stylegan3-{cfg}-{key.split('-')[0]}-{res}x{res}.pkl",),
+        licence=NVIDIA_NC,
+        file_format="stylegan3-pytorch",
+        resolution=res,
+        description=f"StyleGAN3-{cfg.upper()} ({'translation' if cfg == 't' else 'translation and rotation'} "
+        f"equivariant), {desc}",
+    )
+    for cfg in ("t", "r")
+    for key, domain, res, desc in _SG3
+]
+
 # -- the rosinality-format FFHQ generator StyleCLIP, e4e and ReStyle use (StyleCLIP utils.py, e4e README)
 ASSETS.append(
     Asset(

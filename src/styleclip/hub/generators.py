@@ -11,6 +11,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..nets.stylegan2 import Generator
+from ..nets.stylegan3 import Generator3
 from ..utils.devices import resolve_device
 from ..utils.memory import keep_freed_memory
 from .formats import detect, native, nvidia_pkl, rosinality, tf_pkl
@@ -26,12 +27,12 @@ def load_generator(
     cache: str | Path | None = None,
     offline: bool | None = None,
 ) -> Generator:
-    """Load a StyleGAN2 generator, whatever format its file is in.
+    """Load a StyleGAN2 or StyleGAN3 generator, whatever format its file is in.
 
     Args:
         name_or_path: a catalogue name (``ffhq``, ``afhqdog``, ``stylegan2-tf:ffhq``; see
             ``styleclip models list``), an http(s) URL, or a checkpoint path - NVIDIA
-            stylegan2-ada-pytorch ``.pkl``, an original TensorFlow StyleGAN2(-ADA) ``.pkl``, a
+            stylegan2-ada-pytorch or stylegan3 ``.pkl`` (StyleGAN3 T and R load as :class:`Generator3`), an original TensorFlow StyleGAN2(-ADA) ``.pkl``, a
             rosinality/StyleCLIP/e4e ``.pt``, or styleclip's ``.safetensors``. Names and URLs are
             downloaded into the verified cache. The format is detected from the bytes; pickles are
             read without running any code.
@@ -95,7 +96,8 @@ def _read(path: Path, fmt: str, which: str) -> tuple[Generator, str]:
         raise CheckpointError("a PyTorch file, but not a StyleGAN2 generator checkpoint styleclip knows")
     data = _pickle_load(path)
     if nvidia_pkl.is_network_snapshot(data):
-        return nvidia_pkl.generator_from_snapshot(data, which=which), "stylegan2-ada-pytorch"
+        G = nvidia_pkl.generator_from_snapshot(data, which=which)
+        return G, "stylegan3-pytorch" if isinstance(G, Generator3) else "stylegan2-ada-pytorch"
     if tf_pkl.is_tf_snapshot(data):
         return tf_pkl.generator_from_tf(data, which=which), "stylegan2-tensorflow"
     raise CheckpointError(f"a pickle, but not a StyleGAN2 network snapshot (found {type(data).__name__})")

@@ -14,10 +14,13 @@ from safetensors.torch import save as safetensors_bytes
 
 from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig
+from ...nets.stylegan3 import Generator3, GeneratorConfig3
 from ...utils.files import atomic_write_bytes
 from .state import build_generator, load_exact, numel
 
 FORMAT_TAG = "styleclip.stylegan2"
+FORMAT_TAG_SG3 = "styleclip.stylegan3"
+_CONFIGS = {FORMAT_TAG: GeneratorConfig, FORMAT_TAG_SG3: GeneratorConfig3}
 FORMAT_VERSION = "1"
 
 
@@ -25,7 +28,7 @@ def save_native(G: Generator, path: str | Path, meta: dict | None = None) -> Pat
     """Write ``G`` (weights in float32, config as JSON metadata) atomically to ``path``."""
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in G.state_dict().items()}
     metadata = {
-        "format": FORMAT_TAG,
+        "format": FORMAT_TAG_SG3 if isinstance(G, Generator3) else FORMAT_TAG,
         "format_version": FORMAT_VERSION,
         "config": json.dumps(G.config.to_dict()),
         "meta": json.dumps(meta if meta is not None else G.meta, default=str),
@@ -37,12 +40,13 @@ def load_native(path: str | Path) -> Generator:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT_TAG:
+            config_class = _CONFIGS.get(metadata.get("format"))
+            if config_class is None:
                 raise CheckpointError(
                     f"{path}: a safetensors file without a styleclip generator config "
                     "(convert the original checkpoint with `styleclip convert`)"
                 )
-            config = GeneratorConfig.from_dict(json.loads(metadata["config"]))
+            config = config_class.from_dict(json.loads(metadata["config"]))
             meta = json.loads(metadata.get("meta") or "{}")
             if not isinstance(meta, dict):
                 raise CheckpointError(f"{path}: malformed styleclip metadata")

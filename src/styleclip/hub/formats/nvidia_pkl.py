@@ -1,9 +1,11 @@
-"""NVIDIA stylegan2-ada-pytorch network pickles (``ffhq.pkl``, ``afhqdog.pkl``, ...), read without running them.
+"""NVIDIA stylegan2-ada-pytorch and stylegan3 network pickles (``ffhq.pkl``, ...), read without running them.
 
 The file is a pickled dict ``{'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}`` whose
 networks are ``torch_utils.persistence`` records. We read the generator's constructor arguments
 from its record, build our own :class:`Generator` from them, and copy every tensor by name: our
-parameter names are NVIDIA's, so the table is the identity and any mismatch is an error.
+parameter names are NVIDIA's, so the table is the identity and any mismatch is an error. The stylegan3
+repository's StyleGAN2 networks store the synthesis arguments flat; its StyleGAN3 networks are handed to
+:mod:`.stylegan3_pkl`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from .safe_pickle import PersistentRecord
 from .state import build_generator, load_exact, numel
+from .stylegan3_pkl import generator3_from_record, is_stylegan3_record
 
 _TOP_ARGS = (
     "z_dim",
@@ -65,11 +68,8 @@ def generator_from_snapshot(data: dict, which: str = "G_ema") -> Generator:
 def generator_from_record(record: PersistentRecord) -> Generator:
     if record.class_name != "Generator":
         raise CheckpointError(f"expected a Generator network, found {record.class_name!r}")
-    synthesis = record.modules.get("synthesis")
-    if isinstance(synthesis, PersistentRecord) and "input" in synthesis.modules:
-        raise CheckpointError(
-            "this is a StyleGAN3 (alias-free) generator; styleclip supports StyleGAN2 / StyleGAN2-ADA generators"
-        )
+    if is_stylegan3_record(record):
+        return generator3_from_record(record)
     config = config_from_init_kwargs(record.init_args, record.init_kwargs)
     tensors = record.state_dict()
     G = build_generator(config, numel(tensors.values()), "NVIDIA pickle")
@@ -81,11 +81,10 @@ def config_from_init_kwargs(args: tuple, kwargs: dict[str, Any]) -> GeneratorCon
     """Turn the official ``Generator(*args, **kwargs)`` arguments into a :class:`GeneratorConfig`."""
     merged = dict(zip(_TOP_ARGS, args, strict=False))
     merged.update(kwargs)
-    unknown = sorted(set(merged) - set(_TOP_ARGS))
-    if unknown:
-        raise CheckpointError(f"unknown generator argument(s) {unknown}: not a StyleGAN2 generator styleclip knows")
+    # The stylegan3 repository's networks_stylegan2.Generator takes the synthesis arguments flat.
+    flat = {k: merged.pop(k) for k in list(merged) if k not in _TOP_ARGS}
     mapping = dict(merged.get("mapping_kwargs") or {})
-    synthesis = dict(merged.get("synthesis_kwargs") or {})
+    synthesis = {**dict(merged.get("synthesis_kwargs") or {}), **flat}
     _check_keys(mapping, _MAPPING_KEYS, "mapping")
     _check_keys(synthesis, _SYNTHESIS_KEYS, "synthesis")
     if "resample_filter" in synthesis:

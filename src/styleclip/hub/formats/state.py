@@ -10,15 +10,20 @@ from torch import nn
 
 from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig
+from ...nets.stylegan3 import Generator3, GeneratorConfig3
 
 # Far beyond any published StyleGAN2, small enough that a forged config cannot exhaust memory.
 MAX_RESOLUTION = 8192
 MAX_WIDTH = 8192
 MAX_MAPPING_LAYERS = 64
+MAX_SG3_LAYERS = 64  # StyleGAN3's synthesis layers (NVIDIA's use 14), and bounds on its filters and margins
+MAX_SG3_FILTER = 16
+MAX_SG3_MARGIN = 1024
 
 
-def build_generator(config: GeneratorConfig, available: int, source: str) -> Generator:
-    """Construct ``Generator(config)`` only if the file holds enough numbers to fill it.
+def build_generator(config: GeneratorConfig | GeneratorConfig3, available: int, source: str) -> Generator:
+    """Construct the generator (:class:`Generator` or, for a :class:`GeneratorConfig3`, :class:`Generator3`)
+    only if the file holds enough numbers to fill it.
 
     A few hundred bytes of config could otherwise declare a network of hundreds of gigabytes, which
     would be allocated before the first tensor is compared. ``available`` is the number of values
@@ -28,14 +33,21 @@ def build_generator(config: GeneratorConfig, available: int, source: str) -> Gen
     widths = [config.z_dim, config.w_dim, config.c_dim, syn.channel_max, mapping.layer_features or 0]
     if config.img_resolution > MAX_RESOLUTION or max(widths) > MAX_WIDTH or mapping.num_layers > MAX_MAPPING_LAYERS:
         raise CheckpointError(f"{source} declares an implausibly large network ({config.img_resolution} px)")
+    cls = Generator3 if isinstance(config, GeneratorConfig3) else Generator
+    if cls is Generator3 and (
+        syn.num_layers > MAX_SG3_LAYERS
+        or max(syn.filter_size, syn.conv_kernel, 2 * syn.lrelu_upsampling) > MAX_SG3_FILTER
+        or syn.margin_size > MAX_SG3_MARGIN
+    ):
+        raise CheckpointError(f"{source} declares an implausible StyleGAN3 network ({syn.num_layers} layers)")
     with torch.device("meta"):
-        probe = Generator(config)
+        probe = cls(config)
     needed = sum(
         t.numel() for n, t in [*probe.named_parameters(), *probe.named_buffers()] if "resample_filter" not in n
     )
     if needed > available + config.w_dim:  # w_avg may be estimated rather than stored
         raise CheckpointError(f"{source} declares a network of {needed} values but holds only {available}")
-    return Generator(config)
+    return cls(config)
 
 
 def numel(tensors) -> int:

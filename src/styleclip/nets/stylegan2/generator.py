@@ -32,10 +32,15 @@ class Generator(nn.Module):
         self.w_dim = config.w_dim
         self.img_resolution = config.img_resolution
         self.img_channels = config.img_channels
-        self.synthesis = SynthesisNetwork(config.w_dim, config.img_resolution, config.img_channels, config.synthesis)
+        self.synthesis = self.build_synthesis(config)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, self.num_ws, config.mapping)
         self.meta: dict = {}
+
+    @staticmethod
+    def build_synthesis(config: GeneratorConfig) -> nn.Module:
+        """The synthesis network of this generator family (StyleGAN3's generator overrides it)."""
+        return SynthesisNetwork(config.w_dim, config.img_resolution, config.img_channels, config.synthesis)
 
     @property
     def style_layers(self) -> list[StyleLayer]:

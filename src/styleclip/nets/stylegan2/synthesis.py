@@ -28,7 +28,7 @@ class StyleLayer:
 
     name: str  # e.g. 'b64.conv0': block of resolution 64, first (up-sampling) convolution.
     resolution: int  # Output resolution of the layer.
-    kind: str  # 'conv' or 'torgb'.
+    kind: str  # 'conv' or 'torgb' ('input' for StyleGAN3's Fourier-feature transform).
     channels: int  # Length of the style vector (= input channels of the modulated conv).
     w_index: int  # Which of the num_ws W+ vectors drives it.
 
