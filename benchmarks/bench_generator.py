@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", nargs="+", choices=ARCHS, default=["stylegan2"])
     p.add_argument("--res", type=int, nargs="+", default=[256, 512, 1024])
     p.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS))
-    p.add_argument("--modulation", nargs="+", choices=["fused", "activation"], default=["fused", "activation"])
+    p.add_argument("--modulation", nargs="+", choices=["fused", "activation", "auto"], default=["fused", "activation"])
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"], default=["fp32"])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
