@@ -136,6 +136,7 @@ def _apply_in_scope(args: argparse.Namespace) -> int:
 
     from ..hub.mappers import load_mapper
     from ..utils.devices import resolve_device
+    from ..utils.precision import current_precision, describe
 
     if sum(x is not None for x in (args.latent, args.seeds, args.image)) > 1:
         raise UsageError("give one source: --seeds, --latent or --image")
@@ -175,6 +176,7 @@ def _apply_in_scope(args: argparse.Namespace) -> int:
         "results": scores,
         "seconds": {"mapper": round(t_mapper, 5), "mapper_and_synthesis": round(t_total, 4)},
         "outputs": outputs,
+        "precision": describe(args.precision, current_precision(), device),
     }
     from ..utils.files import atomic_write
 

@@ -27,6 +27,7 @@ from ..errors import StyleclipError, UsageError
 from ..io.images import save_png, to_pil
 from ..latents import Codes
 from ..utils.files import atomic_save_arrays, atomic_write
+from ..utils.precision import current_precision
 from .spec import BatchSpec, Job, Source
 
 REPORT, FAILED = "report.json", "failed.json"
@@ -279,7 +280,7 @@ class _Worker:
             atomic_save_arrays(where / "codes.npz", codes.arrays())
         report = {**_job_dict(job), "state": "done", "process": self.rank, "seconds": round(seconds, 3),
                   "generator": self.spec.generator, "domain": self.G.meta.get("domain"), "clip": self.guide.name,
-                  **out["extra"]}  # fmt: skip
+                  "precision": current_precision(), **out["extra"]}  # fmt: skip
         text = json.dumps(report, indent=1, default=str)
         atomic_write(where / REPORT, lambda tmp: tmp.write_text(text))  # last: the job is done
 
