@@ -136,3 +136,29 @@ def describe(requested: str | None, used: str, device: torch.device | str) -> di
     else:
         why = f"{device.type} device"
     return {"requested": requested, "used": used, "why": why}
+
+
+class LayerDtypes:
+    """How a synthesis network picks each layer's dtype for one call.
+
+    ``precision`` (an argument) wins; then ``force_fp32`` (an argument); then the job's :func:`computing_in` scope;
+    else the checkpoint's own setting: its fp16 layers in fp16 on CUDA, fp32 elsewhere. 'bf16' runs every layer in
+    bf16; 'fp16' runs the checkpoint's fp16 layers in fp16 on any device.
+    """
+
+    def __init__(self, precision: str | None, force_fp32: bool | None, device: torch.device) -> None:
+        if precision is None and force_fp32 is None:
+            precision = current_precision()
+        if precision not in (None, "fp32", "bf16", "fp16"):
+            raise UsageError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+        if precision is not None:
+            force_fp32 = precision == "fp32"
+        elif force_fp32 is None:
+            force_fp32 = torch.device(device).type != "cuda"
+        self.precision, self.force_fp32 = precision, force_fp32
+
+    def __call__(self, use_fp16: bool) -> torch.dtype:
+        """The dtype of a layer that the checkpoint runs in fp16 when ``use_fp16``."""
+        if self.precision == "bf16":
+            return torch.bfloat16
+        return torch.float16 if use_fp16 and not self.force_fp32 else torch.float32

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import UsageError
-from ...utils.precision import current_precision
+from ...utils.precision import LayerDtypes
 from .config import SynthesisConfig
 from .layers import NOISE_MODES, Conv2dLayer, SynthesisLayer, ToRGBLayer
 from .ops import setup_filter, upsample2d
@@ -236,25 +236,14 @@ class SynthesisNetwork(nn.Module):
                 raise UsageError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
         first = styles[self.style_layers[0].name]
         fused = self._use_fused(modulation or self.modulation, first, styles)
-        hybrid = False  # set below, once the precision is known
-        if precision is None and force_fp32 is None:  # an explicit argument wins over the job's scope
-            precision = current_precision()
-        if precision not in (None, "fp32", "bf16", "fp16"):
-            raise UsageError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
-        if precision is not None:
-            force_fp32 = precision == "fp32"
-        elif force_fp32 is None:
-            force_fp32 = first.device.type != "cuda"
-        hybrid = (modulation or self.modulation) == "auto" and precision == "bf16" and first.device.type == "cpu"
+        dtypes = LayerDtypes(precision, force_fp32, first.device)
+        hybrid = (modulation or self.modulation) == "auto" and dtypes.precision == "bf16" and first.device.type == "cpu"
         hybrid = hybrid and not fused and first.shape[0] == 1
         # oneDNN's CPU convolutions (dense and depthwise) run 1.3-2x faster on NHWC tensors.
         memory_format = torch.channels_last if first.device.type == "cpu" else torch.contiguous_format
         x = img = None
         for block in self.blocks():
-            if precision == "bf16":
-                dtype = torch.bfloat16
-            else:
-                dtype = torch.float16 if block.use_fp16 and not force_fp32 else torch.float32
+            dtype = dtypes(block.use_fp16)
             # bf16 on a CPU with gradients: the thin high-resolution blocks are bound by passes over their activations
             # (the activation path's scalings and their gradients), which per-sample weights avoid at the price of a
             # weight-gradient convolution, cheap at 64 channels or fewer; the wide blocks keep the activation path.

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import UsageError
-from ...utils.precision import current_precision
+from ...utils.precision import LayerDtypes
 from ..stylegan2.layers import NOISE_MODES
 from ..stylegan2.synthesis import MODULATIONS, StyleLayer
 from .config import SynthesisConfig3
@@ -161,21 +161,10 @@ class SynthesisNetwork3(nn.Module):
                 raise UsageError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
         first = styles["input"]
         fused = self._use_fused(modulation or self.modulation, first, styles)
-        if precision is None and force_fp32 is None:  # an explicit argument wins over the job's scope
-            precision = current_precision()
-        if precision not in (None, "fp32", "bf16", "fp16"):
-            raise UsageError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
-        if precision is not None:
-            force_fp32 = precision == "fp32"
-        elif force_fp32 is None:
-            force_fp32 = first.device.type != "cuda"
+        dtypes = LayerDtypes(precision, force_fp32, first.device)
         x = self.input(styles["input"].to(torch.float32), transform)
         for info, layer in zip(self.style_layers[1:], self.layers(), strict=True):
-            if precision == "bf16":
-                dtype = torch.bfloat16
-            else:
-                dtype = torch.float16 if layer.use_fp16 and not force_fp32 else torch.float32
-            x = layer(x.to(dtype), styles[info.name], fused=fused)
+            x = layer(x.to(dtypes(layer.use_fp16)), styles[info.name], fused=fused)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.to(torch.float32).contiguous()
