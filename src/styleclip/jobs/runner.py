@@ -6,7 +6,8 @@ so a crash or Ctrl-C never leaves half-written work counted as done, and running
 only what is left. A job that fails (no face in the photo, a NaN loss) leaves ``failed.json`` with its one-line
 reason; the others go on. Jobs of one method, prompt and setting run several sources per forward pass.
 
-Under ``torchrun --nproc_per_node N -m styleclip batch ...`` process ``r`` takes every N-th job still to do; each
+Under ``torchrun --nproc_per_node N -m styleclip batch ...`` process ``r`` takes every N-th forward pass (a chunk of
+jobs that share a method, setting and prompt) still to do, so its results are those of one process; each
 job folder is written by exactly one process and only process 0 writes ``manifest.json`` and the summary, after
 all have finished, so nothing is written by two processes at once.
 """
@@ -93,17 +94,18 @@ def run_batch(
         result = BatchResult(outdir, rank=ctx.rank, world=ctx.world)
         result.skipped = [j.id for j in jobs if (job_folder(outdir, j) / REPORT).is_file()]
         todo = [j for j in jobs if not (job_folder(outdir, j) / REPORT).is_file()]
-        mine = todo[ctx.rank :: ctx.world]
+        # whole forward passes are shared out, so that each source is computed in the same company as in one process
+        mine = _groups(todo, batch_size)[ctx.rank :: ctx.world]
         if ctx.is_main:
             outdir.mkdir(parents=True, exist_ok=True)
             text = json.dumps(_describe(spec, batch_size, precision), indent=1, default=str)
             atomic_write(outdir / "batch.json", lambda tmp: tmp.write_text(text))
         worker = _Worker(G, guide, outdir, spec, cache, offline, invert_method, stats_samples, ctx.rank)
         with computing_in(resolve_precision(precision, ctx.device)):
-            bar = tqdm(total=len(mine), desc=f"batch (process {ctx.rank})" if ctx.world > 1 else "batch",
+            bar = tqdm(total=sum(map(len, mine)), desc=f"batch (process {ctx.rank})" if ctx.world > 1 else "batch",
                        unit="job", disable=not progress or None)  # fmt: skip
             try:
-                for group in _groups(mine, batch_size):
+                for group in mine:
                     outcome = worker.run(group)
                     for job in group:
                         if job.id in outcome:
