@@ -155,10 +155,15 @@ def nvidia_pickle_bytes(G: Generator, G_train: Generator | None = None, module_s
         rec.meta["module_src"] = module_src
         return rec
 
+    return _snapshot_bytes(gen_record(G_train), gen_record(G))
+
+
+def _snapshot_bytes(G_record: Persistent, G_ema_record: Persistent) -> bytes:
+    """A training snapshot ``{G, D, G_ema, augment_pipe, training_set_kwargs}`` pickled as the official code does."""
     snapshot = dict(
-        G=gen_record(G_train),
+        G=G_record,
         D=Persistent("Discriminator", _module_state(_tiny_discriminator(), {"c_dim": 0}, {})),
-        G_ema=gen_record(G),
+        G_ema=G_ema_record,
         augment_pipe=None,
         training_set_kwargs=EasyDict(class_name="training.dataset.ImageFolderDataset", path="~/datasets/x.zip"),
     )
@@ -222,21 +227,7 @@ def stylegan3_repo_pickle_bytes(G, init_kwargs: dict | None = None, class_name: 
     record = _record_renamed(G, init_kwargs)
     if class_name is not None:
         record.meta["class_name"] = class_name
-    snapshot = dict(
-        G=record,
-        D=Persistent("Discriminator", _module_state(_tiny_discriminator(), {"c_dim": 0}, {})),
-        G_ema=record,
-        augment_pipe=None,
-        training_set_kwargs=EasyDict(class_name="training.dataset.ImageFolderDataset", path="~/datasets/x.zip"),
-    )
-    with fake_modules(
-        **{
-            "torch_utils.persistence": {"_reconstruct_persistent_obj": _reconstruct_persistent_obj},
-            "dnnlib.util": {"EasyDict": EasyDict},
-        }
-    ):
-        data = pickle.dumps(snapshot, protocol=3)
-    return data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    return _snapshot_bytes(record, record)
 
 
 # -- TensorFlow ------------------------------------------------------------------------------------

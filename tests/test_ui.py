@@ -338,3 +338,12 @@ def test_stylegan3_generators_work_in_the_ui(guide, tmp_path):
     s.accept()
     p = s.optimize(OptimizeSettings("a red dog", steps=2, space="s"), video=False)
     assert p.edit["steps_done"] == 2 and p.codes.in_stylespace
+
+
+def test_a_png_with_damaged_metadata_is_one_line(studio, tmp_path):
+    from styleclip.io.images import save_png
+    from styleclip.ui.session import SESSION_KEY
+
+    path = save_png(Image.new("RGB", (8, 8)), tmp_path / "x.png", text={SESSION_KEY: "{not json"})
+    with pytest.raises(UsageError, match="metadata is damaged"):
+        EditSession(studio, tmp_path).from_png(path)

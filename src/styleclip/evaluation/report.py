@@ -73,6 +73,8 @@ def comparison(rows: list[dict]) -> list[dict]:
 
 
 def write_csv(path: Path, rows: list[dict], columns) -> Path:
+    """``rows`` as CSV with ``columns`` (missing values empty), written atomically."""
+
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")

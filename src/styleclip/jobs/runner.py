@@ -47,6 +47,7 @@ class BatchResult:
 
 
 def job_folder(outdir: Path, job: Job) -> Path:
+    """``<outdir>/jobs/<job id>``: where one job's outputs go."""
     return Path(outdir) / "jobs" / job.id
 
 

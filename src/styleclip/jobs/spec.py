@@ -191,4 +191,5 @@ def read_job_file(path: str | Path) -> BatchSpec:
 
 
 def slug(text: str, limit: int = 40) -> str:
+    """``text`` as a short file-name part: lower-case letters and digits joined by '-'."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "x"

@@ -340,9 +340,9 @@ class EditSession:
         except Exception:
             raise UsageError(f"{path.name} is not a PNG written by styleclip") from None
         if SESSION_KEY in text:
-            return self._restore_session(json.loads(text[SESSION_KEY]))
+            return self._restore_session(_json(text[SESSION_KEY], path))
         if REPORT_KEY in text:
-            report = json.loads(text[REPORT_KEY])
+            report = _json(text[REPORT_KEY], path)
             cfg = report.get("config", {})
             if cfg.get("seeds") and not cfg.get("latent") and cfg.get("mode", "edit") == "edit":
                 self.from_seed(cfg["seeds"][0], cfg.get("truncation_psi", 0.7), cfg.get("class_idx"))
@@ -630,6 +630,17 @@ class EditSession:
         if self.preview is not None and self.preview.video is not None:
             files.insert(2, self.preview.video)
         return files
+
+
+def _json(text: str, path: Path) -> dict:
+    """A PNG's styleclip metadata, or a one-line error when it is damaged."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path.name}: its styleclip metadata is damaged")
+    return data
 
 
 OPTIMIZE_KEYS = ("steps", "l2_weight", "id_weight", "space", "layers", "loss", "neutral")

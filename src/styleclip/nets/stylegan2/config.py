@@ -72,11 +72,7 @@ class GeneratorConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
         """Build from a plain dict; unknown keys raise, so a config from a newer version is not misread."""
-        data = dict(data)
-        mapping = _build(MappingConfig, data.pop("mapping", {}) or {}, "mapping")
-        synthesis = _build(SynthesisConfig, data.pop("synthesis", {}) or {}, "synthesis")
-        top = _build(_TopLevel, data, "generator")
-        return cls(**dataclasses.asdict(top), mapping=mapping, synthesis=synthesis)
+        return config_from_dict(cls, SynthesisConfig, data)
 
 
 @dataclass
@@ -86,6 +82,16 @@ class _TopLevel:
     w_dim: int = 512
     img_resolution: int = 1024
     img_channels: int = 3
+
+
+def config_from_dict(kind: type, synthesis_kind: type, data: dict[str, Any]) -> Any:
+    """A generator config of ``kind`` from a plain dict: ``mapping`` and ``synthesis`` sub-dicts, the rest top-level
+    fields; unknown keys raise. Shared by the StyleGAN2 and StyleGAN3 configs."""
+    data = dict(data)
+    mapping = _build(MappingConfig, data.pop("mapping", {}) or {}, "mapping")
+    synthesis = _build(synthesis_kind, data.pop("synthesis", {}) or {}, "synthesis")
+    top = _build(_TopLevel, data, "generator")
+    return kind(**dataclasses.asdict(top), mapping=mapping, synthesis=synthesis)
 
 
 def _build(kind: type, data: dict[str, Any], where: str) -> Any:

@@ -227,15 +227,9 @@ class SynthesisNetwork(nn.Module):
         """
         if noise_mode not in NOISE_MODES:
             raise UsageError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        missing = [info.name for info in self.style_layers if info.name not in styles]
-        if missing:
-            raise UsageError(f"styles lack layer(s) {missing[:4]}{'...' if len(missing) > 4 else ''}")
-        for info in self.style_layers:
-            s = styles[info.name]
-            if s.ndim != 2 or s.shape[1] != info.channels:
-                raise UsageError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
+        check_styles(self.style_layers, styles)
         first = styles[self.style_layers[0].name]
-        fused = self._use_fused(modulation or self.modulation, first, styles)
+        fused = use_fused(modulation or self.modulation, first, styles, self)
         dtypes = LayerDtypes(precision, force_fp32, first.device)
         hybrid = (modulation or self.modulation) == "auto" and dtypes.precision == "bf16" and first.device.type == "cpu"
         hybrid = hybrid and not fused and first.shape[0] == 1
@@ -256,20 +250,33 @@ class SynthesisNetwork(nn.Module):
         """``ws: [N, num_ws, w_dim]`` -> image ``[N, C, R, R]``; keyword arguments as :meth:`from_styles`."""
         return self.from_styles(self.styles(ws), **kwargs)
 
-    def _use_fused(self, modulation: str, first: torch.Tensor, styles: dict[str, torch.Tensor]) -> bool:
-        if modulation not in MODULATIONS:
-            raise UsageError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
-        if modulation != "auto":
-            return modulation == "fused"
-        needs_grad = torch.is_grad_enabled() and (
-            any(s.requires_grad for s in styles.values()) or any(p.requires_grad for p in self.parameters())
-        )
-        if needs_grad:
-            # Per-sample weights would need a second, weight-gradient convolution in backward.
-            return False
-        # Inference: one sample is an ordinary convolution with modulated weights (no activation
-        # rescaling passes); for batches, grouped convolutions are slow on CPU and MPS.
-        return first.shape[0] == 1 or first.device.type == "cuda"
-
     def extra_repr(self) -> str:
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}"
+
+
+def check_styles(layers: list[StyleLayer], styles: dict[str, torch.Tensor]) -> None:
+    """One-line :class:`UsageError` unless ``styles`` has every layer as ``[N, channels]``."""
+    missing = [info.name for info in layers if info.name not in styles]
+    if missing:
+        raise UsageError(f"styles lack layer(s) {missing[:4]}{'...' if len(missing) > 4 else ''}")
+    for info in layers:
+        s = styles[info.name]
+        if s.ndim != 2 or s.shape[1] != info.channels:
+            raise UsageError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
+
+
+def use_fused(modulation: str, first: torch.Tensor, styles: dict[str, torch.Tensor], network: nn.Module) -> bool:
+    """Whether a synthesis call modulates the weights per sample (True) or scales the activations (False)."""
+    if modulation not in MODULATIONS:
+        raise UsageError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
+    if modulation != "auto":
+        return modulation == "fused"
+    needs_grad = torch.is_grad_enabled() and (
+        any(s.requires_grad for s in styles.values()) or any(p.requires_grad for p in network.parameters())
+    )
+    if needs_grad:
+        # Per-sample weights would need a second, weight-gradient convolution in backward.
+        return False
+    # Inference: one sample is an ordinary convolution with modulated weights (no activation
+    # rescaling passes); for batches, grouped convolutions are slow on CPU and MPS.
+    return first.shape[0] == 1 or first.device.type == "cuda"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UsageError
-from ..stylegan2.config import MappingConfig, _build
+from ..stylegan2.config import MappingConfig, config_from_dict
 
 
 def _mapping_default() -> MappingConfig:
@@ -74,17 +74,4 @@ class GeneratorConfig3:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig3:
         """Build from a plain dict; unknown keys raise, so a config from a newer version is not misread."""
-        data = dict(data)
-        mapping = _build(MappingConfig, data.pop("mapping", {}) or {}, "mapping")
-        synthesis = _build(SynthesisConfig3, data.pop("synthesis", {}) or {}, "synthesis")
-        top = _build(_TopLevel, data, "generator")
-        return cls(**dataclasses.asdict(top), mapping=mapping, synthesis=synthesis)
-
-
-@dataclass
-class _TopLevel:
-    z_dim: int = 512
-    c_dim: int = 0
-    w_dim: int = 512
-    img_resolution: int = 1024
-    img_channels: int = 3
+        return config_from_dict(cls, SynthesisConfig3, data)

@@ -16,7 +16,7 @@ from torch import nn
 from ...errors import UsageError
 from ...utils.precision import LayerDtypes
 from ..stylegan2.layers import NOISE_MODES
-from ..stylegan2.synthesis import MODULATIONS, StyleLayer
+from ..stylegan2.synthesis import StyleLayer, check_styles, use_fused
 from .config import SynthesisConfig3
 from .layers import SynthesisInput, SynthesisLayer3
 
@@ -153,14 +153,9 @@ class SynthesisNetwork3(nn.Module):
         """
         if noise_mode not in NOISE_MODES:
             raise UsageError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        for info in self.style_layers:
-            s = styles.get(info.name)
-            if s is None:
-                raise UsageError(f"styles lack layer {info.name!r}")
-            if s.ndim != 2 or s.shape[1] != info.channels:
-                raise UsageError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
+        check_styles(self.style_layers, styles)
         first = styles["input"]
-        fused = self._use_fused(modulation or self.modulation, first, styles)
+        fused = use_fused(modulation or self.modulation, first, styles, self)
         dtypes = LayerDtypes(precision, force_fp32, first.device)
         x = self.input(styles["input"].to(torch.float32), transform)
         for info, layer in zip(self.style_layers[1:], self.layers(), strict=True):
@@ -172,16 +167,6 @@ class SynthesisNetwork3(nn.Module):
     def forward(self, ws: torch.Tensor, **kwargs) -> torch.Tensor:
         """``ws: [N, num_ws, w_dim]`` -> image ``[N, C, R, R]``; keyword arguments as :meth:`from_styles`."""
         return self.from_styles(self.styles(ws), **kwargs)
-
-    def _use_fused(self, modulation: str, first: torch.Tensor, styles: dict[str, torch.Tensor]) -> bool:
-        if modulation not in MODULATIONS:
-            raise UsageError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
-        if modulation != "auto":
-            return modulation == "fused"
-        needs_grad = torch.is_grad_enabled() and (
-            any(s.requires_grad for s in styles.values()) or any(p.requires_grad for p in self.parameters())
-        )
-        return not needs_grad and (first.shape[0] == 1 or first.device.type == "cuda")
 
     def extra_repr(self) -> str:
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}"
