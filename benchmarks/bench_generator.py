@@ -9,6 +9,7 @@ counted by ``torch.utils.flop_counter`` and the achieved GFLOP/s; prints a table
     python benchmarks/bench_generator.py --res 1024 --batch 4 --device cuda
     python benchmarks/bench_generator.py --keep-memory off     # glibc's default allocator behaviour
     python benchmarks/bench_generator.py --precision fp32 bf16 # both, in the same run
+    python benchmarks/bench_generator.py --compile off on      # eager and torch.compile (first call apart)
     python benchmarks/bench_generator.py --arch stylegan3-t stylegan3-r --res 256 1024
 
 On CPU each case runs in its own process, so that peak RSS belongs to that case alone.
@@ -38,6 +39,7 @@ from styleclip import (
     SynthesisConfig,
     SynthesisConfig3,
 )
+from styleclip.utils.compiling import compiling
 from styleclip.utils.devices import resolve_device
 from styleclip.utils.precision import computing_in
 
@@ -104,17 +106,21 @@ def run_case(
     warmup: int,
     arch: str,
     precision: str = "fp32",
+    compile: bool = False,
 ) -> dict:
     G = build(res, device, arch)
     inner = step_fn(G, job, batch, modulation)
 
     def fn():
-        with computing_in(precision):
+        with computing_in(precision), compiling(compile):
             return inner()
 
-    with FlopCounterMode(display=False) as counter:
-        fn()
+    with FlopCounterMode(display=False) as counter, computing_in(precision):
+        inner()
     flops = counter.get_total_flops()
+    started = time.perf_counter()
+    fn()  # the first call compiles (with --compile)
+    first_s = time.perf_counter() - started
     for _ in range(warmup):
         fn()
     sync(device)
@@ -134,6 +140,8 @@ def run_case(
         "job": job,
         "modulation": modulation,
         "precision": precision,
+        "compiled": compile,
+        "first_call_s": first_s,
         "batch": batch,
         "median_s": median,
         "min_s": min(times),
@@ -152,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS))
     p.add_argument("--modulation", nargs="+", choices=["fused", "activation", "auto"], default=["fused", "activation"])
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"], default=["fp32"])
+    p.add_argument(
+        "--compile",
+        nargs="+",
+        choices=["off", "on"],
+        default=["off"],
+        help="torch.compile the synthesis network (first call excluded from the timing, reported apart)",
+    )
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
@@ -166,29 +181,31 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     if args._case:
         arch, res, job, mod = args._case[0], int(args._case[1]), args._case[2], args._case[3]
-        precision = args.precision[0]
-        print(json.dumps(run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, arch, precision)))
+        precision, compile = args.precision[0], args.compile[0] == "on"
+        row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, arch, precision, compile)
+        print(json.dumps(row))
         return 0
 
     rows = []
     cases = [
-        (a, r, j, m, p)
+        (a, r, j, m, p, c)
         for a in args.arch for r in args.res for j in args.jobs for m in args.modulation for p in args.precision
+        for c in args.compile
     ]  # fmt: skip
-    for arch, res, job, mod, precision in cases:
+    for arch, res, job, mod, precision, comp in cases:
         if device.type == "cpu" and not args.in_process:
             cmd = [sys.executable, __file__, "--_case", arch, str(res), job, mod, "--batch", str(args.batch)]
             cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device)]
-            cmd += ["--keep-memory", args.keep_memory, "--precision", precision]
+            cmd += ["--keep-memory", args.keep_memory, "--precision", precision, "--compile", comp]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
         else:
-            row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, arch, precision)
+            row = run_case(res, job, mod, args.batch, device, args.repeats, args.warmup, arch, precision, comp == "on")
         rows.append(row)
         print(
-            f"{arch:11s} {res:5d}px  {job:16s} {mod:10s} {precision} batch {args.batch}: {row['median_s']:7.3f} s "
-            f"(min {row['min_s']:.3f})  {row['gflop']:7.1f} GFLOP  {row['gflops_per_s']:6.1f} GFLOP/s  "
-            f"peak {row['peak_mem_mb']:8.0f} MB",
+            f"{arch:11s} {res:5d}px  {job:16s} {mod:10s} {precision} {'compiled' if comp == 'on' else 'eager   '} "
+            f"batch {args.batch}: {row['median_s']:7.3f} s (min {row['min_s']:.3f}, first {row['first_call_s']:.1f})  "
+            f"{row['gflop']:7.1f} GFLOP  {row['gflops_per_s']:6.1f} GFLOP/s  peak {row['peak_mem_mb']:8.0f} MB",
             flush=True,
         )
     tag = "" if args.arch == ["stylegan2"] else "-" + "-".join(args.arch)

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
 from .eval import add_judge_arguments
-from .options import add_precision_argument
+from .options import add_compile_argument, add_precision_argument
 
 NAME = "batch"
 HELP = "edit many sources with many prompts (optimize, directions or mapper); resumable; torchrun shards it"
@@ -51,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--samples", type=int, default=100_000, help="directions: latents for style statistics")
     add_judge_arguments(run)
     add_precision_argument(run)
+    add_compile_argument(run)
     run.add_argument("--device", default=None, help="cpu, cuda, mps (default: best; cuda:LOCAL_RANK under torchrun)")
     run.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
     run.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_batch(
             spec, args.outdir, batch_size=args.batch_size, device=args.device, cache=args.cache, offline=args.offline,
-            precision=args.precision, invert_method=args.invert_method, stats_samples=args.samples, summary=summary,
+            precision=args.precision, compile=args.compile, invert_method=args.invert_method, stats_samples=args.samples, summary=summary,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"styleclip batch: interrupted; run the same command again to continue ({args.outdir})", file=sys.stderr)

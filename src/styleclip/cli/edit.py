@@ -18,7 +18,7 @@ from ..io.images import compare_image, save_png, to_pil, to_uint8
 from ..io.video import VideoWriter
 from ..sample import parse_seeds
 from ..utils.files import atomic_save_arrays, atomic_write
-from .options import add_precision_argument
+from .options import add_compile_argument, add_precision_argument
 
 NAME = "edit"
 
@@ -61,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--clip", default=DEFAULT_CLIP, help=f"CLIP model name or checkpoint path ({DEFAULT_CLIP})")
     opt.add_argument("--domain", help="override the generator's domain (face turns the identity loss on)")
     add_precision_argument(opt)
+    add_compile_argument(opt)
     opt.add_argument("--max-steps", type=int, default=None, help="stop after this many steps, keep the best")
     opt.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds, keep the best")
 
@@ -117,6 +118,7 @@ def _config(args: argparse.Namespace) -> tuple[OptimizeConfig, str]:
         clip=args.clip,
         identity=args.identity,
         precision=args.precision,
+        compile=args.compile,
     )
     return config, args.generator
 
@@ -283,6 +285,7 @@ def _write(where: Path, r: EditResult, base: dict, video: str | None) -> None:
             "wall_time_s": round(r.wall_time, 3),
         },
         "precision": r.precision,
+        "compile": r.compile,
         "outputs": ["before.png", "after.png", "compare.png", "latent.npy", "report.json"]
         + (["styles.npz"] if r.styles is not None else [])
         + ([video] if video else []),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..inversion.invert import ALIGNS, METHODS
-from .options import add_precision_argument
+from .options import add_compile_argument, add_precision_argument
 
 NAME = "invert"
 HELP = "invert a photo into a generator (e4e, ReStyle or projection; optional pivotal tuning)"
@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_photo_arguments(p, steps_flag="--steps")
     p.add_argument("--outdir", type=Path, required=True)
     add_precision_argument(p)
+    add_compile_argument(p)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
     p.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
@@ -62,6 +63,7 @@ def invert_photo(args: argparse.Namespace, G, photo: Path):
     inv = invert(
         photo, G, method=args.method, encoder=args.encoder, steps=args.invert_steps, pti=args.pti,
         align=args.align, face=args.face, box=parse_box(args.box), precision=getattr(args, "precision", "auto"),
+        compile=getattr(args, "compile", None),
     )  # fmt: skip
     m = inv.metrics
     parts = [f"LPIPS {m['lpips']:.3f}" if m["lpips"] is not None else None, f"PSNR {m['psnr']:.1f} dB"]
@@ -95,6 +97,7 @@ def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
         "method": inv.method,
         "metrics": inv.metrics,
         "precision": inv.precision,
+        "compile": inv.compile,
         "seconds": round(inv.seconds, 2),
         "outputs": outputs,
         "loss_history": inv.history,

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
 from ..sample import parse_seeds
-from .options import add_precision_argument
+from .options import add_compile_argument, add_precision_argument
 
 NAME = "mapper"
 HELP = "latent mappers: train one for a prompt (torchrun for several GPUs), apply one in a single forward pass"
@@ -57,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--seed", type=int, default=0, help="initial weights, sampled latents and data order (0)")
     tr.add_argument("--preprocess", choices=["auto", "clip", "styleclip"], default="auto")
     add_precision_argument(tr)
+    add_compile_argument(tr)
     tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --outdir")
 
     add_precision_argument(ap)
@@ -100,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
         train_size=args.train_size, test_size=args.test_size, truncation_psi=args.trunc, val_every=args.val_every,
         val_count=args.val_count, checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed,
         clip=args.clip, preprocess=args.preprocess, identity=args.identity, precision=args.precision,
-        keep_checkpoints=args.keep,
+        keep_checkpoints=args.keep, compile=args.compile,
     )  # fmt: skip
     config.check()
     ctx = setup(resolve_device(args.device))  # joins torchrun's group first, so each process loads onto its GPU

@@ -9,3 +9,12 @@ def add_precision_argument(group, default: str = "auto") -> None:
         "--precision", choices=["auto", "fp32", "bf16", "fp16"], default=default,
         help=f"the networks' arithmetic ({default}; auto = bf16 on CPUs with AMX/AVX512-BF16 and on GPUs, else fp32)",
     )  # fmt: skip
+
+
+def add_compile_argument(group) -> None:
+    """``--compile``: ``torch.compile`` the generator, for long jobs (see :mod:`styleclip.utils.compiling`)."""
+    group.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the generator: each step faster, the first one slow (a minute or more on a small CPU; "
+             "seconds once cached); falls back to eager PyTorch where compiling is unavailable",
+    )  # fmt: skip

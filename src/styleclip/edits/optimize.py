@@ -29,6 +29,7 @@ from ..guidance.preprocess import MODES
 from ..io.images import to_uint8
 from ..latents import load_latent, select_style_layers, select_ws
 from ..nets.stylegan2 import Generator
+from ..utils.compiling import compiling
 from ..utils.precision import PRECISIONS, computing_in, resolve_precision
 from ..utils.precision import describe as describe_precision
 
@@ -71,6 +72,7 @@ class OptimizeConfig:
     identity: str | None = None  # ArcFace weights (path or catalogue name); None = arcface:ir-se50
     seed: int = 0  # seeds the augmentation crops
     precision: str = "auto"  # the networks' arithmetic: auto, fp32, bf16, fp16 (latents and Adam stay fp32)
+    compile: bool | None = None  # torch.compile the generator (utils.compiling); None = as the enclosing job says
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str):
@@ -161,6 +163,7 @@ class EditResult:
     wall_time: float
     frames: list[np.ndarray] = field(default_factory=list)
     precision: dict[str, str] = field(default_factory=dict)  # requested, used, why
+    compile: dict[str, Any] = field(default_factory=dict)  # requested, used, why (utils.compiling)
 
 
 FrameSink = Callable[[int, int, np.ndarray], None]  # (sample index, step, [H, W, 3] uint8)
@@ -228,11 +231,13 @@ def optimize(
     precision = resolve_precision(config.precision, G.device)
     if source_styles is not None and (source is None or config.space != "s"):
         raise UsageError("this source carries a StyleSpace edit: optimise it in S (space='s') from its W+ and styles")
-    with computing_in(precision):  # the generator, CLIP and ArcFace; latents, Adam and loss sums stay fp32
+    # the generator, CLIP and ArcFace compute in `precision`; latents, Adam and loss sums stay fp32
+    with computing_in(precision), compiling(config.compile) as compiled:
         run = _Run(G, guide, config, identity, source, source_styles)
         results = run.optimize(frame_every, on_frame, callback, max_steps, time_limit, progress)
     for r in results:
         r.precision = describe_precision(config.precision, precision, G.device)
+        r.compile = compiled.report()
     return results
 
 

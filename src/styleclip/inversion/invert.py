@@ -25,6 +25,7 @@ from ..guidance.identity import load_identity_loss
 from ..guidance.perceptual import LPIPS
 from ..io.photos import center_crop, crop_box, load_photo, to_tensor
 from ..nets.stylegan2 import Generator
+from ..utils.compiling import compiling
 from ..utils.precision import computing_in, resolve_precision
 from ..utils.precision import describe as describe_precision
 from .encoders import Encoder, encode, load_encoder
@@ -52,6 +53,7 @@ class Inversion:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     precision: dict[str, str] = field(default_factory=dict)  # requested, used, why
+    compile: dict = field(default_factory=dict)  # requested, used, why (styleclip.utils.compiling)
 
 
 def prepare_photo(
@@ -105,6 +107,7 @@ def invert(
     identity=None,
     progress: bool = True,
     precision: str = "auto",
+    compile: bool | None = None,
 ) -> Inversion:
     """Invert a photo into ``G``.
 
@@ -121,6 +124,8 @@ def invert(
         identity: an :class:`~styleclip.guidance.identity.IdentityLoss` for the face-identity metric.
         precision: the networks' arithmetic ('auto', 'fp32', 'bf16', 'fp16'; :mod:`styleclip.utils.precision`);
             latents, noise maps and the optimisers' state stay fp32.
+        compile: ``torch.compile`` the generator for projection and PTI (:mod:`styleclip.utils.compiling`); None = as
+            the enclosing job says.
 
     Returns:
         An :class:`Inversion`: ``ws`` W+ ``[1, num_ws, w_dim]``, the prepared photo ``target`` and the
@@ -129,10 +134,11 @@ def invert(
     if method not in METHODS:
         raise UsageError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     used = resolve_precision(precision, G.device)
-    with computing_in(used):
+    with computing_in(used), compiling(compile) as compiled:
         inv = _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, align, face, box,
                       projection, identity, progress)  # fmt: skip
     inv.precision = describe_precision(precision, used, G.device)
+    inv.compile = compiled.report()
     return inv
 
 

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..errors import StyleclipError, UsageError
 from ..io.images import save_png, to_pil
 from ..latents import Codes
+from ..utils.compiling import CompileRecord, compiling
 from ..utils.files import atomic_save_arrays, atomic_write
 from ..utils.precision import current_precision
 from .spec import BatchSpec, Job, Source
@@ -60,6 +61,7 @@ def run_batch(
     cache: str | Path | None = None,
     offline: bool | None = None,
     precision: str = "auto",
+    compile: bool = False,
     invert_method: str = "auto",
     stats_samples: int = 100_000,
     summary: Callable[[Path, Any, Any], Any] | None = None,
@@ -70,6 +72,7 @@ def run_batch(
     Args:
         batch_size: sources per forward pass for jobs that share a method, prompt and setting.
         precision: the networks' arithmetic (:mod:`styleclip.utils.precision`).
+        compile: ``torch.compile`` the generator (:mod:`styleclip.utils.compiling`): pays off over many jobs.
         invert_method: how photos are inverted ('auto': the generator's encoder, else projection).
         stats_samples: latents for the style statistics of the directions method.
         summary: ``summary(outdir, G, guide)`` called on process 0 once every process has finished.
@@ -99,10 +102,11 @@ def run_batch(
         mine = _groups(todo, batch_size)[ctx.rank :: ctx.world]
         if ctx.is_main:
             outdir.mkdir(parents=True, exist_ok=True)
-            text = json.dumps(_describe(spec, batch_size, precision), indent=1, default=str)
+            text = json.dumps(_describe(spec, batch_size, precision, compile), indent=1, default=str)
             atomic_write(outdir / "batch.json", lambda tmp: tmp.write_text(text))
         worker = _Worker(G, guide, outdir, spec, cache, offline, invert_method, stats_samples, ctx.rank)
-        with computing_in(resolve_precision(precision, ctx.device)):
+        with computing_in(resolve_precision(precision, ctx.device)), compiling(compile) as compiled:
+            worker.compiled = compiled
             bar = tqdm(total=sum(map(len, mine)), desc=f"batch (process {ctx.rank})" if ctx.world > 1 else "batch",
                        unit="job", disable=not progress or None)  # fmt: skip
             try:
@@ -135,7 +139,7 @@ def _groups(jobs: list[Job], size: int) -> list[list[Job]]:
     return [group[i : i + size] for group in by_key.values() for i in range(0, len(group), size)]
 
 
-def _describe(spec: BatchSpec, batch_size: int, precision: str) -> dict:
+def _describe(spec: BatchSpec, batch_size: int, precision: str, compile: bool) -> dict:
     return {
         "generator": spec.generator,
         "clip": spec.clip,
@@ -147,6 +151,7 @@ def _describe(spec: BatchSpec, batch_size: int, precision: str) -> dict:
         "truncation_psi": spec.truncation_psi,
         "batch_size": batch_size,
         "precision": precision,
+        "compile": compile,
     }
 
 
@@ -157,6 +162,7 @@ class _Worker:
         self.G, self.guide, self.outdir, self.spec = G, guide, outdir, spec
         self.cache, self.offline, self.invert_method, self.stats_samples = cache, offline, invert_method, stats_samples
         self.rank = rank
+        self.compiled = CompileRecord(False)  # the batch's, once it runs
         self._stats = self._matrices = None
         self._mappers: dict[str, Any] = {}
 
@@ -283,7 +289,7 @@ class _Worker:
             atomic_save_arrays(where / "codes.npz", codes.arrays())
         report = {**_job_dict(job), "state": "done", "process": self.rank, "seconds": round(seconds, 3),
                   "generator": self.spec.generator, "domain": self.G.meta.get("domain"), "clip": self.guide.name,
-                  "precision": current_precision(), **out["extra"]}  # fmt: skip
+                  "precision": current_precision(), "compile": self.compiled.report(), **out["extra"]}  # fmt: skip
         text = json.dumps(report, indent=1, default=str)
         atomic_write(where / REPORT, lambda tmp: tmp.write_text(text))  # last: the job is done
 

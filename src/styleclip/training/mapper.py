@@ -27,6 +27,7 @@ from ..guidance.identity import IdentityLoss
 from ..guidance.losses import ClipLoss, LatentL2Loss
 from ..nets.mapper import GROUP_NAMES, LatentMapper, MapperConfig
 from ..nets.stylegan2 import Generator
+from ..utils.compiling import compiling
 from ..utils.distributed import Context, setup
 from ..utils.precision import computing_in, resolve_precision
 
@@ -66,6 +67,7 @@ class MapperTrainConfig:
     precision: str = "auto"  # generator, CLIP and ArcFace arithmetic (styleclip.utils.precision: 'auto' = bf16 on
     # CPUs with native bf16 and on GPUs); the mapper, its optimiser and the losses stay fp32 (fp16: a gradient scaler)
     keep_checkpoints: int = 2  # training checkpoints kept on disk (the newest ones)
+    compile: bool = False  # torch.compile the generator (styleclip.utils.compiling): worth it over many steps
 
     def check(self) -> None:
         if not self.prompt or not self.prompt.strip():
@@ -197,7 +199,7 @@ class _Trainer:
     def losses(self, model, ws: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-image loss terms ``{name: [n]}`` for W+ ``ws: [n, num_ws, w_dim]``."""
         edited = ws + self.cfg.strength * model(ws)  # the mapper itself in fp32
-        with computing_in(self.precision):
+        with computing_in(self.precision), compiling(self.cfg.compile):
             image = self.G.synthesize(edited)
             clip = self.clip_loss(self.guide.encode_image(image, preprocess=self.preprocess), self.text)
         l2 = self.l2_loss(edited.float(), ws) / (ws.shape[1] * ws.shape[2])  # StyleCLIP's MSELoss: a mean

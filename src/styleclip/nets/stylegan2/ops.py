@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import UsageError
+from ...utils.compiling import is_compiling
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,8 @@ def derived(module: torch.nn.Module, name: str, make: Callable[[], torch.Tensor]
     same contents: casts and reductions of frozen weights then cost nothing after the first pass, instead of a
     pass over every weight on each forward and backward (tens of MB per step at 512 px). Weights being trained
     (``requires_grad`` with autograd on) are never cached: the graph needs the fresh product."""
-    if torch.is_grad_enabled() and any(s.requires_grad for s in sources):
-        return make()
+    if is_compiling() or (torch.is_grad_enabled() and any(s.requires_grad for s in sources)):
+        return make()  # a compiled graph folds the casts into its kernels itself
     key = tuple((s.data_ptr(), s._version, s.dtype, s.device) for s in sources)
     cache = module.__dict__.setdefault("_derived", {})
     hit = cache.get(name)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import UsageError
+from ...utils.compiling import Compiled, compile_requested
 from ...utils.precision import LayerDtypes
 from .config import SynthesisConfig
 from .layers import NOISE_MODES, Conv2dLayer, SynthesisLayer, ToRGBLayer
@@ -143,6 +144,7 @@ class SynthesisNetwork(nn.Module):
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         self.modulation = "auto"
+        self._compiled: Compiled | None = None  # made on the first compiled call (utils.compiling)
 
         log2 = int(math.log2(img_resolution))
         self.block_resolutions = [2**i for i in range(2, log2 + 1)]
@@ -233,6 +235,26 @@ class SynthesisNetwork(nn.Module):
         dtypes = LayerDtypes(precision, force_fp32, first.device)
         hybrid = (modulation or self.modulation) == "auto" and dtypes.precision == "bf16" and first.device.type == "cpu"
         hybrid = hybrid and not fused and first.shape[0] == 1
+        if compile_requested() and generator is None:
+            # compiled, the activation path's scalings fuse into the kernels around the convolutions: no hybrid needed
+            if self._compiled is None:
+                self._compiled = Compiled(self._draw, f"the {self.img_resolution} px synthesis network")
+            return self._compiled(styles, noise_mode, fused, False, dtypes.precision, dtypes.force_fp32)
+        return self._draw(styles, noise_mode, fused, hybrid, dtypes.precision, dtypes.force_fp32, generator)
+
+    def _draw(
+        self,
+        styles: dict[str, torch.Tensor],
+        noise_mode: str,
+        fused: bool,
+        hybrid: bool,
+        precision: str | None,
+        force_fp32: bool,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """:meth:`from_styles` after its checks and choices (plain values, so that ``torch.compile`` can take it)."""
+        first = styles[self.style_layers[0].name]
+        dtypes = LayerDtypes(precision, force_fp32, first.device)
         # oneDNN's CPU convolutions (dense and depthwise) run 1.3-2x faster on NHWC tensors.
         memory_format = torch.channels_last if first.device.type == "cpu" else torch.contiguous_format
         x = img = None

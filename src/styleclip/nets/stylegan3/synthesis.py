@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import UsageError
+from ...utils.compiling import Compiled, compile_requested
 from ...utils.precision import LayerDtypes
 from ..stylegan2.layers import NOISE_MODES
 from ..stylegan2.synthesis import StyleLayer, check_styles, use_fused
@@ -62,6 +63,7 @@ class SynthesisNetwork3(nn.Module):
         self.num_ws = cfg.num_layers + 2
         self.output_scale = cfg.output_scale
         self.modulation = "auto"
+        self._compiled: Compiled | None = None  # made on the first compiled call (utils.compiling)
         plan = layer_schedule(img_resolution, img_channels, cfg)
         cutoffs, rates, channels, sizes = plan["cutoffs"], plan["rates"], plan["channels"], plan["sizes"]
         self.input = SynthesisInput(w_dim, int(channels[0]), int(sizes[0]), rates[0], cutoffs[0])
@@ -157,6 +159,22 @@ class SynthesisNetwork3(nn.Module):
         first = styles["input"]
         fused = use_fused(modulation or self.modulation, first, styles, self)
         dtypes = LayerDtypes(precision, force_fp32, first.device)
+        if compile_requested():
+            if self._compiled is None:
+                self._compiled = Compiled(self._draw, f"the {self.img_resolution} px StyleGAN3 synthesis network")
+            return self._compiled(styles, transform, fused, dtypes.precision, dtypes.force_fp32)
+        return self._draw(styles, transform, fused, dtypes.precision, dtypes.force_fp32)
+
+    def _draw(
+        self,
+        styles: dict[str, torch.Tensor],
+        transform: torch.Tensor | None,
+        fused: bool,
+        precision: str | None,
+        force_fp32: bool,
+    ) -> torch.Tensor:
+        """:meth:`from_styles` after its checks and choices (plain values, so that ``torch.compile`` can take it)."""
+        dtypes = LayerDtypes(precision, force_fp32, styles["input"].device)
         x = self.input(styles["input"].to(torch.float32), transform)
         for info, layer in zip(self.style_layers[1:], self.layers(), strict=True):
             x = layer(x.to(dtypes(layer.use_fp16)), styles[info.name], fused=fused)
