@@ -8,6 +8,7 @@ Time per step is the median over the measured steps, after warm-up steps.
     python benchmarks/bench_optimize.py                         # 256 512 1024, batch 1 and 4, best device
     python benchmarks/bench_optimize.py --res 1024 --batch 1 --device cuda
     python benchmarks/bench_optimize.py --res 512 1024 --batch 1 --precision fp32 bf16   # side by side
+    python benchmarks/bench_optimize.py --res 1024 --batch 1 --precision bf16 --compile off on
 
 On CPU each case runs in its own process, so that peak RSS belongs to that case alone.
 """
@@ -34,7 +35,15 @@ PROMPT = "a really happy dog face with mouth open"
 
 
 def run_case(
-    res: int, batch: int, arch: str, space: str, device: torch.device, steps: int, warmup: int, precision: str
+    res: int,
+    batch: int,
+    arch: str,
+    space: str,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    precision: str,
+    compile: bool = False,
 ) -> dict:
     import open_clip
 
@@ -53,7 +62,7 @@ def run_case(
     t0 = time.perf_counter()
     styleclip.optimize(
         G, prompts, guide, seeds=[0], steps=warmup + steps, space=space, callback=tick, progress=False,
-        precision=precision,
+        precision=precision, compile=compile,
     )  # fmt: skip
     per_step = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)][warmup:]
     peak_mb, peak_kind = peak_memory_mb(device)
@@ -63,6 +72,8 @@ def run_case(
         "clip": arch,
         "space": space,
         "precision": precision,
+        "compiled": compile,
+        "first_step_s": stamps[0] - t0,  # with --compile: mostly compiling
         "median_s_per_step": statistics.median(per_step),
         "min_s_per_step": min(per_step),
         "steps_s": per_step,
@@ -78,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (random weights)")
     p.add_argument("--space", choices=["w+", "w", "s"], default="w+")
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"], default=["fp32"])
+    p.add_argument(
+        "--compile",
+        nargs="+",
+        choices=["off", "on"],
+        default=["off"],
+        help="torch.compile the generator (the warm-up steps absorb the compiling)",
+    )
     p.add_argument("--steps", type=int, default=5, help="measured steps")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default=None)
@@ -91,23 +109,27 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     if args._case:
         res, batch, precision = int(args._case[0]), int(args._case[1]), args.precision[0]
-        row = run_case(res, batch, args.clip, args.space, device, args.steps, args.warmup, precision)
+        row = run_case(res, batch, args.clip, args.space, device, args.steps, args.warmup, precision,
+                       args.compile[0] == "on")  # fmt: skip
         print(json.dumps(row))
         return 0
 
     rows = []
-    for res, batch, precision in [(r, b, p) for r in args.res for b in args.batch for p in args.precision]:
+    cases = [(r, b, p, c) for r in args.res for b in args.batch for p in args.precision for c in args.compile]
+    for res, batch, precision, comp in cases:
         if device.type == "cpu" and not args.in_process:
             cmd = [sys.executable, __file__, "--_case", str(res), str(batch), "--clip", args.clip]
             cmd += ["--space", args.space, "--steps", str(args.steps), "--warmup", str(args.warmup)]
             cmd += ["--device", str(device), "--keep-memory", args.keep_memory, "--precision", precision]
+            cmd += ["--compile", comp]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
         else:
-            row = run_case(res, batch, args.clip, args.space, device, args.steps, args.warmup, precision)
+            row = run_case(res, batch, args.clip, args.space, device, args.steps, args.warmup, precision, comp == "on")
         rows.append(row)
         print(
-            f"{res:5d}px  batch {batch}  {args.clip} {args.space} {precision}: {row['median_s_per_step']:7.3f} s/step "
+            f"{res:5d}px  batch {batch}  {args.clip} {args.space} {precision}{' compiled' if comp == 'on' else ''}: "
+            f"{row['median_s_per_step']:7.3f} s/step (first {row['first_step_s']:.1f} s) "
             f"(min {row['min_s_per_step']:.3f}, {row['median_s_per_step'] / batch:.3f} s/image)  "
             f"peak {row['peak_mem_mb']:8.0f} MB",
             flush=True,

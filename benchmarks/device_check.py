@@ -10,9 +10,10 @@ Checks, each printed as PASS/FAIL with the measured figure:
 - CLIP (fp16 autocast and fp32), LPIPS and the optimisation loop on the device agree with the CPU;
 - bf16 synthesis (every block) stays close to fp32 and its W+ gradient points the same way;
 - StyleGAN3 T and R: device vs CPU in fp32 (with a user transform), fp16 layers vs fp32, gradients to W+;
+- the compiled synthesis (torch.compile) equals the eager one;
 - then the optimisation, generator and global-direction benchmarks on the device, fp32 and bf16 side by side
   (JSON like bench_optimize.py / bench_generator.py / bench_directions.py), the generator benchmark for StyleGAN3
-  T and R too.
+  T and R too, and the optimisation step eager vs compiled in bf16.
 Exit status 1 if any check fails.
 """
 
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_generator
 import bench_optimize
 from styleclip import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
+from styleclip.utils.compiling import compiling
 from styleclip.utils.devices import resolve_device
 
 
@@ -188,6 +190,15 @@ def main() -> int:
             "bf16 synthesis vs fp32", rel < 0.03 and cos > 0.999, f"relative L2 {rel:.4f}, grad cos {cos:.5f}", failures
         )
 
+    with torch.no_grad():  # torch.compile on the device (Triton kernels for CUDA)
+        ws = G_dev.mapping_forward(G_dev.z_from_seed([0, 1]), truncation_psi=0.7)
+        eager = G_dev.synthesize(ws, precision="fp32")
+        with compiling(True) as record:
+            compiled = G_dev.synthesize(ws, precision="fp32")
+    err = (compiled - eager).abs().max().item()
+    check("compiled synthesis vs eager (fp32)", err < 1e-3 and not record.failed, f"max |diff| {err:.2e}, "
+          f"{record.report()['why']}", failures)  # fmt: skip
+
     guidance_checks(device, failures)
     stylegan3_checks(device, failures)
 
@@ -200,6 +211,8 @@ def main() -> int:
             ["--device", str(device), "--res", "256", "512", "1024", "--batch", "1", "--in-process", *both]
         )
         bench_generator.main(["--device", str(device), "--res", "1024", "--batch", "4", "--in-process", *both])
+        compiled = ["--precision", "bf16", "--compile", "off", "on", "--in-process"]
+        bench_optimize.main(["--device", str(device), "--res", "512", "--batch", "1", "8", *compiled])
         sg3 = ["--arch", "stylegan3-t", "stylegan3-r", "--res", "256", "512", "1024"]
         bench_generator.main(["--device", str(device), *sg3, "--batch", "1", "--in-process"])
     print(f"{len(failures)} failed" if failures else "all device checks passed")

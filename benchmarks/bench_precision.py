@@ -1,0 +1,144 @@
+"""What bf16 (and compiling) changes in the results, with the full-size networks of the speed benchmarks.
+
+Official channel settings with random weights (the generator as in ``bench_generator.py``, open_clip's ViT-B-32),
+compared with fp32 on the same inputs:
+
+- synthesis: 8-bit PNG levels of difference (mean, 99.99th percentile, max), on the raw random-weight pictures
+  (std about 2, mostly clipped) and on the same generator with its ToRGB layers scaled to pictures of std 0.5,
+  the range of a trained generator's (what the acceptance of 'within 4 levels' is about);
+- gradient: cosine of the W+ gradients of a CLIP loss;
+- an edit: after ``--steps`` StyleCLIP steps (150 by default), the relative L2 distance of the bf16 latent from
+  the fp32 one and the relative difference of the CLIP-similarity gains.
+
+    python benchmarks/bench_precision.py --res 512              # the acceptance figures (minutes on a CPU)
+    python benchmarks/bench_precision.py --res 256 --steps 20   # a quick look
+    python benchmarks/bench_precision.py --res 512 --compile    # the compiled networks too
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import styleclip
+from bench_generator import build
+from report import RESULTS, write_report
+from styleclip.guidance.clip import ClipGuide
+from styleclip.io.images import to_uint8
+from styleclip.utils.compiling import compiling
+from styleclip.utils.devices import resolve_device
+from styleclip.utils.precision import computing_in
+
+PROMPT = "a really happy dog face with mouth open"
+
+
+def levels(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """PNG-level differences of two ``[N, 3, H, W]`` pictures in [-1, 1]."""
+    d = np.abs(to_uint8(a).astype(np.int16) - to_uint8(b).astype(np.int16))
+    return {"mean": float(d.mean()), "p99_99": float(np.percentile(d, 99.99)), "max": int(d.max())}
+
+
+def scale_to_pictures(G, ws: torch.Tensor, std: float = 0.5) -> None:
+    """Scale the ToRGB layers until the pictures have the standard deviation of a trained generator's."""
+    with torch.no_grad():
+        for _ in range(3):
+            k = std / float(G.synthesize(ws, precision="fp32").std())
+            for name, p in G.named_parameters():
+                if "torgb" in name:
+                    p.data.mul_(k)
+
+
+def synthesis_rows(G, ws: torch.Tensor, variants: list[tuple[str, str, bool]]) -> list[dict]:
+    rows = []
+    for picture in ("raw", "picture range"):
+        if picture == "picture range":
+            scale_to_pictures(G, ws)
+        with torch.no_grad():
+            ref = G.synthesize(ws, precision="fp32")
+            for name, precision, compiled in variants:
+                with computing_in(precision), compiling(compiled):
+                    img = G.synthesize(ws)
+                rows.append({"check": "synthesis", "pictures": picture, "variant": name,
+                             "std": float(ref.std()), "levels": levels(img, ref)})  # fmt: skip
+    return rows
+
+
+def gradient_rows(G, guide: ClipGuide, ws: torch.Tensor, variants: list[tuple[str, str, bool]]) -> list[dict]:
+    text = guide.encode_text(PROMPT)
+    grads = {}
+    for name, precision, compiled in [("fp32", "fp32", False), *variants]:
+        w = ws.clone().requires_grad_(True)
+        with computing_in(precision), compiling(compiled):
+            emb = guide.encode_image(G.synthesize(w))
+        (1 - torch.nn.functional.cosine_similarity(emb.float(), text.float())).sum().backward()
+        grads[name] = w.grad.flatten()
+    ref = grads.pop("fp32")
+    return [
+        {"check": "W+ gradient", "variant": name, "cosine": float(torch.nn.functional.cosine_similarity(g, ref, dim=0))}
+        for name, g in grads.items()
+    ]
+
+
+def edit_rows(G, guide: ClipGuide, steps: int, variants: list[tuple[str, str, bool]]) -> list[dict]:
+    results = {}
+    for name, precision, compiled in [("fp32", "fp32", False), *variants]:
+        t0 = time.perf_counter()
+        [r] = styleclip.optimize(G, PROMPT, guide, seeds=[0], steps=steps, precision=precision, compile=compiled,
+                                 progress=False)  # fmt: skip
+        results[name] = (r, time.perf_counter() - t0)
+        print(f"  edit {name}: {steps} steps in {results[name][1]:.0f} s", flush=True)
+    ref, _ = results.pop("fp32")
+    ref_gain = ref.clip_after - ref.clip_before
+    rows = []
+    for name, (r, seconds) in results.items():
+        gain = r.clip_after - r.clip_before
+        rows.append({
+            "check": "edit", "variant": name, "steps": steps, "seconds": seconds,
+            "latent_relative_l2": float((r.latent - ref.latent).norm() / ref.latent.norm()),
+            "clip_gain": gain, "clip_gain_fp32": ref_gain,
+            "clip_gain_relative_difference": abs(gain - ref_gain) / abs(ref_gain),
+        })  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--res", type=int, default=512)
+    p.add_argument("--steps", type=int, default=150, help="steps of the edit (0: skip it)")
+    p.add_argument("--images", type=int, default=2, help="pictures compared in the synthesis check")
+    p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (random weights)")
+    p.add_argument("--compile", action="store_true", help="also compare bf16 with torch.compile")
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", type=Path, default=None, help="output file (default benchmarks/results/...)")
+    args = p.parse_args(argv)
+
+    import open_clip
+
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    G = build(args.res, device)
+    model = open_clip.create_model(args.clip, pretrained=None).to(device).eval().requires_grad_(False)
+    guide = ClipGuide(model, open_clip.get_tokenizer(args.clip), args.clip)
+    low = "fp16" if device.type in ("cuda", "mps") and not torch.cuda.is_bf16_supported() else "bf16"
+    variants = [(low, low, False)] + ([(f"{low} compiled", low, True)] if args.compile else [])
+    ws = G.mapping_forward(G.z_from_seed(list(range(args.images))), truncation_psi=0.7)
+
+    rows = []
+    if args.steps > 0:  # first, while the ToRGB layers are as built
+        rows += edit_rows(G, guide, args.steps, variants)
+    rows += gradient_rows(G, guide, ws[:1], variants)
+    rows += synthesis_rows(G, ws, variants)
+    for row in rows:
+        print(json.dumps(row))
+    path = args.json or RESULTS / f"bench_precision-{device.type}-{args.res}.json"
+    write_report("precision", device, rows, path, resolution=args.res, clip=args.clip)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
