@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from styleclip.nets.stylegan2.ops import conv2d_up, modulated_conv2d, setup_filter, upsample2d
+from styleclip.nets.stylegan2.ops import conv2d_add, conv2d_up, modulated_conv2d, setup_filter, upsample2d
 
 
 def naive_upfirdn(
@@ -79,3 +79,24 @@ def test_demodulation_gives_unit_norm_weights():
     eff = w[None] * s[:, None, :, None, None] * d[:, :, None, None, None]
     norms = eff.square().sum(dim=[2, 3, 4]).sqrt()
     torch.testing.assert_close(norms, torch.ones_like(norms), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("groups", "kernel", "padding"), [(1, 3, (1, 1)), (8, 4, (1, 1)), (8, 4, (0, 0))])
+def test_conv2d_add_is_a_convolution_plus_the_tensor_with_gradients(dtype, groups, kernel, padding):
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 12, 12).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    w = (torch.randn(8, 8 // groups, kernel, kernel) * 0.2).to(dtype).requires_grad_(True)
+    b = torch.randn(8).to(dtype).requires_grad_(True)
+    size = 12 + 2 * padding[0] - kernel + 1
+    add = torch.randn(1, 8, size, size).to(dtype).contiguous(memory_format=torch.channels_last)
+    y = conv2d_add(x, w, b, padding, groups, add)  # bf16 NHWC on a CPU: oneDNN's fused sum, where available
+    ref = torch.nn.functional.conv2d(x.double(), w.double(), b.double(), padding=padding, groups=groups) + add.double()
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert y.dtype == dtype and y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y.double(), ref, atol=tol * 4, rtol=tol)
+    g = torch.randn_like(ref)
+    got = torch.autograd.grad(y, (x, w, b), g.to(dtype))
+    want = torch.autograd.grad(ref, (x, w, b), g)
+    for a, c in zip(got, want, strict=True):
+        assert float((a.double() - c).norm() / c.norm()) < tol

@@ -460,12 +460,17 @@ class _Run:
             image = G.synthesize(latent, noise_mode=cfg.noise_mode)
         if frame_every is not None:
             self._frames(image, steps_done, frames, on_frame)  # the final image ends the trajectory
-        emb = self.guide.encode_image(image, preprocess=cfg.preprocess)
-        after = (emb * self.target).sum(-1).tolist()
-        before = (self.source_emb * self.target).sum(-1).tolist()
-        ident = None
-        if self.identity is not None:
-            ident = (self.identity.embed(image) * self.source_id).sum(-1).tolist()
+        # The reported similarities are measured in fp32, whatever the job ran in, so that runs in different
+        # precisions compare: bf16's own rounding in CLIP moves a similarity by a few thousandths.
+        with computing_in("fp32"):
+            emb = self.guide.encode_image(image, preprocess=cfg.preprocess)
+            source_emb = self.guide.encode_image(self.source_image, preprocess=cfg.preprocess)
+            after = (emb.float() * self.target.float()).sum(-1).tolist()
+            before = (source_emb.float() * self.target.float()).sum(-1).tolist()
+            ident = None
+            if self.identity is not None:
+                source_id = self.identity.embed(self.source_image)
+                ident = (self.identity.embed(image) * source_id).sum(-1).tolist()
         wall = time.perf_counter() - t0
         out = []
         for i in range(self.n):

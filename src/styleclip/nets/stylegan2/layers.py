@@ -13,6 +13,7 @@ from .ops import (
     bias_act,
     conv2d_up,
     derived,
+    fused_add_available,
     get_activation,
     modulated_conv2d,
     setup_filter,
@@ -125,6 +126,13 @@ class SynthesisLayer(nn.Module):
                 self, f"weight-{x.dtype}-{nhwc}", lambda: conv_ready(self.weight, x.dtype, self.up, nhwc), self.weight
             ),
         }
+        # one bf16 sample on the fused path: the convolution adds the (constant) noise itself, see ops.conv2d_add
+        trained = torch.is_grad_enabled() and self.use_noise and self.noise_strength.requires_grad
+        if noise is not None and noise_mode == "const" and fused and x.shape[0] == 1 and x.dtype == torch.bfloat16:
+            frozen["noise_full"] = None if (trained or not nhwc or not fused_add_available()) else derived(
+                self, f"noise-{x.dtype}-{total_gain}", lambda: full_noise(noise, total_gain, self.out_channels, x.dtype),
+                self.noise_const, self.noise_strength,
+            )  # fmt: skip
         if self.activation not in _HOMOGENEOUS:
             x = modulated_conv2d(
                 x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter, fused=fused,
@@ -156,6 +164,13 @@ class SynthesisLayer(nn.Module):
             f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
             f"resolution={self.resolution}, up={self.up}"
         )
+
+
+def full_noise(noise: torch.Tensor, gain: float, channels: int, dtype: torch.dtype) -> torch.Tensor:
+    """``gain * noise`` (``[H, W]``) as ``[1, channels, H, W]`` NHWC in ``dtype``: what a convolution can add itself."""
+    h, w = noise.shape[-2:]
+    full = (noise.detach().reshape(1, 1, h, w) * gain).to(dtype).expand(1, channels, h, w)
+    return full.contiguous(memory_format=torch.channels_last)
 
 
 def conv_ready(weight: torch.Tensor, dtype: torch.dtype, up: int, nhwc: bool) -> torch.Tensor:

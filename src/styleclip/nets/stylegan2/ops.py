@@ -95,7 +95,11 @@ def setup_filter(taps: Sequence[float] | torch.Tensor, gain: float = 1.0) -> tor
 
 
 def fir_filter(
-    x: torch.Tensor, f: torch.Tensor, padding: Sequence[int], bias: torch.Tensor | None = None
+    x: torch.Tensor,
+    f: torch.Tensor,
+    padding: Sequence[int],
+    bias: torch.Tensor | None = None,
+    add: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Pad (negative = crop) and convolve each channel with the 2D filter ``f``, then add ``bias``.
 
@@ -104,6 +108,7 @@ def fir_filter(
         f: ``[fh, fw]`` filter from :func:`setup_filter`.
         padding: ``(x0, x1, y0, y1)`` like :func:`torch.nn.functional.pad`.
         bias: ``[C]`` added to the result inside the same convolution (free), or None.
+        add: a tensor of the output's shape added to it (see :func:`conv2d_add`), or None.
 
     Returns:
         ``[N, C, H + y0 + y1 - fh + 1, W + x0 + x1 - fw + 1]``, in ``x``'s memory format.
@@ -118,8 +123,8 @@ def fir_filter(
     if bias is not None:
         bias = bias.to(x.dtype)
     if x0 == x1 >= 0 and y0 == y1 >= 0:
-        return F.conv2d(x, weight, bias, padding=(y0, x0), groups=channels)  # no padded copy
-    return F.conv2d(F.pad(x, [x0, x1, y0, y1]), weight, bias, groups=channels)
+        return conv2d_add(x, weight.contiguous(), bias, (y0, x0), channels, add)  # no padded copy
+    return conv2d_add(F.pad(x, [x0, x1, y0, y1]), weight.contiguous(), bias, (0, 0), channels, add)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
@@ -153,6 +158,7 @@ def conv2d_up(
     groups: int = 1,
     up: int = 2,
     bias: torch.Tensor | None = None,
+    add: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Transposed convolution with stride ``up`` followed by the FIR low-pass (gain ``up**2``).
 
@@ -161,6 +167,7 @@ def conv2d_up(
         weight: ``[G*O, I, kh, kw]`` (``groups`` = G).
         f: ``[fh, fw]`` filter.
         bias: ``[G*O]`` added after the filter (inside the filter's convolution), or None.
+        add: a tensor of the output's shape added after the filter (see :func:`conv2d_add`), or None.
 
     Returns:
         ``[N, G*O, H*up, W*up]``, the output of a ``kh x kw`` convolution with padding ``kh // 2``
@@ -181,7 +188,71 @@ def conv2d_up(
         w = weight.reshape(groups, out_ch // groups, in_per_group, kh, kw).transpose(1, 2)
         w = w.reshape(groups * in_per_group, out_ch // groups, kh, kw)
     x = F.conv_transpose2d(x, w, stride=up, padding=(pyt, pxt), groups=groups)
-    return fir_filter(x, (f * up * up), (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), bias=bias)
+    return fir_filter(x, (f * up * up), (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), bias=bias, add=add)
+
+
+def conv2d_add(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    padding: tuple[int, int],
+    groups: int,
+    add: torch.Tensor | None,
+) -> torch.Tensor:
+    """``conv2d(x, weight, bias, padding, groups=groups) + add`` (stride 1); ``add``: the output's shape, or None.
+
+    Where oneDNN can (bf16 NHWC on a CPU), the sum is a post-op of the convolution: one pass over the output
+    instead of two. PyTorch's own bf16 element-wise kernels run at a third of the fp32 speed per element on CPUs, so
+    a separate pass for the noise costs more than the 32-channel convolution it follows at 1024 px.
+    """
+    if add is None:
+        return F.conv2d(x, weight, bias, padding=padding, groups=groups)
+    if _fused_add_applies(x, weight, add):
+        return _ConvAdd.apply(x, weight, bias, add, padding, groups)
+    return F.conv2d(x, weight, bias, padding=padding, groups=groups).add_(add)
+
+
+def fused_add_available() -> bool:
+    """Whether this PyTorch exposes oneDNN's convolution with a sum post-op (x86 and Arm builds with oneDNN)."""
+    ops = getattr(torch.ops, "mkldnn", None)
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(ops._convolution_pointwise, "binary")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _fused_add_applies(x: torch.Tensor, weight: torch.Tensor, add: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.bfloat16
+        and weight.dtype == x.dtype == add.dtype
+        and _is_channels_last(x)
+        and _is_channels_last(add)
+        and not add.requires_grad
+        and fused_add_available()
+    )
+
+
+class _ConvAdd(torch.autograd.Function):
+    """oneDNN's fused convolution + sum, differentiable through ATen's own convolution backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, add, padding, groups):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias, ctx.padding, ctx.groups = bias is not None, list(padding), groups
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, add, weight, bias, list(padding), [1, 1], [1, 1], groups, "add", None, None, [], None
+        )
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], ctx.padding, [1, 1], False, [0, 0],
+            ctx.groups, mask,
+        )  # fmt: skip
+        return gx, gw, gb, None, None, None
 
 
 def derived(module: torch.nn.Module, name: str, make: Callable[[], torch.Tensor], *sources: torch.Tensor):
@@ -231,6 +302,7 @@ def modulated_conv2d(
     bias: torch.Tensor | None = None,
     weight_sq: torch.Tensor | None = None,
     weight_cast: torch.Tensor | None = None,
+    noise_full: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """StyleGAN2's modulated (and demodulated) convolution with 'same' padding, noise and bias.
 
@@ -252,6 +324,9 @@ def modulated_conv2d(
         bias: ``[O]``, added inside the convolution where the algebra allows (free), or None.
         weight_sq, weight_cast: :func:`weight_square_sums` of ``weight`` and ``weight`` in ``x``'s dtype, when the
             caller keeps them (frozen weights: see :func:`derived`).
+        noise_full: ``gain * noise`` as ``[1, O, H*up, W*up]`` in ``x``'s dtype and memory format, kept by the caller
+            for one sample on the fused path, where a convolution can add it in the same pass (:func:`conv2d_add`);
+            then ``noise`` is not used.
 
     Returns:
         ``[N, O, H*up, W*up]``, a fresh tensor (callers may modify it in place).
@@ -279,13 +354,14 @@ def modulated_conv2d(
         if batch > 1:  # one group per sample (a reshape of a single sample would lose NHWC strides)
             memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
             x = x.reshape(1, batch * in_ch, *x.shape[2:]).contiguous(memory_format=memory_format)
+        add = noise_full if batch == 1 else None
         if up == 1:
-            x = F.conv2d(x, w, b, padding=kh // 2, groups=batch)
+            x = conv2d_add(x, w, b, (kh // 2, kw // 2), batch, add)
         else:
-            x = conv2d_up(x, w, resample_filter, groups=batch, up=up, bias=b)
+            x = conv2d_up(x, w, resample_filter, groups=batch, up=up, bias=b, add=add)
         if batch > 1:
             x = x.reshape(batch, out_ch, *x.shape[2:])
-        if noise is not None:
+        if noise is not None and add is None:
             x = x.add_(noise.to(x.dtype), alpha=gain)
         return x
 
