@@ -98,6 +98,8 @@ def run_batch(
         result = BatchResult(outdir, rank=ctx.rank, world=ctx.world)
         result.skipped = [j.id for j in jobs if (job_folder(outdir, j) / REPORT).is_file()]
         todo = [j for j in jobs if not (job_folder(outdir, j) / REPORT).is_file()]
+        # every process must share out the same list: none starts writing reports before all have read the folder
+        ctx.barrier()
         # whole forward passes are shared out, so that each source is computed in the same company as in one process
         mine = _groups(todo, batch_size)[ctx.rank :: ctx.world]
         if ctx.is_main:
