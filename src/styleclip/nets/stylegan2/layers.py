@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ...utils.compiling import is_compiling
 from .ops import (
     bias_act,
     conv2d_up,
@@ -128,8 +129,9 @@ class SynthesisLayer(nn.Module):
         }
         # one bf16 sample on the fused path: the convolution adds the (constant) noise itself, see ops.conv2d_add
         trained = torch.is_grad_enabled() and self.use_noise and self.noise_strength.requires_grad
-        if noise is not None and noise_mode == "const" and fused and x.shape[0] == 1 and x.dtype == torch.bfloat16:
-            frozen["noise_full"] = None if (trained or not nhwc or not fused_add_available()) else derived(
+        addable = nhwc and noise_mode == "const" and fused and x.shape[0] == 1 and x.dtype == torch.bfloat16
+        if noise is not None and addable and not trained and not is_compiling() and fused_add_available():
+            frozen["noise_full"] = derived(
                 self, f"noise-{x.dtype}-{total_gain}", lambda: full_noise(noise, total_gain, self.out_channels, x.dtype),
                 self.noise_const, self.noise_strength,
             )  # fmt: skip

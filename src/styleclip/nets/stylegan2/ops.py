@@ -223,7 +223,8 @@ def fused_add_available() -> bool:
 
 def _fused_add_applies(x: torch.Tensor, weight: torch.Tensor, add: torch.Tensor) -> bool:
     return (
-        x.device.type == "cpu"
+        not is_compiling()  # a compiled graph fuses the sum itself, and would break around this function
+        and x.device.type == "cpu"
         and x.dtype == torch.bfloat16
         and weight.dtype == x.dtype == add.dtype
         and _is_channels_last(x)
