@@ -7,12 +7,13 @@ compared with fp32 on the same inputs:
   (std about 2, mostly clipped) and on the same generator with its ToRGB layers scaled to pictures of std 0.5,
   the range of a trained generator's (what the acceptance of 'within 4 levels' is about);
 - gradient: cosine of the W+ gradients of a CLIP loss;
-- an edit: after ``--steps`` StyleCLIP steps (150 by default), the relative L2 distance of the bf16 latent from
-  the fp32 one and the relative difference of the CLIP-similarity gains.
+- an edit: after ``--steps`` StyleCLIP steps (150 by default) from each of ``--seeds``, the relative L2 distance of
+  the bf16 latent from the fp32 one and the relative difference of the CLIP-similarity gains (each, and of the mean).
 
     python benchmarks/bench_precision.py --res 512              # the acceptance figures (minutes on a CPU)
     python benchmarks/bench_precision.py --res 256 --steps 20   # a quick look
     python benchmarks/bench_precision.py --res 512 --compile    # the compiled networks too
+    python benchmarks/bench_precision.py --res 512 --seeds 0 1 2 3 --steps 150   # the mean of several edits
 """
 
 from __future__ import annotations
@@ -84,24 +85,25 @@ def gradient_rows(G, guide: ClipGuide, ws: torch.Tensor, variants: list[tuple[st
     ]
 
 
-def edit_rows(G, guide: ClipGuide, steps: int, variants: list[tuple[str, str, bool]]) -> list[dict]:
+def edit_rows(G, guide: ClipGuide, steps: int, seeds: list[int], variants: list[tuple[str, str, bool]]) -> list[dict]:
+    """One batched edit of ``seeds`` per variant; per-seed latent distances and gains, and their means."""
     results = {}
     for name, precision, compiled in [("fp32", "fp32", False), *variants]:
         t0 = time.perf_counter()
-        [r] = styleclip.optimize(G, PROMPT, guide, seeds=[0], steps=steps, precision=precision, compile=compiled,
-                                 progress=False)  # fmt: skip
-        results[name] = (r, time.perf_counter() - t0)
-        print(f"  edit {name}: {steps} steps in {results[name][1]:.0f} s", flush=True)
-    ref, _ = results.pop("fp32")
-    ref_gain = ref.clip_after - ref.clip_before
+        results[name] = styleclip.optimize(G, PROMPT, guide, seeds=seeds, steps=steps, precision=precision,
+                                           compile=compiled, progress=False)  # fmt: skip
+        print(f"  edit {name}: {len(seeds)} seeds x {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
+    ref = results.pop("fp32")
     rows = []
-    for name, (r, seconds) in results.items():
-        gain = r.clip_after - r.clip_before
+    for name, runs in results.items():
+        rel = [float((r.latent - a.latent).norm() / a.latent.norm()) for r, a in zip(runs, ref, strict=True)]
+        gains = [r.clip_after - r.clip_before for r in runs]
+        gains32 = [a.clip_after - a.clip_before for a in ref]
         rows.append({
-            "check": "edit", "variant": name, "steps": steps, "seconds": seconds,
-            "latent_relative_l2": float((r.latent - ref.latent).norm() / ref.latent.norm()),
-            "clip_gain": gain, "clip_gain_fp32": ref_gain,
-            "clip_gain_relative_difference": abs(gain - ref_gain) / abs(ref_gain),
+            "check": "edit", "variant": name, "steps": steps, "seeds": seeds,
+            "latent_relative_l2": rel, "clip_gain": gains, "clip_gain_fp32": gains32,
+            "clip_gain_relative_difference": [abs(g - f) / abs(f) for g, f in zip(gains, gains32, strict=True)],
+            "mean_clip_gain_relative_difference": abs(np.mean(gains) - np.mean(gains32)) / abs(np.mean(gains32)),
         })  # fmt: skip
     return rows
 
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--res", type=int, default=512)
     p.add_argument("--steps", type=int, default=150, help="steps of the edit (0: skip it)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="sources of the edit, optimised as one batch")
     p.add_argument("--images", type=int, default=2, help="pictures compared in the synthesis check")
     p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (random weights)")
     p.add_argument("--compile", action="store_true", help="also compare bf16 with torch.compile")
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     if args.steps > 0:  # first, while the ToRGB layers are as built
-        rows += edit_rows(G, guide, args.steps, variants)
+        rows += edit_rows(G, guide, args.steps, args.seeds, variants)
     rows += gradient_rows(G, guide, ws[:1], variants)
     rows += synthesis_rows(G, ws, variants)
     for row in rows:
