@@ -3,7 +3,8 @@
 Official channel settings with random weights (the generator as in ``bench_generator.py``, open_clip's ViT-B-32),
 compared with fp32 on the same inputs:
 
-- synthesis: 8-bit PNG levels of difference (mean, 99.99th percentile, max), on the raw random-weight pictures
+- synthesis: 8-bit PNG levels of difference (mean, 99.99th percentile, max), for ``--images`` pictures drawn as one
+  batch and one at a time, on the raw random-weight pictures
   (std about 2, mostly clipped) and on the same generator with its ToRGB layers scaled to pictures of std 0.5,
   the range of a trained generator's (what the acceptance of 'within 4 levels' is about);
 - gradient: cosine of the W+ gradients of a CLIP loss;
@@ -19,6 +20,7 @@ compared with fp32 on the same inputs:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -61,10 +63,11 @@ def synthesis_rows(G, ws: torch.Tensor, variants: list[tuple[str, str, bool]]) -
             scale_to_pictures(G, ws)
         with torch.no_grad():
             ref = G.synthesize(ws, precision="fp32")
-            for name, precision, compiled in variants:
+            for (name, precision, compiled), batch in itertools.product(variants, (len(ws), 1)):
+                # a batch, and one picture at a time (edits, generate and the UI): each takes its own kernels
                 with computing_in(precision), compiling(compiled):
-                    img = G.synthesize(ws)
-                rows.append({"check": "synthesis", "pictures": picture, "variant": name,
+                    img = torch.cat([G.synthesize(ws[i : i + batch]) for i in range(0, len(ws), batch)])
+                rows.append({"check": "synthesis", "pictures": picture, "variant": name, "batch": batch,
                              "std": float(ref.std()), "levels": levels(img, ref)})  # fmt: skip
     return rows
 
