@@ -162,3 +162,21 @@ def test_stylegan3_follows_the_precision_too():
             img = G.synthesize(ws)
     assert img.dtype == torch.float32 and not torch.equal(img, ref)
     assert float((img - ref).norm() / ref.norm()) < 0.03
+
+
+@pytest.mark.parametrize("activation", ["lrelu", "swish"])  # swish: its gain sqrt(2) comes after the activation
+def test_noise_added_by_the_convolution_matches_the_separate_sum(monkeypatch, activation):
+    from styleclip.nets.stylegan2 import layers
+
+    G = tiny_generator(32, seed=3, activation=activation)
+    assert all(float(m.noise_strength) != 0 for m in G.modules() if isinstance(m, SynthesisLayer))
+    ws = G.mapping_forward(G.z_from_seed([5]), truncation_psi=0.7)
+    images = {}
+    with torch.no_grad():
+        ref = G.synthesize(ws, precision="fp32")
+        for conv_adds in (False, True):
+            monkeypatch.setattr(layers, "fused_add_available", lambda v=conv_adds: v)
+            images[conv_adds] = G.synthesize(ws, precision="bf16")
+    for img in images.values():
+        assert float((img - ref).norm() / ref.norm()) < 0.02
+    assert float((images[True] - images[False]).norm() / ref.norm()) < 0.02

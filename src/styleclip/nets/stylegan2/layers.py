@@ -110,16 +110,12 @@ class SynthesisLayer(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """``x: [N, in_channels, r/up, r/up]``, ``styles: [N, in_channels]`` -> ``[N, out_channels, r, r]``."""
-        noise = None
-        if self.use_noise and noise_mode == "random":
-            # draw where the generator lives (a CPU torch.Generator for a CUDA/MPS model, say), then move
-            device = generator.device if generator is not None else x.device
-            shape = [x.shape[0], 1, self.resolution, self.resolution]
-            noise = torch.randn(shape, device=device, generator=generator).to(x.device) * self.noise_strength
-        elif self.use_noise and noise_mode == "const":
-            noise = self.noise_const * self.noise_strength
         total_gain = self.act_gain * gain
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        # act(y + b) * g == act(g*y + g*b) for positively homogeneous activations, so there the gain rides on the
+        # (small) weights, noise and bias instead of costing a pass over the activations.
+        homogeneous = self.activation in _HOMOGENEOUS
+        conv_gain = total_gain if homogeneous else 1.0
         nhwc = x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last)
         frozen = {
             "weight_sq": derived(self, "weight-sq", lambda: weight_square_sums(self.weight), self.weight),
@@ -127,22 +123,27 @@ class SynthesisLayer(nn.Module):
                 self, f"weight-{x.dtype}-{nhwc}", lambda: conv_ready(self.weight, x.dtype, self.up, nhwc), self.weight
             ),
         }
-        # one bf16 sample on the fused path: the convolution adds the (constant) noise itself, see ops.conv2d_add
-        trained = torch.is_grad_enabled() and self.use_noise and self.noise_strength.requires_grad
-        addable = nhwc and noise_mode == "const" and fused and x.shape[0] == 1 and x.dtype == torch.bfloat16
-        if noise is not None and addable and not trained and not is_compiling() and fused_add_available():
+        noise = None
+        if self.use_noise and noise_mode == "random":
+            # draw where the generator lives (a CPU torch.Generator for a CUDA/MPS model, say), then move
+            device = generator.device if generator is not None else x.device
+            shape = [x.shape[0], 1, self.resolution, self.resolution]
+            noise = torch.randn(shape, device=device, generator=generator).to(x.device) * self.noise_strength
+        elif self.use_noise and noise_mode == "const" and self._conv_adds_noise(x, fused, nhwc):
+            # one bf16 sample on the fused path: the convolution adds the constant noise itself (ops.conv2d_add)
             frozen["noise_full"] = derived(
-                self, f"noise-{x.dtype}-{total_gain}", lambda: full_noise(noise, total_gain, self.out_channels, x.dtype),
+                self, f"noise-{x.dtype}-{conv_gain}",
+                lambda: full_noise(self.noise_const * self.noise_strength, conv_gain, self.out_channels, x.dtype),
                 self.noise_const, self.noise_strength,
             )  # fmt: skip
-        if self.activation not in _HOMOGENEOUS:
+        elif self.use_noise and noise_mode == "const":
+            noise = self.noise_const * self.noise_strength
+        if not homogeneous:
             x = modulated_conv2d(
                 x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter, fused=fused,
                 **frozen,
             )  # fmt: skip
             return bias_act(x, self.bias, act=self.activation, gain=total_gain, clamp=clamp)
-        # act(y + b) * g == act(g*y + g*b) for these activations, so the gain rides on the (small)
-        # weights, noise and bias instead of costing a pass over the activations.
         x = modulated_conv2d(
             x,
             self.weight,
@@ -151,7 +152,7 @@ class SynthesisLayer(nn.Module):
             up=self.up,
             resample_filter=self.resample_filter,
             fused=fused,
-            gain=total_gain,
+            gain=conv_gain,
             bias=self.bias,
             **frozen,
         )
@@ -160,6 +161,14 @@ class SynthesisLayer(nn.Module):
             # in place only without autograd: leaky_relu_ saved its output for the backward pass
             x = x.clamp(-clamp, clamp) if torch.is_grad_enabled() else x.clamp_(-clamp, clamp)
         return x
+
+    def _conv_adds_noise(self, x: torch.Tensor, fused: bool, nhwc: bool) -> bool:
+        """Whether this call's convolution can add the constant noise itself (frozen noise, one bf16 NHWC sample on
+        the fused path, eager PyTorch with oneDNN's sum post-op)."""
+        trained = torch.is_grad_enabled() and self.noise_strength.requires_grad
+        one_sample = fused and nhwc and x.shape[0] == 1 and x.dtype == torch.bfloat16
+        one_sample = one_sample and self.weight.shape[-1] > 1  # 1x1 kernels take a matrix product instead
+        return one_sample and not trained and not is_compiling() and fused_add_available()
 
     def extra_repr(self) -> str:
         return (

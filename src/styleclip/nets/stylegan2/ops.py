@@ -10,6 +10,7 @@ the signal magnitude, and activation gains are applied after the bias.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -212,6 +213,7 @@ def conv2d_add(
     return F.conv2d(x, weight, bias, padding=padding, groups=groups).add_(add)
 
 
+@functools.lru_cache(maxsize=1)
 def fused_add_available() -> bool:
     """Whether this PyTorch exposes oneDNN's convolution with a sum post-op (x86 and Arm builds with oneDNN)."""
     ops = getattr(torch.ops, "mkldnn", None)
@@ -326,8 +328,8 @@ def modulated_conv2d(
         weight_sq, weight_cast: :func:`weight_square_sums` of ``weight`` and ``weight`` in ``x``'s dtype, when the
             caller keeps them (frozen weights: see :func:`derived`).
         noise_full: ``gain * noise`` as ``[1, O, H*up, W*up]`` in ``x``'s dtype and memory format, kept by the caller
-            for one sample on the fused path, where a convolution can add it in the same pass (:func:`conv2d_add`);
-            then ``noise`` is not used.
+            for one sample on the fused path with a kernel larger than 1x1, where the convolution adds it in the same
+            pass (:func:`conv2d_add`); pass it instead of ``noise``.
 
     Returns:
         ``[N, O, H*up, W*up]``, a fresh tensor (callers may modify it in place).
