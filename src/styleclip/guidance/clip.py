@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import CheckpointError, UsageError
 from ..utils.devices import resolve_device
+from .attention import use_batch_first_attention
 from .preprocess import OPENAI_MEAN, OPENAI_STD, to_clip_input
 
 DEFAULT_CLIP = "ViT-B-32:openai"
@@ -48,6 +49,7 @@ class ClipGuide(nn.Module):
         # was trained in fp16), fp32 elsewhere. Weights stay fp32 and embeddings come back as fp32 either way.
         self.precision = precision
         self.model = model.eval().requires_grad_(False)
+        use_batch_first_attention(self.model)  # frozen batch-first attention without per-token weight copies
         self.tokenizer = tokenizer
         self.name = name
         self.mean, self.std = tuple(mean), tuple(std)

@@ -144,6 +144,9 @@ class SynthesisNetwork(nn.Module):
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         self.modulation = "auto"
+        # On CPUs with modulation 'auto', batches draw the blocks of this resolution and above one sample at a time
+        # (see _draw); 0 = always as one batch.
+        self.split_resolution = 128
         self._compiled: Compiled | None = None  # made on the first compiled call (utils.compiling)
 
         log2 = int(math.log2(img_resolution))
@@ -231,16 +234,21 @@ class SynthesisNetwork(nn.Module):
             raise UsageError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         check_styles(self.style_layers, styles)
         first = styles[self.style_layers[0].name]
-        fused = use_fused(modulation or self.modulation, first, styles, self)
+        mode = modulation or self.modulation
+        fused = use_fused(mode, first, styles, self)
         dtypes = LayerDtypes(precision, force_fp32, first.device)
-        hybrid = (modulation or self.modulation) == "auto" and dtypes.precision == "bf16" and first.device.type == "cpu"
-        hybrid = hybrid and not fused and first.shape[0] == 1
+        cpu_auto = mode == "auto" and first.device.type == "cpu"
+        hybrid = cpu_auto and dtypes.precision == "bf16" and not fused and first.shape[0] == 1
         if compile_requested() and generator is None:
             # compiled, the activation path's scalings fuse into the kernels around the convolutions: no hybrid needed
             if self._compiled is None:
                 self._compiled = Compiled(self._draw, f"the {self.img_resolution} px synthesis network")
             return self._compiled(styles, noise_mode, fused, False, dtypes.precision, dtypes.force_fp32)
-        return self._draw(styles, noise_mode, fused, hybrid, dtypes.precision, dtypes.force_fp32, generator)
+        split = 0
+        if cpu_auto and first.shape[0] > 1 and noise_mode != "random" and self.split_resolution:
+            # (random noise stays batched, so that a seeded generator draws the same noise for any batch split)
+            split = self.split_resolution
+        return self._draw(styles, noise_mode, fused, hybrid, dtypes.precision, dtypes.force_fp32, generator, split)
 
     def _draw(
         self,
@@ -251,14 +259,49 @@ class SynthesisNetwork(nn.Module):
         precision: str | None,
         force_fp32: bool,
         generator: torch.Generator | None = None,
+        split: int = 0,
     ) -> torch.Tensor:
-        """:meth:`from_styles` after its checks and choices (plain values, so that ``torch.compile`` can take it)."""
+        """:meth:`from_styles` after its checks and choices (plain values, so that ``torch.compile`` can take it);
+        ``split``: blocks of this resolution and above draw one sample at a time (0 = never)."""
         first = styles[self.style_layers[0].name]
         dtypes = LayerDtypes(precision, force_fp32, first.device)
         # oneDNN's CPU convolutions (dense and depthwise) run 1.3-2x faster on NHWC tensors.
         memory_format = torch.channels_last if first.device.type == "cpu" else torch.contiguous_format
-        x = img = None
-        for block in self.blocks():
+        blocks = self.blocks()
+        shared = [block for block in blocks if not split or block.resolution < split]
+        run = dict(dtypes=dtypes, noise_mode=noise_mode, generator=generator, memory_format=memory_format)
+        x, img = self._run(shared, None, None, styles, fused=fused, hybrid=hybrid, **run)
+        if len(shared) == len(blocks):
+            return img.contiguous()
+        # The rest one sample at a time, as a lone sample would be drawn: on CPUs this is 1.2x (inference, fp32) to
+        # 2.4x (bf16 with gradients) faster than the batch at 256 px and above, where the batch's per-sample
+        # activation scalings and their gradients cost more than the convolutions (benchmarks/bench_generator.py
+        # --batch); below 128 px the batch is as fast.
+        one_fused = not needs_gradients(styles, self)
+        one_hybrid = dtypes.precision == "bf16" and not one_fused
+        pieces = []
+        for i in range(first.shape[0]):
+            one = {name: s[i : i + 1] for name, s in styles.items()}
+            xi = None if x is None else x[i : i + 1]
+            imgi = None if img is None else img[i : i + 1]
+            pieces.append(self._run(blocks[len(shared) :], xi, imgi, one, fused=one_fused, hybrid=one_hybrid, **run)[1])
+        return torch.cat(pieces).contiguous()
+
+    def _run(
+        self,
+        blocks: list[SynthesisBlock],
+        x: torch.Tensor | None,
+        img: torch.Tensor | None,
+        styles: dict[str, torch.Tensor],
+        dtypes: LayerDtypes,
+        noise_mode: str,
+        fused: bool,
+        hybrid: bool,
+        generator: torch.Generator | None,
+        memory_format: torch.memory_format,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Run ``blocks`` in order from activations ``x`` and the running image ``img`` (None before the first)."""
+        for block in blocks:
             dtype = dtypes(block.use_fp16)
             # bf16 on a CPU with gradients: the thin high-resolution blocks are bound by passes over their activations
             # (the activation path's scalings and their gradients), which per-sample weights avoid at the price of a
@@ -266,7 +309,7 @@ class SynthesisNetwork(nn.Module):
             thin = hybrid and block.out_channels <= 64
             x, img = block(x, img, styles, dtype, noise_mode, fused or thin, generator=generator,
                            memory_format=memory_format)  # fmt: skip
-        return img.contiguous()
+        return x, img
 
     def forward(self, ws: torch.Tensor, **kwargs) -> torch.Tensor:
         """``ws: [N, num_ws, w_dim]`` -> image ``[N, C, R, R]``; keyword arguments as :meth:`from_styles`."""
@@ -293,12 +336,16 @@ def use_fused(modulation: str, first: torch.Tensor, styles: dict[str, torch.Tens
         raise UsageError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
     if modulation != "auto":
         return modulation == "fused"
-    needs_grad = torch.is_grad_enabled() and (
-        any(s.requires_grad for s in styles.values()) or any(p.requires_grad for p in network.parameters())
-    )
-    if needs_grad:
+    if needs_gradients(styles, network):
         # Per-sample weights would need a second, weight-gradient convolution in backward.
         return False
     # Inference: one sample is an ordinary convolution with modulated weights (no activation
     # rescaling passes); for batches, grouped convolutions are slow on CPU and MPS.
     return first.shape[0] == 1 or first.device.type == "cuda"
+
+
+def needs_gradients(styles: dict[str, torch.Tensor], network: nn.Module) -> bool:
+    """Whether autograd will differentiate this synthesis call (styles or weights being trained)."""
+    return torch.is_grad_enabled() and (
+        any(s.requires_grad for s in styles.values()) or any(p.requires_grad for p in network.parameters())
+    )
