@@ -9,12 +9,15 @@ compared with fp32 on the same inputs:
   the range of a trained generator's (what the acceptance of 'within 4 levels' is about);
 - gradient: cosine of the W+ gradients of a CLIP loss;
 - an edit: after ``--steps`` StyleCLIP steps (150 by default) from each of ``--seeds``, the relative L2 distance of
-  the bf16 latent from the fp32 one and the relative difference of the CLIP-similarity gains (each, and of the mean).
+  the bf16 latent from the fp32 one and the relative difference of the CLIP-similarity gains (each, and of the mean);
+  with ``--floor`` also fp32 computed another way (the batch drawn whole instead of sample by sample: rounding
+  differences of 1e-6), which shows how far the edit itself amplifies rounding (the floor any precision meets).
 
     python benchmarks/bench_precision.py --res 512              # the acceptance figures (minutes on a CPU)
     python benchmarks/bench_precision.py --res 256 --steps 20   # a quick look
     python benchmarks/bench_precision.py --res 512 --compile    # the compiled networks too
     python benchmarks/bench_precision.py --res 512 --seeds 0 1 2 3 --steps 150   # the mean of several edits
+    python benchmarks/bench_precision.py --res 512 --seeds 0 1 2 3 --floor       # and fp32's own spread
 """
 
 from __future__ import annotations
@@ -88,13 +91,22 @@ def gradient_rows(G, guide: ClipGuide, ws: torch.Tensor, variants: list[tuple[st
     ]
 
 
-def edit_rows(G, guide: ClipGuide, steps: int, seeds: list[int], variants: list[tuple[str, str, bool]]) -> list[dict]:
+def edit_rows(
+    G, guide: ClipGuide, steps: int, seeds: list[int], variants: list[tuple[str, str, bool]], floor: bool = False
+) -> list[dict]:
     """One batched edit of ``seeds`` per variant; per-seed latent distances and gains, and their means."""
     results = {}
-    for name, precision, compiled in [("fp32", "fp32", False), *variants]:
+    # 'fp32 whole batch': the same fp32 edit with the batch drawn whole (split_resolution 0), other roundings
+    others = [("fp32 whole batch", "fp32", False)] if floor and len(seeds) > 1 else []
+    for name, precision, compiled in [("fp32", "fp32", False), *others, *variants]:
         t0 = time.perf_counter()
-        results[name] = styleclip.optimize(G, PROMPT, guide, seeds=seeds, steps=steps, precision=precision,
-                                           compile=compiled, progress=False)  # fmt: skip
+        split = G.synthesis.split_resolution
+        G.synthesis.split_resolution = 0 if name == "fp32 whole batch" else split
+        try:
+            results[name] = styleclip.optimize(G, PROMPT, guide, seeds=seeds, steps=steps, precision=precision,
+                                               compile=compiled, progress=False)  # fmt: skip
+        finally:
+            G.synthesis.split_resolution = split
         print(f"  edit {name}: {len(seeds)} seeds x {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
     ref = results.pop("fp32")
     rows = []
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=2, help="pictures compared in the synthesis check")
     p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (random weights)")
     p.add_argument("--compile", action="store_true", help="also compare bf16 with torch.compile")
+    p.add_argument("--floor", action="store_true", help="also the edit in fp32 with other roundings (several seeds)")
     p.add_argument("--device", default=None)
     p.add_argument("--json", type=Path, default=None, help="output file (default benchmarks/results/...)")
     args = p.parse_args(argv)
@@ -136,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     if args.steps > 0:  # first, while the ToRGB layers are as built
-        rows += edit_rows(G, guide, args.steps, args.seeds, variants)
+        rows += edit_rows(G, guide, args.steps, args.seeds, variants, args.floor)
     rows += gradient_rows(G, guide, ws[:1], variants)
     rows += synthesis_rows(G, ws, variants)
     for row in rows:

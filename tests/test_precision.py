@@ -162,6 +162,19 @@ def test_stylegan3_follows_the_precision_too():
             img = G.synthesize(ws)
     assert img.dtype == torch.float32 and not torch.equal(img, ref)
     assert float((img - ref).norm() / ref.norm()) < 0.03
+    # the layers hand bf16 on (the resampling inside runs in fp32 on CPUs), and gradients follow fp32's
+    seen = []
+    hooks = [layer.register_forward_hook(lambda m, i, o: seen.append(o.dtype)) for layer in G.synthesis.layers()]
+    grads = []
+    for precision in ("fp32", "bf16"):
+        w = ws.clone().requires_grad_(True)
+        with P.computing_in(precision):
+            G.synthesize(w).square().mean().backward()
+        grads.append(w.grad.flatten())
+    for hook in hooks:
+        hook.remove()
+    assert seen[len(seen) // 2 :] == [torch.bfloat16] * (len(seen) // 2)
+    assert float(torch.nn.functional.cosine_similarity(*grads, dim=0)) > 0.999
 
 
 @pytest.mark.parametrize("activation", ["lrelu", "swish"])  # swish: its gain sqrt(2) comes after the activation

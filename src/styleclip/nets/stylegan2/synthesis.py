@@ -144,8 +144,8 @@ class SynthesisNetwork(nn.Module):
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         self.modulation = "auto"
-        # On CPUs with modulation 'auto', batches draw the blocks of this resolution and above one sample at a time
-        # (see _draw); 0 = always as one batch.
+        # On CPUs with modulation 'auto', batches draw the blocks of this resolution and above one sample at a time,
+        # and every block when back-propagating (see _draw); 0 = always as one batch.
         self.split_resolution = 128
         self._compiled: Compiled | None = None  # made on the first compiled call (utils.compiling)
 
@@ -247,7 +247,9 @@ class SynthesisNetwork(nn.Module):
         split = 0
         if cpu_auto and first.shape[0] > 1 and noise_mode != "random" and self.split_resolution:
             # (random noise stays batched, so that a seeded generator draws the same noise for any batch split)
-            split = self.split_resolution
+            # With gradients every block goes sample by sample: as fast or faster at every size, and a batched edit
+            # then follows the same arithmetic as the lone edit of each source.
+            split = self.block_resolutions[0] if needs_gradients(styles, self) else self.split_resolution
         return self._draw(styles, noise_mode, fused, hybrid, dtypes.precision, dtypes.force_fp32, generator, split)
 
     def _draw(
@@ -276,7 +278,7 @@ class SynthesisNetwork(nn.Module):
         # The rest one sample at a time, as a lone sample would be drawn: on CPUs this is 1.2x (inference, fp32) to
         # 2.4x (bf16 with gradients) faster than the batch at 256 px and above, where the batch's per-sample
         # activation scalings and their gradients cost more than the convolutions (benchmarks/bench_generator.py
-        # --batch); below 128 px the batch is as fast.
+        # --batch); below 128 px inference is faster as a batch.
         one_fused = not needs_gradients(styles, self)
         one_hybrid = dtypes.precision == "bf16" and not one_fused
         pieces = []
