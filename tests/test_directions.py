@@ -157,7 +157,10 @@ def test_planted_channel_ranks_first_in_both_methods(G, stats):
     j = dict(zip(fd.layout.names, fd.layout.offsets, strict=True))[PLANTED[0]] + PLANTED[1]
     for matrix in (fd, grad):
         r = (matrix.matrix @ dt).abs()
-        assert int(r.argmax()) == j, (matrix.meta["method"], matrix.layout.locate(int(r.argmax())), r.topk(3))
+        # styles 3 and 4 set the red together (through their ratio), equally relevant up to rounding: the pair leads
+        top = sorted(int(i) for i in r.topk(2).indices)
+        assert top == [j, j + 1], (matrix.meta["method"], matrix.layout.locate(int(r.argmax())), r.topk(3))
+        assert float(r[[j, j + 1]].min()) > 0.9 and float(r.topk(3).values[2]) < float(r[[j, j + 1]].min())
     assert float(fd.matrix[j] @ grad.matrix[j]) > 0.9  # the two estimates agree on its direction
 
 
