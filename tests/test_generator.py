@@ -218,7 +218,7 @@ def test_random_noise_from_a_generator_object():
 @pytest.mark.parametrize("grad", [False, True])
 def test_cpu_batches_drawn_one_sample_at_a_time_from_the_split_resolution(precision, grad):
     # On CPUs the high-resolution blocks draw a batch sample by sample (faster there), and every block does when
-    # back-propagating; a batch drawn entirely so equals its samples drawn alone, bit for bit (the gradients to W+
+    # back-propagating or in bf16; a batch drawn entirely so equals its samples drawn alone, bit for bit (the gradients to W+
     # up to the batched style affines' rounding), and a split batch agrees with the one-batch path.
     # (bf16's rounding moves values across a clamp as tight as 0.5, where gradients switch off: 3-5 % of the gradient)
     G = tiny_generator(conv_clamp=0.5) if precision == "fp32" else tiny_generator()
@@ -235,7 +235,8 @@ def test_cpu_batches_drawn_one_sample_at_a_time_from_the_split_resolution(precis
         return img.detach(), w.grad
 
     lone = [draw(ws[i : i + 1], 4) for i in range(3)]
-    whole = draw(ws, 4 if not grad else 16)  # with gradients the whole network splits whatever the setting
+    # with gradients or in bf16 the whole network splits whatever the setting
+    whole = draw(ws, 16 if grad or precision == "bf16" else 4)
     assert torch.equal(whole[0], torch.cat([img for img, _ in lone]))
     if grad:
         torch.testing.assert_close(whole[1], torch.cat([g for _, g in lone]), rtol=1e-4, atol=1e-5)

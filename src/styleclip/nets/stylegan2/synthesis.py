@@ -145,7 +145,7 @@ class SynthesisNetwork(nn.Module):
         self.img_channels = img_channels
         self.modulation = "auto"
         # On CPUs with modulation 'auto', batches draw the blocks of this resolution and above one sample at a time,
-        # and every block when back-propagating (see _draw); 0 = always as one batch.
+        # and every block when back-propagating or in bf16 (see from_styles, _draw); 0 = always as one batch.
         self.split_resolution = 128
         self._compiled: Compiled | None = None  # made on the first compiled call (utils.compiling)
 
@@ -248,8 +248,12 @@ class SynthesisNetwork(nn.Module):
         if cpu_auto and first.shape[0] > 1 and noise_mode != "random" and self.split_resolution:
             # (random noise stays batched, so that a seeded generator draws the same noise for any batch split)
             # With gradients every block goes sample by sample: as fast or faster at every size, and a batched edit
-            # then follows the same arithmetic as the lone edit of each source.
-            split = self.block_resolutions[0] if needs_gradients(styles, self) else self.split_resolution
+            # then follows the same arithmetic as the lone edit of each source. So does bf16 inference, 10-18 %
+            # slower than from 128 px: a batch's low-resolution blocks would round differently from a lone
+            # picture's (6 PNG levels from fp32 at a few pixels instead of 4), and a picture should not depend on
+            # the company it is drawn in.
+            whole = needs_gradients(styles, self) or dtypes.precision == "bf16"
+            split = self.block_resolutions[0] if whole else self.split_resolution
         return self._draw(styles, noise_mode, fused, hybrid, dtypes.precision, dtypes.force_fp32, generator, split)
 
     def _draw(
