@@ -235,7 +235,8 @@ class SynthesisNetwork(nn.Module):
         check_styles(self.style_layers, styles)
         first = styles[self.style_layers[0].name]
         mode = modulation or self.modulation
-        fused = use_fused(mode, first, styles, self)
+        grads = needs_gradients(styles, self)
+        fused = use_fused(mode, first, styles, self, grads)
         dtypes = LayerDtypes(precision, force_fp32, first.device)
         cpu_auto = mode == "auto" and first.device.type == "cpu"
         hybrid = cpu_auto and dtypes.precision == "bf16" and not fused and first.shape[0] == 1
@@ -252,9 +253,10 @@ class SynthesisNetwork(nn.Module):
             # slower than from 128 px: a batch's low-resolution blocks would round differently from a lone
             # picture's (6 PNG levels from fp32 at a few pixels instead of 4), and a picture should not depend on
             # the company it is drawn in.
-            whole = needs_gradients(styles, self) or dtypes.precision == "bf16"
-            split = self.block_resolutions[0] if whole else self.split_resolution
-        return self._draw(styles, noise_mode, fused, hybrid, dtypes.precision, dtypes.force_fp32, generator, split)
+            split = self.block_resolutions[0] if grads or dtypes.precision == "bf16" else self.split_resolution
+        return self._draw(
+            styles, noise_mode, fused, hybrid, dtypes.precision, dtypes.force_fp32, generator, split, grads
+        )  # fmt: skip
 
     def _draw(
         self,
@@ -266,9 +268,11 @@ class SynthesisNetwork(nn.Module):
         force_fp32: bool,
         generator: torch.Generator | None = None,
         split: int = 0,
+        grads: bool = False,
     ) -> torch.Tensor:
         """:meth:`from_styles` after its checks and choices (plain values, so that ``torch.compile`` can take it);
-        ``split``: blocks of this resolution and above draw one sample at a time (0 = never)."""
+        ``split``: blocks of this resolution and above draw one sample at a time (0 = never), as a lone sample is
+        drawn with (``grads``) or without gradients."""
         first = styles[self.style_layers[0].name]
         dtypes = LayerDtypes(precision, force_fp32, first.device)
         # oneDNN's CPU convolutions (dense and depthwise) run 1.3-2x faster on NHWC tensors.
@@ -283,8 +287,8 @@ class SynthesisNetwork(nn.Module):
         # 2.4x (bf16 with gradients) faster than the batch at 256 px and above, where the batch's per-sample
         # activation scalings and their gradients cost more than the convolutions (benchmarks/bench_generator.py
         # --batch); below 128 px inference is faster as a batch.
-        one_fused = not needs_gradients(styles, self)
-        one_hybrid = dtypes.precision == "bf16" and not one_fused
+        one_fused = not grads
+        one_hybrid = dtypes.precision == "bf16" and grads
         pieces = []
         for i in range(first.shape[0]):
             one = {name: s[i : i + 1] for name, s in styles.items()}
@@ -336,13 +340,20 @@ def check_styles(layers: list[StyleLayer], styles: dict[str, torch.Tensor]) -> N
             raise UsageError(f"style {info.name!r} must be [N, {info.channels}], got {list(s.shape)}")
 
 
-def use_fused(modulation: str, first: torch.Tensor, styles: dict[str, torch.Tensor], network: nn.Module) -> bool:
-    """Whether a synthesis call modulates the weights per sample (True) or scales the activations (False)."""
+def use_fused(
+    modulation: str,
+    first: torch.Tensor,
+    styles: dict[str, torch.Tensor],
+    network: nn.Module,
+    grads: bool | None = None,
+) -> bool:
+    """Whether a synthesis call modulates the weights per sample (True) or scales the activations (False);
+    ``grads``: :func:`needs_gradients` when the caller has it."""
     if modulation not in MODULATIONS:
         raise UsageError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
     if modulation != "auto":
         return modulation == "fused"
-    if needs_gradients(styles, network):
+    if needs_gradients(styles, network) if grads is None else grads:
         # Per-sample weights would need a second, weight-gradient convolution in backward.
         return False
     # Inference: one sample is an ordinary convolution with modulated weights (no activation
