@@ -5,6 +5,7 @@
 
 Checks, each printed as PASS/FAIL with the measured figure:
 - the device image equals the CPU image in fp32 (both modulation paths), batch 1 and 4;
+- CLIP's batch-first attention (guidance/attention.py) gives the stock attention's embeddings and gradients;
 - the fp16 layers of an ADA-style generator (num_fp16_res=4, conv_clamp=256) stay close to fp32;
 - gradients reach W+ and S on the device, with no float64 tensor anywhere;
 - CLIP (fp16 autocast and fp32), LPIPS and the optimisation loop on the device agree with the CPU;
@@ -74,6 +75,29 @@ def guidance_checks(device: torch.device, failures: list[str]) -> None:
         check(f"CLIP image embedding ({precision}) vs CPU", ok, f"min cos {cos:.6f}", failures)
         text = (dev.encode_text(["a happy dog"]).cpu() * cpu.encode_text(["a happy dog"])).sum().item()
         check(f"CLIP text embedding ({precision}) vs CPU", text > 0.999, f"cos {text:.6f}", failures)
+
+    # guidance/attention.py's batch-first attention against the stock nn.MultiheadAttention, on the device
+    from styleclip.guidance.attention import BatchFirstAttention
+
+    for precision in ("fp32", "auto"):
+        dev = ClipGuide(open_clip.create_model("ViT-B-32", pretrained=None), tok, "ViT-B-32", precision=precision)
+        dev.model.load_state_dict(model.state_dict())
+        dev = dev.to(device)
+        out = {}
+        for cls in (BatchFirstAttention, torch.nn.MultiheadAttention):
+            for m in dev.model.modules():
+                if isinstance(m, torch.nn.MultiheadAttention):
+                    m.__class__ = cls
+            x = img.to(device).requires_grad_(True)
+            emb = dev.encode_image(x)
+            emb.sum().backward()
+            out[cls] = (emb.detach().cpu(), x.grad.cpu())
+        (e1, g1), (e2, g2) = out.values()
+        cos = (e1 * e2).sum(-1).min().item()
+        gcos = torch.nn.functional.cosine_similarity(g1.flatten(), g2.flatten(), dim=0).item()
+        ok = cos > (0.99999 if precision == "fp32" else 0.999) and gcos > (0.9999 if precision == "fp32" else 0.99)
+        check(f"batch-first CLIP attention ({precision}) vs stock", ok, f"min cos {cos:.6f}, grad cos {gcos:.6f}",
+              failures)  # fmt: skip
 
     lp_cpu = LPIPS("vgg")
     lp_dev = LPIPS("vgg")
