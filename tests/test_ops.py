@@ -100,3 +100,16 @@ def test_conv2d_add_is_a_convolution_plus_the_tensor_with_gradients(dtype, group
     want = torch.autograd.grad(ref, (x, w, b), g)
     for a, c in zip(got, want, strict=True):
         assert float((a.double() - c).norm() / c.norm()) < tol
+
+
+def test_noise_the_convolution_would_not_add_is_refused():
+    # noise_full is only added by the one-sample fused convolution; anywhere else it would silently vanish
+    from styleclip import UsageError
+
+    full = torch.zeros(1, 4, 8, 8)
+    for batch, fused, k in ((2, True, 3), (1, False, 3), (1, True, 1)):
+        x, w, s = torch.randn(batch, 4, 8, 8), torch.randn(4, 4, k, k), torch.rand(batch, 4) + 0.5
+        with pytest.raises(UsageError, match="noise_full"):
+            modulated_conv2d(x, w, s, fused=fused, noise_full=full)
+    x, w, s = torch.randn(1, 4, 8, 8), torch.randn(4, 4, 3, 3), torch.rand(1, 4) + 0.5
+    torch.testing.assert_close(modulated_conv2d(x, w, s, noise_full=full + 1), modulated_conv2d(x, w, s) + 1)

@@ -465,8 +465,8 @@ class _Run:
         with computing_in("fp32"):
             emb = self.guide.encode_image(image, preprocess=cfg.preprocess)
             source_emb = self.guide.encode_image(self.source_image, preprocess=cfg.preprocess)
-            after = (emb.float() * self.target.float()).sum(-1).tolist()
-            before = (source_emb.float() * self.target.float()).sum(-1).tolist()
+            after = (emb * self.target).sum(-1).tolist()  # encode_image / encode_text give fp32
+            before = (source_emb * self.target).sum(-1).tolist()
             ident = None
             if self.identity is not None:
                 source_id = self.identity.embed(self.source_image)

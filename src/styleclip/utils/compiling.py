@@ -8,7 +8,8 @@ a minute or more on 2 cores, or seconds once PyTorch's on-disk cache holds the k
 (batches, mapper training, projections) rather than one short edit or the UI's slider, so it is off unless asked for.
 
 Compiling needs a working C++ compiler on CPUs (Triton on GPUs) and a Python that ``torch.compile`` supports. Where
-it fails, the job warns once and goes on in eager PyTorch: the same results, only slower.
+it fails, the job warns once and goes on in eager PyTorch with the function it would have compiled (a batch drawn
+whole, as the compiled graph draws it): the same results to rounding, only slower.
 """
 
 from __future__ import annotations

@@ -338,6 +338,9 @@ def modulated_conv2d(
     out_ch, in_ch, kh, kw = weight.shape
     if styles.shape != (batch, in_ch):
         raise UsageError(f"styles must be [{batch}, {in_ch}], got {list(styles.shape)}")
+    if noise_full is not None and not (batch == 1 and fused and (kh, kw, up) != (1, 1, 1)):
+        # any other path would silently leave the noise out
+        raise UsageError("noise_full is for one sample on the fused path with a kernel larger than 1x1: pass noise")
 
     if x.dtype == torch.float16 and demodulate:
         # fp16 would overflow in the unnormalised products; demodulation cancels these scales.
@@ -357,7 +360,7 @@ def modulated_conv2d(
         if batch > 1:  # one group per sample (a reshape of a single sample would lose NHWC strides)
             memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
             x = x.reshape(1, batch * in_ch, *x.shape[2:]).contiguous(memory_format=memory_format)
-        add = noise_full if batch == 1 else None
+        add = noise_full
         if up == 1:
             x = conv2d_add(x, w, b, (kh // 2, kw // 2), batch, add)
         else:
