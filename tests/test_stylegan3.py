@@ -256,6 +256,86 @@ def test_gradients_reach_w_plus_and_styles(tiny_G3):
     assert all(s.grad is not None and s.grad.abs().sum() > 0 for s in styles.values())
 
 
+# -- the plain-PyTorch ops -------------------------------------------------------------------------------
+
+
+def _naive_upsample(x, f, up, padding):
+    """NVIDIA's definition, step by step in float64: zero insertion, padding (negative crops), 2D FIR."""
+    n, c, h, w = x.shape
+    z = torch.zeros(n, c, h * up, w * up, dtype=torch.float64)
+    z[:, :, ::up, ::up] = x.double()
+    z = torch.nn.functional.pad(z, list(padding))
+    k = torch.outer(f, f).double().flip([0, 1]) * up**2
+    return torch.nn.functional.conv2d(z, k[None, None].expand(c, 1, *k.shape), groups=c)
+
+
+@pytest.mark.parametrize("up, padding", [(2, (9, 8, 9, 8)), (4, (-6, -9, -6, -9)), (2, (-11, -12, -11, -12)),
+                                         (2, (3, 5, 0, 2)), (4, (0, 0, 0, 0)), (2, (20, 1, -3, 14))])  # fmt: skip
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_upsampling_is_zero_insertion_padding_and_filtering(up, padding, nhwc):
+    # the first three are NVIDIA's layer schedules (the cropping convolution), the others take the padding pass
+    from styleclip.nets.stylegan3.ops import upsample_fir
+
+    torch.manual_seed(0)
+    x, f = torch.randn(2, 3, 24, 26), torch.rand(6 * up)
+    x = x.contiguous(memory_format=torch.channels_last) if nhwc else x
+    got = upsample_fir(x, f, up, padding)
+    assert got.shape == _naive_upsample(x, f, up, padding).shape
+    assert torch.allclose(got.double(), _naive_upsample(x, f, up, padding), atol=1e-5)
+
+
+@pytest.mark.parametrize("slope, gain", [(0.2, math.sqrt(2)), (1.0, 1.0), (0.2, 1.0), (1.0, 2.0)])
+@pytest.mark.parametrize("clipped", [False, True])
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_leaky_relu_clamp_matches_autograd(slope, gain, clipped, nhwc):
+    from styleclip.nets.stylegan3.ops import leaky_relu_clamp
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 6, 5, dtype=torch.float64) * (3 if clipped else 0.3)
+    x = x.contiguous(memory_format=torch.channels_last) if nhwc else x
+    up = torch.randn_like(x)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    expected = (torch.nn.functional.leaky_relu(a, slope) * gain).clamp(-2, 2)
+    got = leaky_relu_clamp(b * 1, slope, gain, 2.0)  # (its input is a fresh tensor, as in the layer)
+    assert got.grad_fn is not None and "LeakyReluClamp" in type(got.grad_fn).__name__
+    assert torch.equal(got, expected) and ((expected.abs() == 2).any() == clipped)
+    (expected * up).sum().backward()
+    (got * up).sum().backward()
+    assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-15)
+    with torch.no_grad():
+        assert torch.equal(leaky_relu_clamp(x.clone(), slope, gain, 2.0), expected)
+
+
+@pytest.mark.parametrize("kernel", [3, 1])
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_modulated_convolution_keeps_nhwc(kernel, fused, batch):
+    from styleclip.nets.stylegan3.ops import modulated_conv2d
+
+    torch.manual_seed(0)
+    x, weight, styles = torch.randn(batch, 6, 5, 5), torch.randn(4, 6, kernel, kernel), torch.randn(batch, 6)
+    nchw = modulated_conv2d(x, weight, styles, fused=fused)
+    nhwc = modulated_conv2d(x.contiguous(memory_format=torch.channels_last), weight, styles, fused=fused)
+    if not (fused and batch > 1):  # (a grouped convolution over the batch gives the samples' channels interleaved)
+        assert nhwc.is_contiguous(memory_format=torch.channels_last) and not nhwc.is_contiguous()
+    assert torch.allclose(nhwc, nchw, atol=1e-5)
+
+
+def test_the_cpu_synthesis_stays_nhwc(tiny_G3):
+    # layout changes cost a copy of the layer's activations each: the whole network runs in NHWC on the CPU
+    seen = []
+    hooks = [layer.register_forward_hook(lambda m, i, o: seen.append(o.is_contiguous(memory_format=torch.channels_last)))
+             for layer in tiny_G3.synthesis.layers()[:-1]]  # fmt: skip
+    try:
+        ws = tiny_G3.mapping_forward(tiny_G3.z_from_seed(0))
+        tiny_G3.synthesize(ws)
+        tiny_G3.synthesize(ws.requires_grad_(True))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(seen) == 2 * (len(tiny_G3.synthesis.layers()) - 1) and all(seen)
+
+
 def test_transform_translates_and_rotates(tiny_G3):
     G = tiny_G3
     ws = G.mapping_forward(G.z_from_seed(7))

@@ -229,8 +229,8 @@ def _fused_add_applies(x: torch.Tensor, weight: torch.Tensor, add: torch.Tensor)
         and x.device.type == "cpu"
         and x.dtype == torch.bfloat16
         and weight.dtype == x.dtype == add.dtype
-        and _is_channels_last(x)
-        and _is_channels_last(add)
+        and is_channels_last(x)
+        and is_channels_last(add)
         and not add.requires_grad
         and fused_add_available()
     )
@@ -358,7 +358,7 @@ def modulated_conv2d(
         w = (w * scale.reshape(batch, -1, 1, 1, 1).to(w.dtype)).reshape(batch * out_ch, in_ch, kh, kw).to(x.dtype)
         b = (bias * gain).to(x.dtype).repeat(batch) if bias is not None else None
         if batch > 1:  # one group per sample (a reshape of a single sample would lose NHWC strides)
-            memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+            memory_format = torch.channels_last if is_channels_last(x) else torch.contiguous_format
             x = x.reshape(1, batch * in_ch, *x.shape[2:]).contiguous(memory_format=memory_format)
         add = noise_full
         if up == 1:
@@ -394,7 +394,8 @@ def modulated_conv2d(
 _MATMUL_ROWS = 4096  # pixels per product in the chunked 1x1 modulated convolution
 
 
-def _is_channels_last(x: torch.Tensor) -> bool:
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a 4D tensor stored NHWC (one channel is ambiguous and counts as not)."""
     return x.ndim == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -417,7 +418,7 @@ def _modulated_matmul(
     (which costs more than the whole layer on a CPU).
     """
     batch, in_ch, h, w_ = x.shape
-    channels_last = _is_channels_last(x)
+    channels_last = is_channels_last(x)
     b = (bias * gain).to(x.dtype) if bias is not None else None
     if fused:
         w = weight[:, :, 0, 0][None] * styles[:, None, :].to(weight.dtype)  # [N, O, I]

@@ -14,7 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..stylegan2.ops import demodulation_coefficients
+from ...utils.compiling import is_compiling
+from ..stylegan2.ops import demodulation_coefficients, is_channels_last
 
 
 def modulated_conv2d(
@@ -56,7 +57,11 @@ def modulated_conv2d(
         if dcoefs is not None:
             w = w * dcoefs[:, :, None, None, None]
         w = w.reshape(batch * out_ch, in_ch, kh, kw).to(x.dtype)
-        y = F.conv2d(x.reshape(1, batch * in_ch, height, width), w, padding=(kh - 1, kw - 1), groups=batch)
+        if batch == 1:  # reshaping one NHWC sample would give it strides that no longer read as NHWC
+            return F.conv2d(x, w, padding=(kh - 1, kw - 1))
+        memory_format = torch.channels_last if is_channels_last(x) else torch.contiguous_format
+        x = x.reshape(1, batch * in_ch, height, width).contiguous(memory_format=memory_format)
+        y = F.conv2d(x, w, padding=(kh - 1, kw - 1), groups=batch)
         return y.reshape(batch, out_ch, *y.shape[2:])
     y = F.conv2d(x * styles.to(x.dtype)[:, :, None, None], weight.to(x.dtype), padding=(kh - 1, kw - 1))
     return y * dcoefs.to(y.dtype)[:, :, None, None] if dcoefs is not None else y
@@ -67,6 +72,18 @@ def _modulated_matmul(
 ) -> torch.Tensor:
     # 1x1 kernels (config R, ToRGB) as matrix products: convolution libraries handle them badly.
     batch, in_ch, height, width = x.shape
+    if is_channels_last(x):  # pixels as rows: NHWC in, NHWC out, no layout copies
+        pixels = x.permute(0, 2, 3, 1).reshape(batch, height * width, in_ch)
+        if fused:
+            w = weight[None] * styles[:, None, :]
+            if dcoefs is not None:
+                w = w * dcoefs[:, :, None]
+            y = torch.matmul(pixels, w.transpose(1, 2).to(x.dtype))
+        else:
+            y = torch.matmul(pixels * styles.to(x.dtype)[:, None, :], weight.t().to(x.dtype))
+            if dcoefs is not None:
+                y = y * dcoefs.to(y.dtype)[:, None, :]
+        return y.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
     flat = x.reshape(batch, in_ch, height * width)
     if fused:
         w = weight[None] * styles[:, None, :]
@@ -100,14 +117,33 @@ def upsample_fir(
         return F.pad(x, [x0, x1, y0, y1])
     if f is None:
         f = torch.ones([1], device=x.device)
-    taps = f.shape[0]
-    channels = x.shape[1]
+    f = (f * (up * math.sqrt(gain))).to(x.dtype)
+    x = _upsample_fir_1d(x, f, up, y0, y1, dim=2)
+    return _upsample_fir_1d(x, f, up, x0, x1, dim=3)
+
+
+def _upsample_fir_1d(x: torch.Tensor, f: torch.Tensor, up: int, lo: int, hi: int, dim: int) -> torch.Tensor:
+    """:func:`upsample_fir` along one dimension (2: height, 3: width) with the scaled taps ``f``."""
+    taps, channels = f.shape[0], x.shape[1]
     # A transposed convolution with stride `up` is zero insertion followed by the full convolution with
     # the (unflipped) taps; the full result starts K - 1 samples before the padded signal's first output.
-    f = (f * (up * math.sqrt(gain))).to(x.dtype)
-    x = F.conv_transpose2d(x, f.reshape(1, 1, taps, 1).expand(channels, 1, taps, 1), stride=(up, 1), groups=channels)
-    x = F.conv_transpose2d(x, f.reshape(1, 1, 1, taps).expand(channels, 1, 1, taps), stride=(1, up), groups=channels)
-    return F.pad(x, [x0 - taps + 1, x1 + up - taps, y0 - taps + 1, y1 + up - taps])
+    # Its `padding` crops both ends by `crop` and `output_padding` extends the far end, so the window wanted
+    # comes straight out of the convolution when they fit (they do for NVIDIA's layer schedules), without
+    # a padding pass over the largest tensor of the layer, forward and backward.
+    crop, extend = taps - 1 - lo, up - 1 + hi - lo
+    fits = crop >= 0 and 0 <= extend < up
+    kernel = [1, 1]
+    kernel[dim - 2] = taps
+    stride, padding, output_padding = [1, 1], [0, 0], [0, 0]
+    stride[dim - 2] = up
+    if fits:
+        padding[dim - 2], output_padding[dim - 2] = crop, extend
+    weight = f.reshape(1, 1, *kernel).expand(channels, 1, *kernel)
+    x = F.conv_transpose2d(x, weight, stride=stride, padding=padding, output_padding=output_padding, groups=channels)
+    if fits:
+        return x
+    pad = [-crop, hi + up - taps]
+    return F.pad(x, pad if dim == 3 else [0, 0, *pad])
 
 
 def downsample_fir(x: torch.Tensor, f: torch.Tensor | None, down: int) -> torch.Tensor:
@@ -165,11 +201,68 @@ def filtered_lrelu(
         x, gain = upsample_fir(x, fu, up, padding, gain=gain), 1.0
     else:
         x = upsample_fir(x, fu, up, padding)
-    # The up-sampled tensor is ours: work in place (clamp only without autograd, which keeps lrelu's output).
+    x = leaky_relu_clamp(x, slope, gain, clamp)
+    return downsample_fir(x, fd, down)
+
+
+def leaky_relu_clamp(x: torch.Tensor, slope: float, gain: float, clamp: float | None) -> torch.Tensor:
+    """``clamp(leaky_relu(x, slope) * gain, -clamp, clamp)`` in place on ``x`` (a fresh tensor of the caller's).
+
+    Autograd's own graph of these three steps costs five passes over the layer's largest tensor in backward
+    (the clamp's two comparisons, their 'and', its 'where', the activation's derivative), so on the CPU one
+    function does the backward in one pass from the saved output; the clamp is tested in forward and masks
+    the gradient only when it cut something off (a trained generator's activations stay far inside it).
+    """
+    if not torch.is_grad_enabled() or not x.requires_grad:
+        return _leaky_relu_clamp_(x, slope, gain, clamp, test=False)[0]
+    if x.device.type == "cpu" and not is_compiling():
+        return _LeakyReluClamp.apply(x, slope, gain, clamp)
+    # elsewhere without a host round trip per layer (a device-to-host copy of the clamp test would stall the
+    # device); in place only where autograd keeps what it needs
     if slope != 1:
         x = F.leaky_relu(x, slope, inplace=True)
     if gain != 1:
         x = x * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp) if torch.is_grad_enabled() else x.clamp_(-clamp, clamp)
-    return downsample_fir(x, fd, down)
+    return x.clamp(-clamp, clamp) if clamp is not None else x
+
+
+def _leaky_relu_clamp_(
+    x: torch.Tensor, slope: float, gain: float, clamp: float | None, test: bool = True
+) -> tuple[torch.Tensor, bool]:
+    """The forward pass in place; also whether the clamp changed anything (``test``; else True when clamping)."""
+    if slope != 1:
+        x = F.leaky_relu(x, slope, inplace=True)
+    if gain != 1:
+        x = x.mul_(gain)
+    if clamp is None:
+        return x, False
+    if not test:
+        return x.clamp_(-clamp, clamp), True
+    # over the dense storage in its own order: aminmax would first copy an NHWC tensor to NCHW
+    flat = x.permute(0, 2, 3, 1) if is_channels_last(x) else x
+    lo, hi = torch.aminmax(flat.reshape(-1) if flat.is_contiguous() else flat)
+    clipped = bool(lo < -clamp) or bool(hi > clamp)
+    return (x.clamp_(-clamp, clamp) if clipped else x), clipped
+
+
+class _LeakyReluClamp(torch.autograd.Function):
+    """:func:`leaky_relu_clamp` with a one-pass backward (see there)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: float, gain: float, clamp: float | None) -> torch.Tensor:
+        y, clipped = _leaky_relu_clamp_(x, slope, gain, clamp)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(y)
+        ctx.slope, ctx.gain, ctx.clamp, ctx.clipped = slope, gain, clamp, clipped
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (y,) = ctx.saved_tensors
+        # The output has the input's sign (slope and gain are positive), which is all the derivative needs.
+        g = torch.ops.aten.leaky_relu_backward(grad, y, ctx.slope, True) if ctx.slope != 1 else grad
+        if ctx.gain != 1:
+            g = g * ctx.gain
+        if ctx.clipped:
+            g = g.masked_fill(y.abs() >= ctx.clamp, 0)
+        return g, None, None, None
