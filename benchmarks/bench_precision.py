@@ -9,7 +9,9 @@ compared with fp32 on the same inputs:
   the range of a trained generator's (what the acceptance of 'within 4 levels' is about);
 - gradient: cosine of the W+ gradients of a CLIP loss;
 - an edit: after ``--steps`` StyleCLIP steps (150 by default) from each of ``--seeds``, the relative L2 distance of
-  the bf16 latent from the fp32 one and the relative difference of the CLIP-similarity gains (each, and of the mean);
+  the bf16 latent from the fp32 one and the relative difference of the CLIP-similarity gains (each, and of the mean),
+  on the generator with pictures in a trained generator's range and (``--edit-on raw``) on the raw one, whose
+  mostly clipped pictures pass gradients through few pixels and make an edit's path far more sensitive to rounding;
   with ``--floor`` also fp32 computed another way (the batch drawn whole instead of sample by sample: rounding
   differences of 1e-6), which shows how far the edit itself amplifies rounding (the floor any precision meets).
 
@@ -92,7 +94,13 @@ def gradient_rows(G, guide: ClipGuide, ws: torch.Tensor, variants: list[tuple[st
 
 
 def edit_rows(
-    G, guide: ClipGuide, steps: int, seeds: list[int], variants: list[tuple[str, str, bool]], floor: bool = False
+    G,
+    guide: ClipGuide,
+    steps: int,
+    seeds: list[int],
+    variants: list[tuple[str, str, bool]],
+    floor: bool = False,
+    pictures: str = "raw",
 ) -> list[dict]:
     """One batched edit of ``seeds`` per variant; per-seed latent distances and gains, and their means."""
     results = {}
@@ -107,7 +115,8 @@ def edit_rows(
                                                compile=compiled, progress=False)  # fmt: skip
         finally:
             G.synthesis.split_resolution = split
-        print(f"  edit {name}: {len(seeds)} seeds x {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"  edit {name} ({pictures}): {len(seeds)} seeds x {steps} steps in {time.perf_counter() - t0:.0f} s",
+              flush=True)  # fmt: skip
     ref = results.pop("fp32")
     rows = []
     for name, runs in results.items():
@@ -115,7 +124,7 @@ def edit_rows(
         gains = [r.clip_after - r.clip_before for r in runs]
         gains32 = [a.clip_after - a.clip_before for a in ref]
         rows.append({
-            "check": "edit", "variant": name, "steps": steps, "seeds": seeds,
+            "check": "edit", "pictures": pictures, "variant": name, "steps": steps, "seeds": seeds,
             "latent_relative_l2": rel, "clip_gain": gains, "clip_gain_fp32": gains32,
             "clip_gain_relative_difference": [abs(g - f) / abs(f) for g, f in zip(gains, gains32, strict=True)],
             "mean_clip_gain_relative_difference": abs(np.mean(gains) - np.mean(gains32)) / abs(np.mean(gains32)),
@@ -131,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=2, help="pictures compared in the synthesis check")
     p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (random weights)")
     p.add_argument("--compile", action="store_true", help="also compare bf16 with torch.compile")
+    p.add_argument(
+        "--edit-on",
+        nargs="+",
+        choices=["range", "raw"],
+        default=["range", "raw"],
+        help="edit the generator scaled to pictures in a trained generator's range, the raw one, or both",
+    )
     p.add_argument("--floor", action="store_true", help="also the edit in fp32 with other roundings (several seeds)")
     p.add_argument("--device", default=None)
     p.add_argument("--json", type=Path, default=None, help="output file (default benchmarks/results/...)")
@@ -148,10 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     ws = G.mapping_forward(G.z_from_seed(list(range(args.images))), truncation_psi=0.7)
 
     rows = []
-    if args.steps > 0:  # first, while the ToRGB layers are as built
-        rows += edit_rows(G, guide, args.steps, args.seeds, variants, args.floor)
+    if args.steps > 0 and "raw" in args.edit_on:  # first, while the ToRGB layers are as built
+        rows += edit_rows(G, guide, args.steps, args.seeds, variants, args.floor, "raw")
     rows += gradient_rows(G, guide, ws[:1], variants)
-    rows += synthesis_rows(G, ws, variants)
+    rows += synthesis_rows(G, ws, variants)  # leaves the ToRGB layers scaled to the picture range
+    if args.steps > 0 and "range" in args.edit_on:
+        rows += edit_rows(G, guide, args.steps, args.seeds, variants, args.floor, "picture range")
     for row in rows:
         print(json.dumps(row))
     path = args.json or RESULTS / f"bench_precision-{device.type}-{args.res}.json"
