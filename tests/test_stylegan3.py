@@ -336,6 +336,33 @@ def test_the_cpu_synthesis_stays_nhwc(tiny_G3):
     assert len(seen) == 2 * (len(tiny_G3.synthesis.layers()) - 1) and all(seen)
 
 
+@pytest.mark.parametrize("precision, grads", [("fp32", True), ("bf16", False), ("bf16", True)])
+def test_a_cpu_batch_is_drawn_as_its_samples_alone(tiny_G3, precision, grads):
+    G = tiny_G3
+    styles = {k: v.detach() for k, v in G.styles(G.mapping_forward(G.z_from_seed([0, 1, 2]))).items()}
+    transform = torch.stack([torch.eye(3), make_transform((0.1, 0.2), 10), make_transform((0, 0), -30)])
+
+    def draw(rows, split=True):
+        s = {k: v[rows].clone().requires_grad_(grads) for k, v in styles.items()}
+        G.synthesis.split_samples = split
+        try:
+            img = G.synthesis.from_styles(s, transform=transform[rows], precision=precision)
+            if grads:
+                img.square().sum().backward()
+        finally:
+            G.synthesis.split_samples = True
+        return img.detach(), torch.cat([v.grad for v in s.values()], dim=1) if grads else None
+
+    img, grad = draw(slice(0, 3))
+    alone = [draw(slice(i, i + 1)) for i in range(3)]
+    assert torch.equal(img, torch.cat([a[0] for a in alone]))  # the same arithmetic, bit for bit
+    whole, whole_grad = draw(slice(0, 3), split=False)
+    assert (img - whole).abs().max() < (5e-2 if precision == "bf16" else 1e-5)
+    if grads:
+        assert torch.equal(grad, torch.cat([a[1] for a in alone]))
+        assert torch.nn.functional.cosine_similarity(grad.flatten(), whole_grad.flatten(), dim=0) > 0.999
+
+
 def test_transform_translates_and_rotates(tiny_G3):
     G = tiny_G3
     ws = G.mapping_forward(G.z_from_seed(7))
