@@ -208,6 +208,13 @@ def filtered_lrelu(
 def leaky_relu_clamp(x: torch.Tensor, slope: float, gain: float, clamp: float | None) -> torch.Tensor:
     """``clamp(leaky_relu(x, slope) * gain, -clamp, clamp)`` in place on ``x`` (a fresh tensor of the caller's).
 
+    Args:
+        x: ``[N, C, H, W]`` pre-activations, any layout (NHWC stays NHWC), not a leaf.
+        slope: negative slope, > 0 (1 = linear); gain: scale after the activation, > 0; clamp: bound, None = off.
+
+    Returns:
+        ``x`` itself, modified, with autograd's history when it had one.
+
     Autograd's own graph of these three steps costs five passes over the layer's largest tensor in backward
     (the clamp's two comparisons, their 'and', its 'where', the activation's derivative), so on the CPU one
     function does the backward in one pass from the saved output; the clamp is tested in forward and masks
