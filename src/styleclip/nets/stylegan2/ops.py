@@ -350,7 +350,7 @@ def modulated_conv2d(
 
     dcoefs = demodulation_coefficients(weight, styles, weight_sq) if demodulate else None
     if kh == 1 and kw == 1 and up == 1:
-        return _modulated_matmul(x, weight, styles, dcoefs, gain, noise, bias, fused)
+        return modulated_matmul(x, weight, styles, dcoefs, gain, noise, bias, fused)
     scale = dcoefs * gain if dcoefs is not None else torch.full((batch, out_ch), gain, device=x.device)
 
     if fused:
@@ -399,17 +399,21 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.ndim == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def _modulated_matmul(
+def modulated_matmul(
     x: torch.Tensor,
     weight: torch.Tensor,
     styles: torch.Tensor,
     dcoefs: torch.Tensor | None,
-    gain: float,
-    noise: torch.Tensor | None,
-    bias: torch.Tensor | None,
-    fused: bool,
+    gain: float = 1.0,
+    noise: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    fused: bool = True,
 ) -> torch.Tensor:
     """1x1 modulated convolution as a matrix product over the pixels (``gain * (modconv + noise + bias)``).
+
+    ``x: [N, I, H, W]`` (NCHW or NHWC: the result keeps the layout), ``weight: [O, I, 1, 1]``, ``styles: [N, I]``,
+    ``dcoefs: [N, O]`` demodulation coefficients or None, ``noise`` broadcastable to ``[N, O, H, W]``, ``bias: [O]``;
+    returns ``[N, O, H, W]``. Shared by StyleGAN2 (ToRGB) and StyleGAN3 (config R, ToRGB).
 
     Convolution libraries handle 1x1 kernels with few output channels (ToRGB: 3) badly - tens of
     times slower than the arithmetic needs at 1024 px; a matmul is not. ``fused`` multiplies per-sample
@@ -442,15 +446,20 @@ def _modulated_matmul(
     else:
         w = weight[:, :, 0, 0] * gain if gain != 1 else weight[:, :, 0, 0]
         w = w.to(x.dtype)
-        if dcoefs is not None:  # per-sample output scales cannot share the matmul's bias
+        if channels_last:
+            xs = x.permute(0, 2, 3, 1) * styles.to(x.dtype)[:, None, None, :]  # [N, H, W, I]
+            if dcoefs is None:
+                y = F.linear(xs, w, b).permute(0, 3, 1, 2)
+            else:  # per-sample output scales cannot share the matmul's bias
+                y = (F.linear(xs, w) * dcoefs.to(x.dtype)[:, None, None, :]).permute(0, 3, 1, 2)
+                if b is not None:
+                    y = y.add_(b.reshape(1, -1, 1, 1))
+        elif dcoefs is not None:
             xs = x * styles.to(x.dtype)[:, :, None, None]
             y = torch.matmul(w, xs.reshape(batch, in_ch, h * w_)).reshape(batch, -1, h, w_)
             y = y * dcoefs.to(y.dtype)[:, :, None, None]
             if b is not None:
                 y = y.add_(b.reshape(1, -1, 1, 1))
-        elif channels_last:
-            xs = x.permute(0, 2, 3, 1) * styles.to(x.dtype)[:, None, None, :]  # [N, H, W, I]
-            y = F.linear(xs, w, b).permute(0, 3, 1, 2)
         else:
             xs = x * styles.to(x.dtype)[:, :, None, None]
             y = torch.matmul(w, xs.reshape(batch, in_ch, h * w_)).reshape(batch, -1, h, w_)

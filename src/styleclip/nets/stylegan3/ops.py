@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ...utils.compiling import is_compiling
-from ..stylegan2.ops import demodulation_coefficients, is_channels_last
+from ..stylegan2.ops import demodulation_coefficients, is_channels_last, modulated_matmul
 
 
 def modulated_conv2d(
@@ -51,7 +51,7 @@ def modulated_conv2d(
     if input_gain is not None:
         styles = styles * input_gain
     if kh == 1 and kw == 1:
-        return _modulated_matmul(x, weight[:, :, 0, 0], styles, dcoefs, fused)
+        return modulated_matmul(x, weight, styles, dcoefs, fused=fused)
     if fused:
         w = weight[None] * styles[:, None, :, None, None]
         if dcoefs is not None:
@@ -65,36 +65,6 @@ def modulated_conv2d(
         return y.reshape(batch, out_ch, *y.shape[2:])
     y = F.conv2d(x * styles.to(x.dtype)[:, :, None, None], weight.to(x.dtype), padding=(kh - 1, kw - 1))
     return y * dcoefs.to(y.dtype)[:, :, None, None] if dcoefs is not None else y
-
-
-def _modulated_matmul(
-    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, dcoefs: torch.Tensor | None, fused: bool
-) -> torch.Tensor:
-    # 1x1 kernels (config R, ToRGB) as matrix products: convolution libraries handle them badly.
-    batch, in_ch, height, width = x.shape
-    if is_channels_last(x):  # pixels as rows: NHWC in, NHWC out, no layout copies
-        pixels = x.permute(0, 2, 3, 1).reshape(batch, height * width, in_ch)
-        if fused:
-            w = weight[None] * styles[:, None, :]
-            if dcoefs is not None:
-                w = w * dcoefs[:, :, None]
-            y = torch.matmul(pixels, w.transpose(1, 2).to(x.dtype))
-        else:
-            y = torch.matmul(pixels * styles.to(x.dtype)[:, None, :], weight.t().to(x.dtype))
-            if dcoefs is not None:
-                y = y * dcoefs.to(y.dtype)[:, None, :]
-        return y.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
-    flat = x.reshape(batch, in_ch, height * width)
-    if fused:
-        w = weight[None] * styles[:, None, :]
-        if dcoefs is not None:
-            w = w * dcoefs[:, :, None]
-        y = torch.bmm(w.to(x.dtype), flat)
-    else:
-        y = torch.matmul(weight.to(x.dtype), flat * styles.to(x.dtype)[:, :, None])
-        if dcoefs is not None:
-            y = y * dcoefs.to(y.dtype)[:, :, None]
-    return y.reshape(batch, -1, height, width)
 
 
 def upsample_fir(
