@@ -248,12 +248,11 @@ class SynthesisNetwork(nn.Module):
         split = 0
         if cpu_auto and first.shape[0] > 1 and noise_mode != "random" and self.split_resolution:
             # (random noise stays batched, so that a seeded generator draws the same noise for any batch split)
-            # With gradients every block goes sample by sample: as fast or faster at every size, and a batched edit
-            # then follows the same arithmetic as the lone edit of each source. So does bf16 inference, 10-18 %
-            # slower than from 128 px: a batch's low-resolution blocks would round differently from a lone
-            # picture's (6 PNG levels from fp32 at a few pixels instead of 4), and a picture should not depend on
-            # the company it is drawn in.
-            split = self.block_resolutions[0] if grads or dtypes.precision == "bf16" else self.split_resolution
+            # bf16 inference one sample at a time is 10-18 % slower than from 128 px only, but a batch's
+            # low-resolution blocks would round differently from a lone picture's (6 PNG levels from fp32 at a few
+            # pixels instead of 4).
+            alone = draws_samples_alone(mode, first, grads, dtypes.precision)
+            split = self.block_resolutions[0] if alone else self.split_resolution
         return self._draw(
             styles, noise_mode, fused, hybrid, dtypes.precision, dtypes.force_fp32, generator, split, grads
         )  # fmt: skip
@@ -291,7 +290,7 @@ class SynthesisNetwork(nn.Module):
         one_hybrid = dtypes.precision == "bf16" and grads
         pieces = []
         for i in range(first.shape[0]):
-            one = {name: s[i : i + 1] for name, s in styles.items()}
+            one = sample_styles(styles, i)
             xi = None if x is None else x[i : i + 1]
             imgi = None if img is None else img[i : i + 1]
             pieces.append(self._run(blocks[len(shared) :], xi, imgi, one, fused=one_fused, hybrid=one_hybrid, **run)[1])
@@ -366,3 +365,17 @@ def needs_gradients(styles: dict[str, torch.Tensor], network: nn.Module) -> bool
     return torch.is_grad_enabled() and (
         any(s.requires_grad for s in styles.values()) or any(p.requires_grad for p in network.parameters())
     )
+
+
+def draws_samples_alone(modulation: str, first: torch.Tensor, grads: bool, precision: str | None) -> bool:
+    """Whether a synthesis call draws its batch one sample at a time, each exactly as it would be drawn alone: on
+    CPUs with modulation 'auto', for batches with gradients or in bf16. With gradients that is as fast or faster
+    than the batch at every size (a batch's per-sample activation scalings and their gradients cost more than the
+    convolutions), and a batched edit then follows each source's lone edit; in bf16 a picture's rounding then does
+    not depend on the company it is drawn in. ``first``: any ``[N, C]`` style of the call."""
+    return modulation == "auto" and first.device.type == "cpu" and first.shape[0] > 1 and (grads or precision == "bf16")
+
+
+def sample_styles(styles: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+    """Sample ``i`` of a batch of styles, ``{name: [1, C]}``."""
+    return {name: s[i : i + 1] for name, s in styles.items()}

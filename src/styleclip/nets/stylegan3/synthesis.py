@@ -17,7 +17,14 @@ from ...errors import UsageError
 from ...utils.compiling import Compiled, compile_requested
 from ...utils.precision import LayerDtypes
 from ..stylegan2.layers import NOISE_MODES
-from ..stylegan2.synthesis import StyleLayer, check_styles, needs_gradients, use_fused
+from ..stylegan2.synthesis import (
+    StyleLayer,
+    check_styles,
+    draws_samples_alone,
+    needs_gradients,
+    sample_styles,
+    use_fused,
+)
 from .config import SynthesisConfig3
 from .layers import SynthesisInput, SynthesisLayer3
 
@@ -63,8 +70,7 @@ class SynthesisNetwork3(nn.Module):
         self.num_ws = cfg.num_layers + 2
         self.output_scale = cfg.output_scale
         self.modulation = "auto"
-        # On CPUs with modulation 'auto', a batch is drawn one sample at a time when back-propagating or in bf16
-        # (see from_styles); False = always as one batch.
+        # A batch is drawn one sample at a time where draws_samples_alone says so; False = always as one batch.
         self.split_samples = True
         self._compiled: Compiled | None = None  # made on the first compiled call (utils.compiling)
         plan = layer_schedule(img_resolution, img_channels, cfg)
@@ -169,20 +175,11 @@ class SynthesisNetwork3(nn.Module):
             if self._compiled is None:
                 self._compiled = Compiled(self._draw, f"the {self.img_resolution} px StyleGAN3 synthesis network")
             return self._compiled(styles, transform, fused, dtypes.precision, dtypes.force_fp32)
-        if (
-            mode == "auto"
-            and first.device.type == "cpu"
-            and batch > 1
-            and self.split_samples
-            and (grads or dtypes.precision == "bf16")
-        ):
-            # As StyleGAN2's: with gradients (25 % faster in bf16 at 256 px, batch 2) and in bf16 (as fast, and a
-            # picture's rounding then does not depend on its batch-mates), each sample is drawn as it would be alone.
-            # (A lone sample takes the fused path without gradients.)
+        if self.split_samples and draws_samples_alone(mode, first, grads, dtypes.precision):
+            # (25 % faster in bf16 with gradients at 256 px, batch 2; a lone sample takes the fused path without them)
             per_sample = transform is not None and transform.ndim == 3 and transform.shape[0] == batch
             return torch.cat([
-                self._draw({k: v[i : i + 1] for k, v in styles.items()},
-                           transform[i : i + 1] if per_sample else transform,
+                self._draw(sample_styles(styles, i), transform[i : i + 1] if per_sample else transform,
                            not grads, dtypes.precision, dtypes.force_fp32)
                 for i in range(batch)
             ])  # fmt: skip
