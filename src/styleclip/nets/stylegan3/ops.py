@@ -191,7 +191,8 @@ def leaky_relu_clamp(x: torch.Tensor, slope: float, gain: float, clamp: float | 
     the gradient only when it cut something off (a trained generator's activations stay far inside it).
     """
     if not torch.is_grad_enabled() or not x.requires_grad:
-        return _leaky_relu_clamp_(x, slope, gain, clamp, test=False)[0]
+        x = _leaky_relu_(x, slope, gain)
+        return x.clamp_(-clamp, clamp) if clamp is not None else x
     if x.device.type == "cpu" and not is_compiling():
         return _LeakyReluClamp.apply(x, slope, gain, clamp)
     # elsewhere without a host round trip per layer (a device-to-host copy of the clamp test would stall the
@@ -203,23 +204,10 @@ def leaky_relu_clamp(x: torch.Tensor, slope: float, gain: float, clamp: float | 
     return x.clamp(-clamp, clamp) if clamp is not None else x
 
 
-def _leaky_relu_clamp_(
-    x: torch.Tensor, slope: float, gain: float, clamp: float | None, test: bool = True
-) -> tuple[torch.Tensor, bool]:
-    """The forward pass in place; also whether the clamp changed anything (``test``; else True when clamping)."""
+def _leaky_relu_(x: torch.Tensor, slope: float, gain: float) -> torch.Tensor:
     if slope != 1:
         x = F.leaky_relu(x, slope, inplace=True)
-    if gain != 1:
-        x = x.mul_(gain)
-    if clamp is None:
-        return x, False
-    if not test:
-        return x.clamp_(-clamp, clamp), True
-    # over the dense storage in its own order: aminmax would first copy an NHWC tensor to NCHW
-    flat = x.permute(0, 2, 3, 1) if is_channels_last(x) else x
-    lo, hi = torch.aminmax(flat.reshape(-1) if flat.is_contiguous() else flat)
-    clipped = bool(lo < -clamp) or bool(hi > clamp)
-    return (x.clamp_(-clamp, clamp) if clipped else x), clipped
+    return x.mul_(gain) if gain != 1 else x
 
 
 class _LeakyReluClamp(torch.autograd.Function):
@@ -227,7 +215,15 @@ class _LeakyReluClamp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, slope: float, gain: float, clamp: float | None) -> torch.Tensor:
-        y, clipped = _leaky_relu_clamp_(x, slope, gain, clamp)
+        y = _leaky_relu_(x, slope, gain)
+        clipped = False
+        if clamp is not None:
+            # over the dense storage in its own order: aminmax would first copy an NHWC tensor to NCHW
+            flat = y.permute(0, 2, 3, 1) if is_channels_last(y) else y
+            lo, hi = torch.aminmax(flat.reshape(-1) if flat.is_contiguous() else flat)
+            clipped = bool(lo < -clamp) or bool(hi > clamp)
+            if clipped:
+                y = y.clamp_(-clamp, clamp)
         ctx.mark_dirty(x)
         ctx.save_for_backward(y)
         ctx.slope, ctx.gain, ctx.clamp, ctx.clipped = slope, gain, clamp, clipped
