@@ -8,7 +8,10 @@ hair style, expression) and "fine" (64 px and up: colour, texture) mean the same
 
 from __future__ import annotations
 
+import math
 import re
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,47 +34,200 @@ def ws_resolution(index: int, G: Generator | None = None) -> int:
     return 4 * 2 ** (index // 2)
 
 
-def load_latent(path: str | Path, G: Generator) -> torch.Tensor:
+# What one latent file may make styleclip allocate (the larger of what it reads and the W+ it becomes); no
+# latent set a user edits or trains on comes near it (StyleCLIP's 24k training faces are 0.9 GB).
+MAX_LATENT_BYTES = 4 << 30
+LATENT_KEYS = ("ws", "w", "latent", "latents")
+_MAX_PT_PICKLE = 1 << 20  # a latent file's pickle holds a tensor or a small dict, never megabytes of objects
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """What a latent file says it holds, read from its header before any array data."""
+
+    shape: tuple[int, ...]
+    itemsize: int
+    read: Callable[[], torch.Tensor]
+
+
+def latent_rows(path: str | Path, G: Generator) -> int:
+    """How many latents (sources) the file at ``path`` holds, from its header alone; checked as :func:`load_latent`
+    checks it (format, dtype, shape, size), so that a caller can bound the work before reading the data."""
+    path = Path(path)
+    declared = _declare(path)
+    return _check_declared(path, declared, G)
+
+
+def load_latent(path: str | Path, G: Generator, *, max_bytes: int | None = None) -> torch.Tensor:
     """Read latents saved by ``styleclip generate``/``edit``/inversion (``.npy``, ``.npz``, ``.pt``) as W+.
 
     Accepts W ``[w_dim]``/``[N, w_dim]`` and W+ ``[num_ws, w_dim]``/``[N, num_ws, w_dim]``; a ``.pt`` may
     hold the tensor or a dict with one of the keys ``w``, ``ws``, ``latent``, ``latents`` (e4e/PTI keep them
     so). Returns ``[N, num_ws, w_dim]`` float32 on ``G``'s device.
+
+    Nothing is allocated from what the file declares before it is checked: the ``.npy`` header (or the header of
+    the ``.npz`` member and its size in the zip directory, or the logical size of a ``.pt`` tensor, expanded
+    views included) must fit ``max_bytes`` (default :data:`MAX_LATENT_BYTES`, at most the memory available),
+    and the data must be float, finite and not empty. Pickled object arrays are refused.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such latent file")
+    declared = _declare(path, max_bytes)
+    _check_declared(path, declared, G, max_bytes)
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                key = next((k for k in ("ws", "w", "latent", "latents") if k in data), None)
-                if key is None:
-                    raise UsageError(f"{path}: no 'ws' or 'w' array inside (found {', '.join(data.files)})")
-                value = torch.from_numpy(data[key])
-        elif path.suffix == ".npy":
-            value = torch.from_numpy(np.load(path, allow_pickle=False))
-        else:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(value, dict):
-                key = next((k for k in ("ws", "w", "latent", "latents") if k in value), None)
-                if key is None:
-                    raise UsageError(f"{path}: no 'ws', 'w' or 'latent' entry (found {', '.join(map(str, value))})")
-                value = value[key]
+        value = declared.read()
     except UsageError:
         raise
     except Exception as exc:  # numpy and torch raise many types for unreadable files
         raise UsageError(f"{path}: not a latent file styleclip can read ({type(exc).__name__})") from None
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise UsageError(f"{path}: expected a float array of latents")
+    if tuple(value.shape) != declared.shape:
+        raise UsageError(f"{path}: the latent file is corrupt (its data does not match its header)")
     if value.ndim == 1 or (value.ndim == 2 and value.shape[0] == G.num_ws and value.shape[1] == G.w_dim):
         value = value.unsqueeze(0)
-    try:
-        ws = G.broadcast(value.to(torch.float32))
-    except UsageError as exc:
-        raise UsageError(f"{path}: {exc}") from None
+    ws = G.broadcast(value.to(torch.float32)).contiguous()
+    if ws.data_ptr() == value.data_ptr():  # a .pt is memory-mapped: keep no view of a file that may change
+        ws = ws.clone()
     if not torch.isfinite(ws).all():
         raise UsageError(f"{path}: the latent holds NaN or infinite values")
-    return ws.contiguous().to(G.device)
+    return ws.to(G.device)
+
+
+def _budget(max_bytes: int | None = None) -> int:
+    limit = MAX_LATENT_BYTES if max_bytes is None else max_bytes
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return min(limit, int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return limit
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+def _declare(path: Path, max_bytes: int | None = None) -> _Declared:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such latent file")
+    budget = _budget(max_bytes)
+    try:
+        if path.suffix == ".npz":
+            return _declare_npz(path, budget)
+        if path.suffix == ".npy":
+            return _declare_npy(path)
+        return _declare_pt(path, budget)
+    except UsageError:
+        raise
+    except Exception as exc:  # zipfile, numpy and torch raise many types for unreadable files
+        raise UsageError(f"{path}: not a latent file styleclip can read ({type(exc).__name__})") from None
+
+
+def _npy_header(f, path: Path, member: str = "") -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length) of the ``.npy`` stream ``f``, positioned at its start."""
+    where = f"{path}{f' ({member})' if member else ''}"
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(version)
+    except (ValueError, EOFError, SyntaxError, TypeError):
+        raise UsageError(f"{where}: not a NumPy array file (bad header)") from None
+    if dtype.hasobject:
+        raise UsageError(f"{where}: holds pickled Python objects, which styleclip never loads; save a float array")
+    if dtype.kind != "f":
+        raise UsageError(f"{where}: expected a float array of latents, got {dtype}")
+    return tuple(int(n) for n in shape), dtype, f.tell()
+
+
+def _declare_npy(path: Path) -> _Declared:
+    with open(path, "rb") as f:
+        shape, dtype, header = _npy_header(f, path)
+    stored = path.stat().st_size - header
+    wanted = math.prod(shape) * dtype.itemsize
+    if wanted > stored:  # np.load would allocate the declared size before finding the data missing
+        raise UsageError(f"{path}: its header declares {_mib(wanted)} of latents but the file holds {_mib(stored)}")
+
+    def read() -> torch.Tensor:
+        return torch.from_numpy(np.load(path, allow_pickle=False))
+
+    return _Declared(shape, dtype.itemsize, read)
+
+
+def _declare_npz(path: Path, budget: int) -> _Declared:
+    with zipfile.ZipFile(path) as zf:
+        names = {info.filename: info for info in zf.infolist()}
+        key = next((k for k in LATENT_KEYS if f"{k}.npy" in names), None)
+        if key is None:
+            found = ", ".join(sorted(n.removesuffix(".npy") for n in names)[:10]) or "nothing"
+            raise UsageError(f"{path}: no 'ws' or 'w' array inside (found {found})")
+        info = names[f"{key}.npy"]
+        # the zip directory says how much the member unpacks to: a bomb is refused before inflating a byte
+        if info.file_size > budget + (1 << 16):
+            raise UsageError(f"{path}: its {key} array unpacks to {_mib(info.file_size)}, more than the "
+                             f"{_mib(budget)} a latent file may take")  # fmt: skip
+        with zf.open(info) as f:
+            shape, dtype, header = _npy_header(f, path, info.filename)
+    wanted = math.prod(shape) * dtype.itemsize
+    if wanted > info.file_size - header:
+        raise UsageError(f"{path}: its {key} array declares {_mib(wanted)} but holds {_mib(info.file_size - header)}")
+
+    def read() -> torch.Tensor:
+        with np.load(path, allow_pickle=False) as data:
+            return torch.from_numpy(data[key])
+
+    return _Declared(shape, dtype.itemsize, read)
+
+
+def _declare_pt(path: Path, budget: int) -> _Declared:
+    if not zipfile.is_zipfile(path):  # the legacy format allocates every storage at the size its pickle declares
+        raise UsageError(f"{path}: not a .npy, .npz or torch.save (zip) latent file; save it with np.save or "
+                         "torch.save")  # fmt: skip
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+    pickles = [i for i in infos if i.filename.endswith("data.pkl")]
+    if any(i.file_size > _MAX_PT_PICKLE for i in pickles):
+        raise UsageError(f"{path}: its pickle is {_mib(max(i.file_size for i in pickles))}, far more than a latent "
+                         "file holds")  # fmt: skip
+    unpacked = sum(i.file_size for i in infos)
+    if unpacked > budget + _MAX_PT_PICKLE:
+        raise UsageError(f"{path}: unpacks to {_mib(unpacked)}, more than the {_mib(budget)} a latent file may take")
+    # mapped, not read: a tensor's size is checked before anything materialises it (an expanded view of a
+    # small storage can declare terabytes)
+    value = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if isinstance(value, dict):
+        key = next((k for k in LATENT_KEYS if k in value), None)
+        if key is None:
+            found = ", ".join(sorted(map(str, value))[:10]) or "nothing"
+            raise UsageError(f"{path}: no 'ws', 'w' or 'latent' entry (found {found})")
+        value = value[key]
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise UsageError(f"{path}: expected a float array of latents")
+    tensor = value
+    return _Declared(tuple(tensor.shape), tensor.element_size(), lambda: tensor)
+
+
+def _check_declared(path: Path, declared: _Declared, G: Generator, max_bytes: int | None = None) -> int:
+    """The number of latents ``declared`` holds for ``G``; refuses a wrong shape, no latents, or too many bytes."""
+    shape, num_ws, w_dim = declared.shape, G.num_ws, G.w_dim
+    if shape in ((w_dim,), (num_ws, w_dim)):
+        rows = 1
+    elif len(shape) in (2, 3) and shape[1:] in ((w_dim,), (num_ws, w_dim)):
+        rows = shape[0]
+    else:
+        raise UsageError(f"{path}: latent must be W [N, {w_dim}] or W+ [N, {num_ws}, {w_dim}] for this generator, "
+                         f"got {list(shape)}")  # fmt: skip
+    if rows == 0:
+        raise UsageError(f"{path}: the latent file holds no latents (shape {list(shape)})")
+    budget = _budget(max_bytes)
+    wanted = max(math.prod(shape) * declared.itemsize, rows * num_ws * w_dim * 4)
+    if wanted > budget:
+        raise UsageError(f"{path}: {rows:,} latents take {_mib(wanted)}, more than the {_mib(budget)} a latent file "
+                         "may take; split the file")  # fmt: skip
+    return rows
 
 
 def _names(G: Generator) -> dict[str, int]:

@@ -13,6 +13,7 @@ from .nets.stylegan2 import Generator
 from .nets.stylegan3 import Generator3, make_transform
 
 MAX_SEEDS = 1_000_000
+SEED_LIMIT = 2**32  # NumPy's RandomState takes seeds below this
 
 
 @dataclass
@@ -24,22 +25,34 @@ class Sample:
     image: torch.Tensor  # [1, C, H, W] float32, about [-1, 1]
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``'0-7'``, ``'1,5,9'`` or ``'0-3,10'`` -> list of ints (ranges inclusive, as in NVIDIA's scripts)."""
+def parse_seeds(text: str | int) -> list[int]:
+    """``'0-7'``, ``'1,5,9'`` or ``'0-3,10'`` -> list of ints (ranges inclusive, as in NVIDIA's scripts).
+
+    Every seed must lie in ``0 .. 2**32-1`` and there may be at most :data:`MAX_SEEDS` of them; an int is one seed.
+    """
+    out_of_range = f"seeds must be in 0 .. {SEED_LIMIT - 1} (NumPy's RandomState range)"
+    if isinstance(text, int) and not isinstance(text, bool):
+        if not 0 <= text < SEED_LIMIT:
+            raise UsageError(out_of_range)
+        return [text]
+    if not isinstance(text, str):
+        raise UsageError(f"seeds must be a text such as 0-7 or 1,5,9, got a {type(text).__name__}")
     seeds: list[int] = []
-    for part in str(text).split(","):
+    for part in text.split(","):
         part = part.strip()
         if not part:
             continue
+        if part.startswith("-"):
+            raise UsageError(out_of_range)
         lo, sep, hi = part.partition("-")
         try:
             bounds = (int(lo), int(hi)) if sep else (int(part), int(part))
         except ValueError:
-            raise UsageError(f"bad seed list {text!r}: use e.g. 0-7 or 1,5,9") from None
+            raise UsageError(f"bad seed list {text[:40]!r}: use e.g. 0-7 or 1,5,9") from None
         if bounds[1] < bounds[0]:
-            raise UsageError(f"seed range {part!r} runs backwards")
-        if bounds[0] < 0 or bounds[1] >= 2**32:
-            raise UsageError("seeds must be in 0 .. 2**32-1 (NumPy's RandomState range)")
+            raise UsageError(f"seed range {part[:40]!r} runs backwards")
+        if bounds[0] < 0 or bounds[1] >= SEED_LIMIT:
+            raise UsageError(out_of_range)
         if len(seeds) + bounds[1] - bounds[0] + 1 > MAX_SEEDS:
             raise UsageError(f"more than {MAX_SEEDS} seeds requested; split the job")
         seeds.extend(range(bounds[0], bounds[1] + 1))

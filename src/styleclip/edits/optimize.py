@@ -32,6 +32,7 @@ from ..nets.stylegan2 import Generator
 from ..utils.compiling import compiling
 from ..utils.precision import PRECISIONS, computing_in, resolve_precision
 from ..utils.precision import describe as describe_precision
+from ..utils.values import check_bool, check_choice, check_float, check_int, check_str, check_str_list
 
 SPACES = ("w+", "w", "s")
 LOSSES = ("global", "directional")
@@ -85,44 +86,84 @@ class OptimizeConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OptimizeConfig:
+        """The config a report holds, every value type- and range-checked (a report is data anyone can write)."""
+        if not isinstance(data, dict):
+            raise UsageError("the optimisation settings must be a mapping of names to values")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(map(str, set(data) - known))
         if unknown:
             raise UsageError(f"unknown optimisation settings: {', '.join(unknown)}")
-        return cls(**data)
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name in _REQUIRED and f.name not in data)
+        if missing:
+            raise UsageError(f"the optimisation settings lack {', '.join(missing)}")
+        _check_types({**dataclasses.asdict(_DEFAULTS), **data})
+        config = cls(**data)
+        config.check()
+        return config
 
     def check(self) -> None:
         """Raise :class:`UsageError` with a one-line message for any invalid setting."""
-        if not self.prompts or any(not isinstance(p, str) or not p.strip() for p in self.prompts):
+        prompts = self.prompts
+        if isinstance(prompts, list) and (not prompts or any(isinstance(p, str) and not p.strip() for p in prompts)):
             raise UsageError("empty prompt: describe what the image should show")
-        if self.steps <= 0:
+        if isinstance(self.steps, int) and not isinstance(self.steps, bool) and self.steps <= 0:
             raise UsageError(f"steps must be at least 1, got {self.steps}")
-        if self.mode not in ("edit", "free"):
-            raise UsageError(f"mode must be 'edit' or 'free', got {self.mode!r}")
-        if self.space not in SPACES:
-            raise UsageError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
-        if self.loss not in LOSSES:
-            raise UsageError(f"loss must be 'global' or 'directional', got {self.loss!r}")
+        _check_types(dataclasses.asdict(self))
         if self.loss == "directional" and not (self.neutral and self.neutral.strip()):
             raise UsageError("the directional loss needs a neutral description, e.g. --neutral 'a dog'")
-        if self.preprocess not in MODES:
-            raise UsageError(f"preprocess must be one of {', '.join(MODES)}, got {self.preprocess!r}")
-        for name in ("lr", "l2_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise UsageError(f"{name} must be a finite number >= 0, got {value}")
-        if self.id_weight is not None and (not math.isfinite(self.id_weight) or self.id_weight < 0):
-            raise UsageError(f"id_weight must be a finite number >= 0, got {self.id_weight}")
-        if not (0 <= self.rampup <= 1 and 0 < self.rampdown <= 1):
-            raise UsageError("rampup must be in [0, 1] and rampdown in (0, 1]")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.augment < 0:
-            raise UsageError("augment must be >= 0 (0 = score the image alone)")
         if self.space == "w" and self.layers not in (None, "all", ["all"]):
             raise UsageError("layer selection needs W+ or S: in W one vector drives every layer (use --space w+)")
         if not self.seeds and self.latent is None and self.mode == "edit":
             raise UsageError("give at least one seed or a latent file")
+
+
+# Bounds on what one edit may ask for: beyond them a value is a typo or an attack (a report asking for a billion
+# steps or crops, a truncation of 1e308 that turns every picture black), never a useful setting.
+MAX_STEPS = 100_000
+MAX_AUGMENT = 128
+TRUNCATION_RANGE = (-5.0, 5.0)
+MAX_PROMPTS = 1_000
+_REQUIRED = ("prompts",)
+_DEFAULTS = OptimizeConfig(prompts=["x"])
+
+
+def _check_types(v: dict[str, Any]) -> None:
+    """Every field of an :class:`OptimizeConfig` as a dict: its type and range, one line naming the field."""
+    from ..sample import MAX_SEEDS, SEED_LIMIT
+
+    check_str_list("prompts", v["prompts"], max_items=MAX_PROMPTS)
+    seeds = v["seeds"]
+    if not isinstance(seeds, (list, tuple)) or len(seeds) > MAX_SEEDS:
+        raise UsageError(f"seeds must be a list of at most {MAX_SEEDS} integers")
+    for seed in seeds:
+        check_int("seeds", seed, 0, SEED_LIMIT - 1)
+    check_str("latent", v["latent"], optional=True)
+    check_choice("mode", v["mode"], ("edit", "free"))
+    check_choice("space", v["space"], SPACES)
+    if isinstance(v["layers"], str) or v["layers"] is None:
+        check_str("layers", v["layers"], optional=True)
+    else:
+        check_str_list("layers", v["layers"], max_items=1_000, max_len=200)
+    check_int("steps", v["steps"], 1, MAX_STEPS)
+    check_float("lr", v["lr"], 0)
+    check_float("rampup", v["rampup"], 0, 1)
+    check_float("rampdown", v["rampdown"], 0, 1, lo_open=True)
+    check_float("l2_weight", v["l2_weight"], 0)
+    check_float("id_weight", v["id_weight"], 0, optional=True)
+    check_choice("loss", v["loss"], LOSSES)
+    check_str("neutral", v["neutral"], optional=True)
+    check_bool("templates", v["templates"], optional=True)
+    check_int("augment", v["augment"], 0, MAX_AUGMENT)
+    check_choice("preprocess", v["preprocess"], MODES)
+    check_float("truncation_psi", v["truncation_psi"], *TRUNCATION_RANGE)
+    check_int("truncation_cutoff", v["truncation_cutoff"], 0, 1_000, optional=True)
+    check_int("class_idx", v["class_idx"], 0, 1 << 31, optional=True)
+    check_choice("noise_mode", v["noise_mode"], ("const", "random", "none"))
+    check_str("clip", v["clip"])
+    check_str("identity", v["identity"], optional=True)
+    check_int("seed", v["seed"], 0, (1 << 63) - 1)
+    check_choice("precision", v["precision"], PRECISIONS)
+    check_bool("compile", v["compile"], optional=True)
 
 
 def learning_rate(t: float, lr: float, rampup: float = 0.05, rampdown: float = 0.25) -> float:
