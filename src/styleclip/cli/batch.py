@@ -43,7 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--strength", type=float, help="mapper: strength (the mapper's own, 0.1)")
 
     run = p.add_argument_group("running")
-    run.add_argument("--outdir", type=Path, required=True, help="the batch folder (the same again resumes)")
+    run.add_argument("--outdir", type=Path, required=True, help="the batch folder (the same batch again resumes)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the batch in --outdir even with other settings: done jobs are kept, new ones added")  # fmt: skip
+    run.add_argument("--overwrite", action="store_true", help="redo every job of this batch, replacing earlier results")
     run.add_argument("--batch-size", type=int, default=8, help="sources per forward pass (8)")
     run.add_argument("--clip", default=None, help=f"CLIP model name or path ({DEFAULT_CLIP})")
     run.add_argument("--invert-method", choices=["auto", "e4e", "restyle", "project"], default="auto",
@@ -93,12 +96,49 @@ def spec_from_args(args: argparse.Namespace):
     )
 
 
+# What a batch writes (see styleclip.jobs.runner and styleclip.evaluation): a folder holding any of it holds a batch.
+OUTPUTS = ("batch.json", "manifest.json", "jobs/*/report.json", "jobs/*/failed.json", "jobs/*/after.png",
+           "sources/*/latent.npy", "summary.csv", "summary.html", "aggregate.csv", "comparison.csv")  # fmt: skip
+# The settings that decide the jobs and their results; the others (batch size, precision, ...) may change on resuming.
+_SAME_BATCH = ("generator", "clip", "prompts", "runs", "seeds", "images", "latents", "truncation_psi")
+
+
+def check_earlier_batch(outdir: Path, spec, resume: bool, overwrite: bool) -> None:
+    """Refuse to add to or redo a folder of another batch's results unless told to (before any model loads).
+
+    The same batch again resumes it, as it always did: nothing done is replaced, only what is left is done.
+    """
+    import json
+
+    from ..jobs.runner import describe_batch
+    from ..utils.files import earlier_results, refuse_earlier_results
+
+    if resume and overwrite:
+        raise UsageError("--resume keeps the done jobs and --overwrite redoes them; give one")
+    if not (resume or overwrite) and earlier_results(outdir, OUTPUTS):
+        try:
+            before = json.loads((outdir / "batch.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = None
+        now = json.loads(json.dumps(describe_batch(spec), default=str))
+        differ = [k for k in _SAME_BATCH if before.get(k) != now.get(k)] if isinstance(before, dict) else None
+        if differ != []:
+            what = (f"the earlier results of another batch (its {', '.join(differ)} differ)" if differ
+                    else "earlier results without a readable batch.json")  # fmt: skip
+            raise UsageError(f"--outdir {outdir} holds {what}; pass --resume to add this batch's jobs to it, "
+                             f"--overwrite to redo them, or choose another folder")  # fmt: skip
+    refuse_earlier_results(outdir, OUTPUTS, overwrite=True)  # removes links standing where the batch's folders go
+
+
 def run(args: argparse.Namespace) -> int:
     from ..jobs.runner import run_batch
+    from ..utils.files import check_outdir
 
     spec = spec_from_args(args)
     if args.clip:
         spec.clip = args.clip
+    check_outdir(args.outdir)
+    check_earlier_batch(args.outdir, spec, args.resume, args.overwrite)
 
     def summary(outdir: Path, G, guide) -> None:
         from ..evaluation import evaluate, find_edits
@@ -116,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_batch(
             spec, args.outdir, batch_size=args.batch_size, device=args.device, cache=args.cache, offline=args.offline,
             precision=args.precision, compile=args.compile, invert_method=args.invert_method, stats_samples=args.samples, summary=summary,
+            redo=args.overwrite,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"styleclip batch: interrupted; run the same command again to continue ({args.outdir})", file=sys.stderr)

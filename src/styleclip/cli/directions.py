@@ -13,9 +13,15 @@ import numpy as np
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
 from ..sample import parse_seeds
+from ..utils.files import check_outdir, check_output_file, make_folder, refuse_earlier_results
 from .options import add_precision_argument
 
 NAME = "directions"
+
+# What ``apply`` writes: the sweep, delta and report at the top of --outdir; before/after there (one source) or in
+# one folder per source; ``inversion/`` for a photo.
+APPLY_OUTPUTS = ("before.png", "after.png", "*/before.png", "*/after.png", "sweep.png", "sweep.mp4", "delta.npz",
+                 "report.json", "inversion")  # fmt: skip
 HELP = "global directions: precompute channel relevance for a generator, apply 'neutral -> target' edits"
 
 
@@ -59,6 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     app.add_argument("--fps", type=float, default=5.0, help="sweep video frame rate (5)")
     app.add_argument("--no-video", action="store_true", help="write no sweep video")
     app.add_argument("--outdir", type=Path, required=True)
+    app.add_argument("--overwrite", action="store_true", help="replace the results of an earlier apply in --outdir")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--samples must be at least 2")
     if args.action == "apply" and args.class_idx is not None and args.image is not None:
         raise UsageError("--class chooses the class of seed sources; a photo has none")
+    if args.action == "apply":  # said before minutes of loading and statistics, not after
+        check_outdir(args.outdir)
+        refuse_earlier_results(args.outdir, APPLY_OUTPUTS, overwrite=args.overwrite)
+    elif args.out is not None:
+        check_output_file(args.out, flag="--out")
     from ..utils.distributed import Context, setup
     from ..utils.precision import computing_in, describe, resolve_precision
 
@@ -200,7 +212,7 @@ def _apply(args, G, guide, get_stats) -> int:
         t_apply = time.perf_counter() - t1
         sweep = [to_pil(G.synthesis_from_styles(direction.apply(styles, a))) for a in alphas]
 
-    args.outdir.mkdir(parents=True, exist_ok=True)
+    make_folder(args.outdir)
     text = {"styleclip:target": args.target, "styleclip:neutral": args.neutral, "styleclip:alpha": args.alpha,
             "styleclip:beta": direction.beta}  # fmt: skip
     for i, name in enumerate(names):

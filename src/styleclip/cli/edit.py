@@ -17,7 +17,7 @@ from ..guidance.clip import DEFAULT_CLIP
 from ..io.images import compare_image, save_png, to_pil, to_uint8
 from ..io.video import VideoWriter
 from ..sample import parse_seeds
-from ..utils.files import atomic_save_arrays, atomic_write
+from ..utils.files import atomic_save_arrays, atomic_write, check_outdir, make_folder, refuse_earlier_results
 from .options import add_compile_argument, add_precision_argument
 
 NAME = "edit"
@@ -26,6 +26,12 @@ NAME = "edit"
 HELP = "edit a generated image (or a saved latent) towards a text prompt by latent optimisation"
 
 REPORT_KEY = "styleclip:report"  # PNG text chunk holding everything needed to reproduce the image
+
+# What an edit writes, at the top of --outdir (one edit) or in its numbered folders (several); an earlier edit's
+# results anywhere there are not replaced without --overwrite, however many edits this run makes.
+OUTPUTS = ("before.png", "after.png", "compare.png", "latent.npy", "styles.npz", "report.json", "trajectory.mp4",
+           "trajectory.gif")  # fmt: skip
+EARLIER_RESULTS = (*OUTPUTS, *(f"[0-9]*-*/{name}" for name in OUTPUTS), "inversion")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,6 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     out = p.add_argument_group("output")
     out.add_argument("--outdir", type=Path, required=True, help="folder for the images, latent, video and report")
+    out.add_argument("--overwrite", action="store_true", help="replace the results of an earlier edit in --outdir")
     out.add_argument("--frame-every", type=int, default=1, help="one video frame every k steps (default 1)")
     out.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
     out.add_argument("--hold", type=float, default=1.0, help="seconds the final image stays on screen (default 1)")
@@ -159,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("an inverted photo is a W+ latent; edit it with --space w+ or s")
     if args.frame_every < 1 or args.fps <= 0 or args.hold < 0:
         raise UsageError("--frame-every must be >= 1, --fps > 0 and --hold >= 0")
-    if args.outdir.exists() and not args.outdir.is_dir():
-        raise UsageError(f"--outdir {args.outdir} is a file; name a folder")
+    check_outdir(args.outdir)
+    refuse_earlier_results(args.outdir, EARLIER_RESULTS, overwrite=args.overwrite)  # before minutes of loading
     device = resolve_device(args.device)
     G = load_generator(generator, device=device, cache=args.cache, offline=args.offline)
     if args.domain:
@@ -269,7 +276,7 @@ def _versions() -> dict[str, str]:
 
 
 def _write(where: Path, r: EditResult, base: dict, video: str | None) -> None:
-    where.mkdir(parents=True, exist_ok=True)
+    make_folder(where)
     report = {
         **base,
         "config": {**base["config"], "prompts": [r.prompt]} | ({"seeds": [r.seed]} if r.seed is not None else {}),

@@ -36,10 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.judges import load_judges
     from ..guidance.clip import load_clip
     from ..utils.devices import resolve_device
+    from ..utils.files import check_outdir
 
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         raise UsageError(f"not a folder: {', '.join(missing)}")
+    out = args.out or args.folders[0] / "eval"
+    check_outdir(out, flag="--out")  # before CLIP and the judges load
     edits = [e for f in args.folders for e in find_edits(f)]
     if not edits:
         raise UsageError(f"no styleclip edits (before.png + after.png with styleclip metadata) under {args.folders[0]}")
@@ -47,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     guide = load_clip(args.clip, device=device)
     faces = any(e.domain == "face" for e in edits)
     lpips, identity, notes = load_judges(args.lpips, args.identity, faces, device, args.cache, args.offline)
-    out = args.out or args.folders[0] / "eval"
     result = evaluate(args.folders, guide, out=out, identity=identity, lpips=lpips, neutral=args.neutral, notes=notes)
     for note in notes:
         print(f"styleclip eval: {note}")

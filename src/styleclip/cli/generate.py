@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from ..errors import UsageError
 from ..hub.generators import load_generator
 from ..io.images import save_png, to_pil
 from ..sample import parse_seeds, sample
+from ..utils.files import atomic_save_arrays, check_outdir, make_folder, refuse_earlier_results
 from ..utils.precision import computing_in, resolve_precision
 
 NAME = "generate"
@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rotate", metavar="DEG", type=float, default=None, help="StyleGAN3: rotate the picture (degrees)")
     p.add_argument("--outdir", required=True, type=Path, help="where to write seedNNNN.png and seedNNNN.npy")
+    p.add_argument("--overwrite", action="store_true", help="replace the images and latents of these seeds")
     p.add_argument("--batch-size", type=int, default=1, help="seeds per forward pass")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
                    help="the generator's arithmetic (default: as NVIDIA's generate.py, fp32 on CPUs and the "
@@ -56,10 +57,11 @@ def _vec2(text: str | None) -> tuple[float, float] | None:
 def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     translate = _vec2(args.translate)
-    if args.outdir.exists() and not args.outdir.is_dir():
-        raise UsageError(f"--outdir {args.outdir} is a file; name a folder")
+    check_outdir(args.outdir)
+    names = [f"seed{s:04d}.{ext}" for s in seeds for ext in ("png", "npy")]
+    refuse_earlier_results(args.outdir, names, overwrite=args.overwrite)  # before minutes of loading
     G = load_generator(args.generator, device=args.device, cache=args.cache, offline=args.offline)
-    args.outdir.mkdir(parents=True, exist_ok=True)
+    make_folder(args.outdir)
     precision = resolve_precision(args.precision, G.device) if args.precision else None
     done = 0
     try:
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                     text["styleclip:translate"] = list(translate or (0, 0))
                     text["styleclip:rotate"] = args.rotate or 0
                 save_png(to_pil(s.image)[0], args.outdir / f"seed{s.seed:04d}.png", text=text)
-                np.save(args.outdir / f"seed{s.seed:04d}.npy", s.ws.cpu().numpy())
+                atomic_save_arrays(args.outdir / f"seed{s.seed:04d}.npy", s.ws.cpu().numpy())
                 done += 1
     except KeyboardInterrupt:
         print(f"interrupted: {done} of {len(seeds)} images written to {args.outdir}", file=sys.stderr)

@@ -12,6 +12,9 @@ from ..inversion.invert import ALIGNS, METHODS
 from .options import add_compile_argument, add_precision_argument
 
 NAME = "invert"
+
+# What an inversion writes (also as the inversion/ folder of edit, directions apply and mapper apply).
+OUTPUTS = ("aligned.png", "reconstruction.png", "latent.npy", "noise.npz", "generator_pti.safetensors", "report.json")
 HELP = "invert a photo into a generator (e4e, ReStyle or projection; optional pivotal tuning)"
 
 
@@ -37,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
     add_photo_arguments(p, steps_flag="--steps")
     p.add_argument("--outdir", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier inversion in --outdir")
     add_precision_argument(p)
     add_compile_argument(p)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -78,9 +82,9 @@ def invert_photo(args: argparse.Namespace, G, photo: Path):
 def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
     from ..hub.generators import save_generator
     from ..io.images import save_png, to_pil
-    from ..utils.files import atomic_save_arrays, atomic_write
+    from ..utils.files import atomic_save_arrays, atomic_write, make_folder
 
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_folder(outdir)
     save_png(inv.aligned, outdir / "aligned.png", text={"styleclip:source": str(photo)})
     save_png(to_pil(inv.reconstruction)[0], outdir / "reconstruction.png", text={"styleclip:method": inv.method})
     atomic_save_arrays(outdir / "latent.npy", inv.ws.cpu().numpy())
@@ -107,7 +111,10 @@ def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..hub.generators import load_generator
+    from ..utils.files import check_outdir, refuse_earlier_results
 
+    check_outdir(args.outdir)  # before minutes of loading and inverting, not after
+    refuse_earlier_results(args.outdir, OUTPUTS, overwrite=args.overwrite)
     G = load_generator(args.generator, device=args.device, cache=args.cache, offline=args.offline)
     inv = invert_photo(args, G, args.photo)
     write_inversion(inv, args.outdir, args.photo, args.generator)

@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--cache", type=Path, default=None, help="model cache folder (default $STYLECLIP_HOME)")
         q.add_argument("--offline", action="store_true", default=None, help="never download; use the cache only")
         q.add_argument("--outdir", type=Path, required=True)
+        q.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --outdir")
 
     tr.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
     tr.add_argument("--prompt", required=True, help="the edit, e.g. 'mohawk hairstyle'")
@@ -80,10 +81,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_photo_arguments(ap.add_argument_group("photo options (with --image)"))
 
 
+# A training run's folder (see styleclip.training.checkpoints) and what ``apply`` writes.
+TRAIN_OUTPUTS = ("mapper.safetensors", "checkpoints/step-*.safetensors", "log.jsonl", "val/*.png", "tensorboard")
+_EDIT = ("before.png", "after.png", "compare.png", "latent.npy")
+APPLY_OUTPUTS = (*_EDIT, *(f"*/{n}" for n in _EDIT), "sweep.png", "sweep.mp4", "report.json", "inversion")
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.outdir.exists() and not args.outdir.is_dir():
-        raise UsageError(f"--outdir {args.outdir} is a file; name a folder")
-    return _train(args) if args.action == "train" else _apply(args)
+    from ..utils.files import check_outdir, refuse_earlier_results
+
+    check_outdir(args.outdir)  # all of this before minutes of loading, not after
+    if args.action == "train":
+        if args.resume and args.overwrite:
+            raise UsageError("--resume continues the run in --outdir and --overwrite starts it again; give one")
+        if not args.resume:
+            fix = "pass --resume to continue it, --overwrite to start it again, or choose another folder"
+            refuse_earlier_results(args.outdir, TRAIN_OUTPUTS, overwrite=args.overwrite, fix=fix)
+        return _train(args)
+    refuse_earlier_results(args.outdir, APPLY_OUTPUTS, overwrite=args.overwrite)
+    return _apply(args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -109,6 +125,10 @@ def _train(args: argparse.Namespace) -> int:
         G = load_generator(args.generator, device=ctx.device, cache=args.cache, offline=args.offline)
         if args.domain:
             G.meta["domain"] = args.domain
+        if ctx.is_main and args.overwrite:  # an earlier run's later steps must not pass for this run's newest
+            from ..training.checkpoints import clear_run
+
+            clear_run(args.outdir)
         if ctx.is_main:
             what = G.meta.get("asset") or G.meta.get("source")
             print(
@@ -238,10 +258,10 @@ def _write(args, mapper, ws, edited, before, after, names, strength, prompt, sco
 
     from ..io.images import compare_image, image_grid, save_png, to_pil
     from ..io.video import VideoWriter
-    from ..utils.files import atomic_save_arrays
+    from ..utils.files import atomic_save_arrays, make_folder
     from .edit import REPORT_KEY
 
-    args.outdir.mkdir(parents=True, exist_ok=True)
+    make_folder(args.outdir)
     params = {"mapper": args.mapper, "generator": args.generator, "strength": strength, "prompt": prompt,
               "source": source_note}  # fmt: skip
     outputs = []

@@ -72,15 +72,30 @@ def comparison(rows: list[dict]) -> list[dict]:
     return out
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (a prompt or a file name is data).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` safe for a spreadsheet: text that would start a formula gets a leading ``'``; numbers, also
+    negative ones, stay numbers; ``None`` is an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(path: Path, rows: list[dict], columns) -> Path:
-    """``rows`` as CSV with ``columns`` (missing values empty), written atomically."""
+    """``rows`` as CSV with ``columns`` (missing values empty, formula-like text neutralised), written atomically."""
+    columns = list(columns)
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-            w.writeheader()
+            w = csv.writer(f)
+            w.writerow([csv_cell(c) for c in columns])
             for r in rows:
-                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+                w.writerow([csv_cell(r.get(k)) for k in columns])
 
     return atomic_write(Path(path), write)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +60,45 @@ def compare_image(images: list[Image.Image], labels: list[str], gap: int | None 
     x = 0
     for im, label in zip(images, labels, strict=True):
         canvas.paste(im.convert("RGB"), (x, strip))
-        text = label
-        while text and draw.textlength(text, font=font) > im.width - 4:
-            text = text[:-2] + "…" if len(text) > 2 else ""
+        text = fit_label(label, lambda t: draw.textlength(t, font=font), im.width - 4)
         draw.text((x + 2, (strip - font_size) // 2), text, fill="black", font=font)
         x += im.width + gap
     return canvas
+
+
+def fit_label(label: str, measure: Callable[[str], float], width: float) -> str:
+    """``label`` on one line, shortened with an ellipsis to at most ``width`` as ``measure`` (pixels) finds.
+
+    Measures O(log n) strings, none much longer than what fits: a 100,000-character prompt is as quick as a short
+    one (cutting a character at a time measured every prefix, quadratic in the prompt's length).
+    """
+    text = " ".join(label.split())  # one line: a newline or tab in a prompt is a space on the label
+    n = len(text)
+
+    def fits(k: int) -> bool:
+        return measure(text if k == n else text[:k] + "…") <= width
+
+    if n <= _PROBE and fits(n):  # the common case: one measurement
+        return text
+    # the longest prefix that fits with its ellipsis: grow a bound by doubling, then halve the interval
+    lo, k = 0, 1
+    while k < n and fits(k):
+        lo, k = k, 2 * k
+    hi = min(k, n)
+    if hi == n and lo < n and n > _PROBE and fits(n):
+        return text
+    while hi - lo > 1:  # fits(lo) (or lo == 0), not fits(hi)
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    if lo == 0:
+        return "…" if measure("…") <= width else ""
+    return text[:lo].rstrip() + "…"
+
+
+_PROBE = 4096  # labels up to this length are measured whole first: the common case is one measurement
 
 
 def image_grid(rows: list[list[Image.Image]], labels: list[str]) -> Image.Image:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,11 @@ class VideoWriter:
         if self._size is None:
             self._size = size
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # a fresh name made with O_EXCL: the encoder never writes through a link planted at a guessable name
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem[:200]}.", suffix=f".part{self.path.suffix}",
+                                       dir=self.path.parent)  # fmt: skip
+            os.close(fd)
+            self._tmp = Path(tmp)
             if self.format == "mp4":
                 self._encoder = _mp4_encoder(self._tmp, size, self.fps, self.quality)
         elif size != self._size:
@@ -81,6 +87,9 @@ class VideoWriter:
                 self._gif = []
             else:
                 return None
+            from ..utils.files import NEW_FILE_MODE
+
+            os.chmod(self._tmp, NEW_FILE_MODE)  # mkstemp made it private
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()

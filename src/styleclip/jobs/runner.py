@@ -28,7 +28,7 @@ from ..errors import StyleclipError, UsageError
 from ..io.images import save_png, to_pil
 from ..latents import Codes
 from ..utils.compiling import CompileRecord, compiling
-from ..utils.files import atomic_save_arrays, atomic_write
+from ..utils.files import atomic_save_arrays, atomic_write, make_folder
 from ..utils.precision import current_precision
 from .spec import BatchSpec, Job, Source
 
@@ -66,6 +66,7 @@ def run_batch(
     stats_samples: int = 100_000,
     summary: Callable[[Path, Any, Any], Any] | None = None,
     progress: bool = True,
+    redo: bool = False,
 ) -> BatchResult:
     """Run every job of ``spec`` not yet done in ``outdir`` (under torchrun: this process's share of them).
 
@@ -76,6 +77,7 @@ def run_batch(
         invert_method: how photos are inverted ('auto': the generator's encoder, else projection).
         stats_samples: latents for the style statistics of the directions method.
         summary: ``summary(outdir, G, guide)`` called on process 0 once every process has finished.
+        redo: do every job again, even those done before (``--overwrite``).
     """
     from ..guidance.clip import DEFAULT_CLIP, load_clip
     from ..hub.generators import load_generator
@@ -96,14 +98,14 @@ def run_batch(
         rows = load_latent(spec.latents, G).shape[0] if spec.latents else None
         jobs = spec.jobs(rows)
         result = BatchResult(outdir, rank=ctx.rank, world=ctx.world)
-        result.skipped = [j.id for j in jobs if (job_folder(outdir, j) / REPORT).is_file()]
-        todo = [j for j in jobs if not (job_folder(outdir, j) / REPORT).is_file()]
+        result.skipped = [] if redo else [j.id for j in jobs if (job_folder(outdir, j) / REPORT).is_file()]
+        todo = [j for j in jobs if redo or not (job_folder(outdir, j) / REPORT).is_file()]
         # every process must share out the same list: none starts writing reports before all have read the folder
         ctx.barrier()
         # whole forward passes are shared out, so that each source is computed in the same company as in one process
         mine = _groups(todo, batch_size)[ctx.rank :: ctx.world]
         if ctx.is_main:
-            outdir.mkdir(parents=True, exist_ok=True)
+            make_folder(outdir)
             text = json.dumps(_describe(spec, batch_size, precision, compile), indent=1, default=str)
             atomic_write(outdir / "batch.json", lambda tmp: tmp.write_text(text))
         worker = _Worker(G, guide, outdir, spec, cache, offline, invert_method, stats_samples, ctx.rank)
@@ -142,6 +144,11 @@ def _groups(jobs: list[Job], size: int) -> list[list[Job]]:
 
 
 def _describe(spec: BatchSpec, batch_size: int, precision: str, compile: bool) -> dict:
+    return {**describe_batch(spec), "batch_size": batch_size, "precision": precision, "compile": compile}
+
+
+def describe_batch(spec: BatchSpec) -> dict:
+    """What ``batch.json`` records of ``spec``: the settings that decide the jobs and their results."""
     return {
         "generator": spec.generator,
         "clip": spec.clip,
@@ -151,9 +158,6 @@ def _describe(spec: BatchSpec, batch_size: int, precision: str, compile: bool) -
         "images": spec.images,
         "latents": spec.latents,
         "truncation_psi": spec.truncation_psi,
-        "batch_size": batch_size,
-        "precision": precision,
-        "compile": compile,
     }
 
 
@@ -198,6 +202,8 @@ class _Worker:
         failed: dict[str, str] = {}
         ready, ws = [], []
         for job in group:
+            # an earlier report (--overwrite) must not count this job as done if it now fails or stops half-way
+            (job_folder(self.outdir, job) / REPORT).unlink(missing_ok=True)
             (job_folder(self.outdir, job) / FAILED).unlink(missing_ok=True)
             try:
                 ws.append(self.source_ws(job.source))
@@ -331,4 +337,4 @@ def write_manifest(outdir: Path, jobs: list[Job]) -> dict:
     return manifest
 
 
-__all__ = ["BatchResult", "job_folder", "run_batch", "write_manifest"]
+__all__ = ["BatchResult", "describe_batch", "job_folder", "run_batch", "write_manifest"]

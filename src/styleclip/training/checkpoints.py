@@ -15,6 +15,35 @@ from ..errors import CheckpointError, UsageError
 from ..hub.formats.state import load_exact
 from ..hub.mappers import OPTIMIZER_PREFIX, save_mapper
 
+_STEP_FILE = re.compile(r"step-(\d+)\.safetensors")
+
+
+def step_files(folder: Path) -> list[Path]:
+    """``folder``'s ``step-N.safetensors`` files (links left out: never read through), by ``N`` from old to new."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = _STEP_FILE.fullmatch(p.name)
+        if m and not p.is_symlink() and p.is_file():
+            found.append((int(m.group(1)), p.name, p))
+    return [p for _, _, p in sorted(found)]
+
+
+def clear_run(outdir: Path) -> None:
+    """Remove an earlier run's checkpoints, validation pictures and log from ``outdir`` (``--overwrite``): its
+    later steps would otherwise pass for the new run's newest checkpoint and be resumed or kept instead."""
+    outdir = Path(outdir)
+    for path in [*step_files(outdir / "checkpoints"), outdir / "log.jsonl", outdir / "mapper.safetensors"]:
+        path.unlink(missing_ok=True)
+    val = outdir / "val"
+    if val.is_dir() and not val.is_symlink():
+        for path in val.glob("*.png"):
+            path.unlink(missing_ok=True)
+    elif val.is_symlink():
+        val.unlink()
+
 
 class Checkpoints:
     """``outdir/checkpoints/step-NNNNNN.safetensors`` (the newest ``keep`` of them) and ``outdir/mapper.safetensors``."""
@@ -28,6 +57,8 @@ class Checkpoints:
     def save(self, mapper, optimizer: torch.optim.Optimizer, step: int, ctx) -> None:
         if not ctx.is_main:
             return
+        if self.dir.is_symlink():  # checkpoints land in the run's folder, never through a link to elsewhere
+            raise UsageError(f"{self.dir} is a symbolic link; remove it so that checkpoints stay in the run's folder")
         tensors, rest = _flatten(optimizer.state_dict())
         meta = {**self.meta, "steps": step}
         extra = {"optimizer": json.dumps(rest), "step": str(step)}
@@ -39,9 +70,8 @@ class Checkpoints:
             old.unlink(missing_ok=True)
 
     def all(self) -> list[Path]:
-        if not self.dir.is_dir():
-            return []
-        return sorted(p for p in self.dir.iterdir() if re.fullmatch(r"step-\d{6,}\.safetensors", p.name))
+        """The checkpoints, oldest first by step number (names sort wrongly past the padding: step-1000000)."""
+        return step_files(self.dir)
 
     def restore(self, mapper, optimizer: torch.optim.Optimizer) -> int:
         """Load the newest checkpoint into ``mapper`` and ``optimizer``; returns its step."""

@@ -358,9 +358,13 @@ class _Log:
             return
         path = outdir / "log.jsonl"
         outdir.mkdir(parents=True, exist_ok=True)
+        from ..utils.files import atomic_write_text
+
+        if path.is_symlink():  # the log is appended to: never through a link to a file elsewhere
+            path.unlink()
         if path.exists():  # a resumed run rewrites what came after its checkpoint
             kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-            path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
         self.file = open(path, "a")  # noqa: SIM115 (closed by close())
         try:
             from torch.utils.tensorboard import SummaryWriter
