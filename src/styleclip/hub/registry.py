@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import urllib.parse
 from pathlib import Path
 
 from ..errors import CheckpointError
 from .catalog import ASSETS, Asset
-from .download import _recorded_hash, cache_dir, download, verify
+from .download import _recorded_hash, cache_dir, check_url, download, verify
 
 
 def all_assets() -> list[Asset]:
@@ -92,7 +93,20 @@ def fetch(asset: Asset, cache: str | Path | None = None, offline: bool | None = 
 
 
 def fetch_url(url: str, cache: str | Path | None = None, offline: bool | None = None, progress: bool = True) -> Path:
-    """Download an arbitrary URL into ``<cache>/urls/<hash of the URL>/<its file name>`` (trust on first use)."""
-    name = Path(urllib.parse.urlparse(url).path).name or "download"
-    folder = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return download([url], cache_dir(cache) / "urls" / folder / name, offline=offline, progress=progress)
+    """Download an arbitrary http(s) URL into ``<cache>/urls/<hash of the URL>/<its file name>`` (trust on first
+    use). Anything but a well-formed http(s) URL is refused in one line before the cache is touched."""
+    check_url(url)
+    folder = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return download([url], cache_dir(cache) / "urls" / folder / url_file_name(url), offline=offline, progress=progress)
+
+
+def url_file_name(url: str, limit: int = 100) -> str:
+    """A safe cache name for the file at ``url``: its last path segment with only ``[A-Za-z0-9._+-]``, no leading
+    dot (never ``..``), at most ``limit`` characters with the extension kept; ``download`` when nothing is left."""
+    segment = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", segment).lstrip(".")
+    if len(name) > limit:
+        stem, dot, ext = name.rpartition(".")
+        ext = f".{ext}" if dot and 0 < len(ext) <= 16 else ""
+        name = (stem if ext else name)[: limit - len(ext)] + ext
+    return name or "download"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import CheckpointError
+
+# Schemes that name a resource but that styleclip never fetches: a local file is named by its path.
+_REFUSED_SCHEMES = ("file", "ftp", "ftps", "data", "gopher", "jar", "smb")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
 
 def resolve_path(
@@ -17,13 +22,33 @@ def resolve_path(
     ``stylegan2-ada:ffhq``) or an http(s) URL downloaded into the verified cache."""
     from .registry import fetch, fetch_url, find_asset, get_asset
 
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        return path
     text = str(name_or_path)
-    if text.startswith(("http://", "https://")):
+    if is_url(text):
         return fetch_url(text, cache=cache, offline=offline)
+    path = Path(text).expanduser()
+    if exists(path):
+        return path
+    scheme = _SCHEME.match(text)
+    if scheme and ("://" in text or scheme.group(1).lower() in _REFUSED_SCHEMES):
+        from .download import DownloadError
+
+        raise DownloadError(
+            f"{text[:200]}: only http:// and https:// URLs are downloaded; name a local file by its path instead"
+        )
     looks_like_path = "/" in text or "\\" in text or path.suffix
     if looks_like_path and find_asset(text) is None:
         raise CheckpointError(f"{text}: no such file")
     return fetch(get_asset(text, kind=kind), cache=cache, offline=offline)  # unknown names get suggestions
+
+
+def is_url(text: str | Path) -> bool:
+    """True for what :func:`resolve_path` downloads: a string starting with ``http://`` or ``https://``."""
+    return isinstance(text, str) and text[:8].lower().startswith(("http://", "https://"))
+
+
+def exists(path: Path) -> bool:
+    """``path.exists()`` that says False for a name the system cannot even look up (too long, a NUL byte)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
