@@ -32,7 +32,9 @@ def guide(tiny_clip_file):
 
 @pytest.fixture(scope="module")
 def studio(G, guide, tmp_path_factory):
-    studio = Studio(G, guide, "tiny", stats_samples=500, cache=tmp_path_factory.mktemp("cache"))
+    # the tests' files lie under pytest's temporary folder: the one server folder these page users may name
+    studio = Studio(G, guide, "tiny", stats_samples=500, cache=tmp_path_factory.mktemp("cache"),
+                    allow_paths=[tmp_path_factory.getbasetemp()])  # fmt: skip
     studio.compute_matrix(images=2)
     return studio
 
@@ -43,6 +45,14 @@ def session(studio, tmp_path):
     s.from_seed(3)
     yield s
     s.close()
+
+
+def shown(markdown: str) -> str:
+    """What a page shows for the Markdown text the handlers return (escaped with ``plain``)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
 
 
 def seed_pixels(G, seed, psi=0.7):
@@ -194,7 +204,8 @@ def test_photo_source_inverts_with_progress(studio, G, tmp_path, tiny_lpips):
 
 
 def test_bad_uploads_are_refused_before_decoding(studio, tmp_path):
-    s = EditSession(Studio(studio.G, studio.guide, limits=Limits(max_upload_mb=0.01, max_megapixels=0.001)), tmp_path)
+    limits = Limits(max_upload_mb=0.01, max_megapixels=0.001)
+    s = EditSession(Studio(studio.G, studio.guide, limits=limits, allow_paths=[tmp_path]), tmp_path)
     big = tmp_path / "big.png"
     Image.new("RGB", (64, 64)).save(big)  # 4096 pixels > 1000
     with pytest.raises(UsageError, match="megapixels"):
@@ -317,7 +328,7 @@ def test_mapper_tab_previews_and_stacks_with_directions(session, G, tmp_path):
     assert torch.equal(p.codes.ws.cpu(), mapper.edit(source, 2.0))  # w + s·M(w)
     assert p.edit == {"method": "mapper", "mapper": p.edit["mapper"], "prompt": "a red dog", "strength": 2.0}
     _, _, info, _ = Handlers(session.studio, tmp_path).mapper(session, path, 1.0)
-    assert "a red dog" in info and "coarse rows 0-3" in info
+    assert "a red dog" in shown(info) and "coarse rows 0-3" in shown(info)
     session.accept()
     session.preview_direction("a happy dog", "a dog", 3, 0.1)  # a direction on top of the mapper's edit
     session.accept()

@@ -26,6 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=100_000, help="latents for the style statistics (100000)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (20)")
     p.add_argument("--max-megapixels", type=float, default=40.0, help="largest photo in megapixels (40)")
+    p.add_argument(
+        "--allow-paths", action="append", default=[], metavar="DIR",
+        help="let page users name files inside DIR (e.g. in the mapper box; repeatable). By default they open only "
+        "their uploads and catalogue names, never other server paths",
+    )  # fmt: skip
+    p.add_argument("--allow-urls", action="store_true", help="let page users name http(s) URLs for the server to "
+                   "download (mappers); off by default")  # fmt: skip
     p.add_argument("--domain", help="override the generator's domain (face turns on alignment and identity)")
     add_precision_argument(p)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -50,10 +57,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--port must be 1-65535, --concurrency >= 1 and --samples >= 2")
     if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
         raise UsageError("--max-upload-mb and --max-megapixels must be positive")
+    from ..ui.session import Limits, allowed_folder
+
+    allow_paths = [allowed_folder(d) for d in args.allow_paths]  # before minutes of loading
     from ..guidance.clip import load_clip
     from ..hub.generators import load_generator
     from ..ui.app import CSS, build_app, remove_workdir
-    from ..ui.session import Limits
     from ..utils.devices import resolve_device
 
     device = resolve_device(args.device)
@@ -64,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     demo = build_app(
         G, guide, generator_name=args.generator, relevance=args.relevance, stats_samples=args.samples,
         concurrency=args.concurrency, limits=Limits(args.max_upload_mb, args.max_megapixels),
-        cache=args.cache, offline=args.offline, precision=args.precision,
+        cache=args.cache, offline=args.offline, precision=args.precision, allow_paths=allow_paths,
+        allow_urls=args.allow_urls,
     )  # fmt: skip
     if not _is_loopback(args.host):
         print(f"styleclip ui: warning: listening on {args.host}: anyone on your network can use this app and your "

@@ -9,10 +9,12 @@ shown as one line, and the app keeps serving.
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import logging
 import queue
 import random
+import re
 import shutil
 import tempfile
 import threading
@@ -57,10 +59,23 @@ def _gradio():
 
 
 def _message(exc: BaseException) -> str:
+    """One line of escaped text: Gradio shows an error's message as HTML, and messages echo what users typed."""
     if isinstance(exc, StyleclipError):
-        return str(exc)
-    log.exception("unexpected error in the UI", exc_info=exc)
-    return f"something went wrong ({type(exc).__name__}: {str(exc)[:200]}); the details are in the server's log"
+        text = str(exc)
+    else:
+        log.exception("unexpected error in the UI", exc_info=exc)
+        text = f"something went wrong ({type(exc).__name__}: {str(exc)[:200]}); the details are in the server's log"
+    return html.escape(" ".join(text.split()))
+
+
+# what can start markup, a link, an image or an autolink (www., http:, user@host) inside one line of Markdown
+_MARKDOWN = re.compile(r"([\\`*_\[\]()#.!|~:$@])")
+
+
+def plain(text: Any) -> str:
+    """``text`` as a Markdown component shows it literally: HTML escaped, Markdown's punctuation too (a label
+    from a shared PNG must not become a link, a remote image or markup)."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
 
 
 def readable_errors(fn: Callable) -> Callable:
@@ -108,10 +123,11 @@ class Handlers:
         """Before (the current source), after (the preview, or the source), the history gallery and its caption."""
         if s.index < 0:
             return None, None, [], "No source yet."
+        # gallery captions are shown as text; the history line is Markdown
         gallery = [(step.pixels, f"{i}: {step.label}") for i, step in enumerate(s.history)]
-        text = f"Step {s.index} of {len(s.history) - 1}: {s.source.label}"
+        text = f"Step {s.index} of {len(s.history) - 1}: {plain(s.source.label)}"
         if s.preview is not None:
-            text += f" — previewing: {s.preview.label} (Accept to keep it)"
+            text += f" — previewing: {plain(s.preview.label)} (Accept to keep it)"
         return s.source.pixels, s.current.pixels, gallery, text
 
     def start(self, session, seed, psi, class_idx=None):
@@ -131,7 +147,7 @@ class Handlers:
         try:
             self.studio.matrix()
         except StyleclipError as exc:
-            return f"**Global directions need a relevance matrix.** {exc}. Or press *Compute relevance* below."
+            return f"**Global directions need a relevance matrix.** {plain(exc)}. Or press *Compute relevance* below."
         return ""
 
     # -- sources ---------------------------------------------------------------------------------------
@@ -154,7 +170,7 @@ class Handlers:
         n = int(steps) if steps not in (None, "") and float(steps) > 0 else None
         step = s.from_photo(path, method=method or "auto", steps=n)
         metrics = ", ".join(f"{k} {v}" for k, v in step.edit.get("metrics", {}).items() if v is not None)
-        return (s, *self.view(s), f"Inverted with {step.edit['method']}: {metrics}")
+        return (s, *self.view(s), plain(f"Inverted with {step.edit['method']}: {metrics}"))
 
     def latent(self, session, path):
         s = self.session(session)
@@ -185,7 +201,7 @@ class Handlers:
         per_layer = s.studio.direction(target, neutral, None if auto_beta else float(beta)).per_layer()
         layers = ", ".join(f"{k} {v}" for k, v in per_layer.items())
         info = f"β {preview.edit['beta']:g}: {preview.edit['channels_changed']} channels changed ({layers})"
-        return s, preview.pixels, info, self.view(s)[3]
+        return s, preview.pixels, plain(info), self.view(s)[3]
 
     def mapper(self, session, spec, strength):
         """The mapper's strength slider moved (or a mapper was named): one mapper pass and one synthesis."""
@@ -194,7 +210,7 @@ class Handlers:
         mapper = s.studio.mapper(spec)
         rows = ", ".join(f"{g} rows {lo}-{hi - 1}" for g, (lo, hi) in mapper.rows.items())
         info = f"trained for {mapper.meta.get('prompt') or 'an unrecorded prompt'!r}; edits {rows}"
-        return s, preview.pixels, info, self.view(s)[3]
+        return s, preview.pixels, plain(info), self.view(s)[3]
 
     def sweep(self, session, target, neutral, alpha, beta, auto_beta):
         s = self.session(session)
@@ -238,7 +254,7 @@ class Handlers:
         if "error" in done:
             raise done["error"]
         p = done["preview"]
-        status = (
+        status = plain(
             f"{p.edit['stopped']} after {p.edit['steps_done']} steps: CLIP {p.edit['clip_before']:.3f} -> "
             f"{p.edit['clip_after']:.3f}. Accept to keep it."
         )
@@ -296,6 +312,8 @@ def build_app(
     workdir: str | Path | None = None,
     title: str = "styleclip",
     precision: str = "auto",
+    allow_paths: list[str | Path] | tuple = (),
+    allow_urls: bool = False,
 ):
     """The web UI as a ``gradio.Blocks`` (mount it in FastAPI with ``gr.mount_gradio_app`` or ``.launch()`` it).
 
@@ -310,12 +328,20 @@ def build_app(
         limits: upload limits (20 MB and 40 megapixels by default).
         workdir: parent of the per-session temporary folders (default: the system's temporary folder).
         precision: the networks' arithmetic ('auto': bf16 on CPUs with native bf16 and on GPUs, else fp32).
+        allow_paths: server folders whose files page users may name (e.g. in the mapper box); by default they
+            open only their uploads and catalogue names.
+        allow_urls: let page users name http(s) URLs for the server to download (mappers).
     """
     gr = _gradio()
     from ..guidance.clip import load_clip
 
     guide = clip if isinstance(clip, ClipGuide) else load_clip(clip, device=G.device)
-    studio = Studio(G, guide, generator_name, stats_samples, relevance, cache, offline, limits, precision)
+    from gradio.utils import get_upload_folder
+
+    studio = Studio(
+        G, guide, generator_name, stats_samples, relevance, cache, offline, limits, precision,
+        allow_paths=allow_paths, allow_urls=allow_urls, upload_dirs=[get_upload_folder()],
+    )  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix="styleclip-ui-", dir=workdir))
     h = Handlers(studio, root)
     safe = readable_errors
@@ -327,8 +353,8 @@ def build_app(
     with gr.Blocks(title=title, delete_cache=(3600, 3600), analytics_enabled=False) as demo:
         state = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
         gr.Markdown(
-            f"# styleclip — edit with words\n{studio.generator_name} ({G.img_resolution} px) · CLIP {guide.name} · "
-            f"{G.device}, {studio.precision}"
+            f"# styleclip — edit with words\n{plain(studio.generator_name)} ({G.img_resolution} px) · CLIP "
+            f"{plain(guide.name)} · {G.device}, {studio.precision}"
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=280), gr.Tabs():
@@ -385,7 +411,10 @@ def build_app(
             with gr.Tab("Mapper"):
                 with gr.Row():
                     mapper_name = gr.Textbox(
-                        "", label="mapper (styleclip-mapper:mohawk, a .pt/.safetensors file or a URL; Enter loads it)",
+                        "", label="mapper (a catalogue name: styleclip-mapper:mohawk"
+                        + (", a URL" if studio.allow_urls else "")
+                        + (", a file of the server's allowed folders" if studio.allow_paths else "")
+                        + "; Enter loads it)",
                         scale=3, elem_id="mapper-name",
                     )  # fmt: skip
                     strength = gr.Slider(-1, 3, 0.1, step=0.05, label="strength (0.1 as StyleCLIP; ~1.5 for ADA "

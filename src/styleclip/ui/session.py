@@ -10,16 +10,20 @@ temporary folder.
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
+import hashlib
 import io
 import json
 import math
+import os
+import re
 import shutil
 import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,11 @@ from ..utils.precision import computing_in, resolve_precision
 SESSION_KEY = "styleclip:session"  # PNG text chunk: the history of the picture, codes included
 MAX_PROMPT_CHARS = 1000
 SWEEP_COUNT = 7
+# Steps a session keeps and a dropped PNG may restore: each one is a drawn picture held in memory.
+MAX_HISTORY = 100
+MAX_LABEL_CHARS = 2000
+MAX_MAPPERS = 8  # mappers kept loaded (and, for URLs, kept on disk) at once; the least recently used goes first
+PATHS_OFF = "the server's owner may allow a folder with styleclip ui --allow-paths DIR"
 
 
 @dataclass
@@ -73,6 +82,11 @@ class Studio:
         cache, offline: the model cache and whether downloads are allowed.
         limits: upload limits.
         precision: the networks' arithmetic for every session ('auto': :mod:`styleclip.utils.precision`).
+        allow_paths: server folders whose files page users may name (a mapper box, a latent); nothing else on
+            the server is opened for them but their own uploads and their session's folder.
+        allow_urls: whether page users may name http(s) URLs (mappers) for the server to download.
+        upload_dirs: where the web framework stores uploads (files there are the page users' own).
+        max_mappers: mappers kept loaded at once (least recently used dropped, with their downloads).
     """
 
     def __init__(
@@ -86,6 +100,10 @@ class Studio:
         offline: bool | None = None,
         limits: Limits | None = None,
         precision: str = "auto",
+        allow_paths: Iterable[str | Path] = (),
+        allow_urls: bool = False,
+        upload_dirs: Iterable[str | Path] = (),
+        max_mappers: int = MAX_MAPPERS,
     ) -> None:
         self.G, self.guide = G, guide
         self.precision = resolve_precision(precision, G.device)
@@ -97,7 +115,12 @@ class Studio:
         self._stats = None
         self._matrix = None
         self._directions: OrderedDict[tuple, GlobalDirection] = OrderedDict()
-        self._mappers: dict[str, Any] = {}
+        self.allow_paths = [allowed_folder(p) for p in allow_paths]
+        self.upload_dirs = [Path(p).resolve() for p in upload_dirs]
+        self.allow_urls = bool(allow_urls)
+        self.max_mappers = max(1, int(max_mappers))
+        self._mappers: OrderedDict[str, Any] = OrderedDict()
+        self._downloaded: dict[str, Path] = {}  # mapper key -> the folder its URL was downloaded into here
 
     @property
     def domain(self) -> str | None:
@@ -161,19 +184,116 @@ class Studio:
                 self._directions.popitem(last=False)
         return found
 
+    def local_file(self, path: Any, what: str, own: Path | None = None) -> Path:
+        """``path`` resolved (symlinks followed) when it lies in a folder page users may open: the uploads
+        folder, ``own`` (a session's folder) or an ``allow_paths`` folder; else one :class:`UsageError` that
+        reads the same whether or not the file exists, so the page learns nothing about the server's files."""
+        text = str(path) if isinstance(path, str | os.PathLike) else ""
+        if not text.strip():
+            raise UsageError(f"upload the {what} first")
+        roots = [*self.upload_dirs, *self.allow_paths, *([own.resolve()] if own is not None else [])]
+        try:
+            resolved = Path(text).resolve() if "\0" not in text else None
+        except (OSError, RuntimeError, ValueError):
+            resolved = None
+        if resolved is None or not any(resolved.is_relative_to(root) for root in roots):
+            raise UsageError(f"the page opens only files uploaded to it: upload the {what} ({PATHS_OFF})")
+        if not resolved.is_file():
+            raise UsageError(f"the {what} is no longer on the server: upload it again")
+        return resolved
+
     def mapper(self, spec: str):
-        """A latent mapper (catalogue name, path or URL) paired with this generator, loaded once."""
+        """A latent mapper paired with this generator, loaded once and kept among the ``max_mappers`` most
+        recently used: a catalogue name, an http(s) URL when ``allow_urls``, a file in an ``allow_paths`` folder
+        or an upload."""
         from ..hub.mappers import load_mapper
 
-        if not isinstance(spec, str) or not spec.strip():
-            raise UsageError("name a mapper: a catalogue name (styleclip-mapper:mohawk), a file or a URL")
-        spec = spec.strip()
+        key, source = self._mapper_source(spec)
         with self.lock:
-            if spec not in self._mappers:
-                self._mappers[spec] = load_mapper(
-                    spec, generator=self.G, device=self.G.device, cache=self.cache, offline=self.offline
+            hit = self._mappers.get(key)
+            if hit is not None:
+                self._mappers.move_to_end(key)
+                return hit
+            try:
+                path = self._mapper_file(key, source)
+                mapper = load_mapper(path, generator=self.G, device=self.G.device, cache=self.cache,
+                                     offline=self.offline)  # fmt: skip
+            except BaseException:
+                self._forget_download(key)  # a URL that was no mapper leaves nothing behind
+                raise
+            # reports and PNGs name the mapper as the page user did, never the server's file
+            mapper.meta["source"] = mapper.meta["name"] = key.split(":", 1)[1]
+            self._mappers[key] = mapper
+            while len(self._mappers) > self.max_mappers:
+                old, _ = self._mappers.popitem(last=False)
+                self._forget_download(old)
+            return mapper
+
+    def _mapper_source(self, spec: Any) -> tuple[str, Any]:
+        """What the mapper box names: ``(cache key, catalogue asset | URL | local path)``; refuses the rest."""
+        from ..hub.registry import find_asset, get_asset
+
+        if not isinstance(spec, str) or not spec.strip():
+            raise UsageError("name a mapper: a catalogue name such as styleclip-mapper:mohawk")
+        spec = spec.strip()
+        if len(spec) > 2000 or "\0" in spec:
+            raise UsageError("the mapper box takes a catalogue name such as styleclip-mapper:mohawk")
+        asset = find_asset(spec) or find_asset(f"styleclip-mapper:{spec}")
+        if asset is not None and asset.kind == "mapper":
+            return f"asset:{asset.name}", asset
+        if "://" in spec:
+            if not spec.lower().startswith(("http://", "https://")):
+                raise UsageError("the mapper box takes a catalogue name or an http(s) URL, no other kind of URL")
+            if not self.allow_urls:
+                raise UsageError(
+                    "this server downloads no URLs typed in the page: name a catalogue mapper such as "
+                    "styleclip-mapper:mohawk (the server's owner may allow URLs with styleclip ui --allow-urls)"
                 )
-            return self._mappers[spec]
+            return f"url:{spec}", spec
+        if asset is None and ("/" in spec or "\\" in spec or "." in spec or spec.startswith("~")):
+            try:
+                return f"path:{spec}", self.local_file(spec, "mapper")
+            except UsageError:
+                raise UsageError(
+                    f"the page opens no server paths: name a catalogue mapper such as styleclip-mapper:mohawk "
+                    f"({PATHS_OFF})"
+                ) from None
+        get_asset(spec, kind="mapper")  # an unknown name: the error suggests close ones
+        raise UsageError(f"{spec!r} is not a mapper")  # unreachable: get_asset refuses every other name
+
+    def _mapper_file(self, key: str, source: Any) -> Path:
+        """The local file of a mapper source, downloading catalogue entries and (allowed) URLs into the cache."""
+        from ..hub.download import cache_dir
+        from ..hub.registry import fetch, fetch_url
+
+        if isinstance(source, Path):
+            return source
+        if not isinstance(source, str):
+            return fetch(source, cache=self.cache, offline=self.offline)
+        # the folder fetch_url keeps this URL in; removed with the mapper when nothing else had put it there
+        folder = cache_dir(self.cache) / "urls" / hashlib.sha256(source.encode()).hexdigest()[:16]
+        existed = folder.exists()
+        try:
+            path = fetch_url(source, cache=self.cache, offline=self.offline)
+        finally:
+            if not existed and folder.exists():
+                self._downloaded[key] = folder
+        if path.parent != folder:  # a layout this code does not know: delete nothing
+            self._downloaded.pop(key, None)
+        return path
+
+    def _forget_download(self, key: str) -> None:
+        folder = self._downloaded.pop(key, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def allowed_folder(path: str | Path) -> Path:
+    """An ``--allow-paths`` folder, resolved; a one-line :class:`UsageError` when it is not a folder."""
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_dir():
+        raise UsageError(f"--allow-paths {path}: not a folder; name a folder that exists")
+    return resolved
 
 
 def check_prompt(text: Any, what: str = "prompt") -> str:
@@ -287,29 +407,42 @@ class EditSession:
         return self._start(Codes(ws), f"seed {seed}", {"source": "seed", "seed": seed, "truncation_psi": psi})
 
     def from_latent_file(self, path: str | Path) -> Step:
-        """Source = a latent file (``.npy``/``.npz``/``.pt`` from generate/edit/invert; the first row), or the
-        codes file this UI downloads (W+ and edited styles)."""
+        """Source = an uploaded latent file (``.npy``/``.npz``/``.pt`` from generate/edit/invert; the first row),
+        or the codes file this UI downloads (W+ and edited styles)."""
         from ..latents import load_latent
 
-        path = Path(path)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                if any(k.startswith("styles/") for k in data.files):
-                    codes = Codes.from_arrays({k: data[k] for k in data.files}, self.G)
-                    return self._start(codes, path.name, {"source": "latent", "file": path.name})
+        path = self._check_size(self.studio.local_file(path, "latent", self.folder))
+        name = path.name
+        if path.suffix == ".npz" and _has_styles(path):
+            try:
+                [arrays] = read_codes(path, self.G, [""])
+            except StyleclipError as exc:
+                raise UsageError(f"{name}: {exc}") from None
+            codes = Codes.from_arrays(arrays, self.G)
+            return self._start(codes, name, {"source": "latent", "file": name})
         ws = load_latent(path, self.G)
-        return self._start(Codes(ws), path.name, {"source": "latent", "file": path.name, "rows": int(ws.shape[0])})
+        return self._start(Codes(ws), name, {"source": "latent", "file": name, "rows": int(ws.shape[0])})
 
-    def check_upload(self, path: str | Path) -> Path:
-        """Refuse, in one line, an upload over the size or pixel limits before decoding it."""
-        path = Path(path)
+    def _check_size(self, path: Path) -> Path:
         limits = self.studio.limits
         size_mb = path.stat().st_size / 2**20
         if size_mb > limits.max_upload_mb:
             raise UsageError(f"the file is {size_mb:.1f} MB; the limit is {limits.max_upload_mb:g} MB")
+        return path
+
+    def check_upload(self, path: str | Path) -> Path:
+        """The uploaded image's path, or a one-line refusal: not an upload, over the size or the pixel limit
+        (checked from its header, before anything is decoded), or not an image."""
+        path = self._check_size(self.studio.local_file(path, "image", self.folder))
+        limits = self.studio.limits
         try:
             with Image.open(path) as im:
                 w, h = im.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            # PIL's own guard, far above ours: the pixel count is in its message
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many megapixels"
+            raise UsageError(f"the image is {size}; the limit is {limits.max_megapixels:g}") from None
         except Exception:  # PIL raises many types for files it cannot read
             raise UsageError(f"{path.name} is not an image PIL can read (PNG, JPEG, WebP, ...)") from None
         if w * h > limits.max_megapixels * 1e6:
@@ -329,60 +462,92 @@ class EditSession:
         return self._start(Codes(inv.ws), f"photo ({inv.method})", edit)
 
     def from_png(self, path: str | Path) -> dict[str, Any]:
-        """Restore from a styleclip PNG: this UI's (exact codes and history), ``styleclip edit``'s (source and
-        optimisation settings) or ``directions apply``'s (direction settings). Returns the settings to show."""
+        """Restore from an uploaded styleclip PNG: this UI's (exact codes and history), ``styleclip edit``'s
+        (source and optimisation settings) or ``directions apply``'s (direction settings). Returns the settings
+        to show. Nothing the PNG names (a latent file, a URL) is ever opened."""
         from ..cli.edit import REPORT_KEY
 
-        path = Path(path)
+        path = self.check_upload(path)
+        keys = (SESSION_KEY, REPORT_KEY, "styleclip:target")
         try:
             with Image.open(path) as im:
-                text = dict(getattr(im, "text", {}) or {})
+                text = dict(im.info)  # the text chunks before the pixels: what styleclip writes
+                if not any(k in text for k in keys):
+                    text = dict(getattr(im, "text", {}) or {})  # chunks after the pixels (pixels decoded)
         except Exception:
             raise UsageError(f"{path.name} is not a PNG written by styleclip") from None
+        text = {k: v for k, v in text.items() if isinstance(v, str)}
         if SESSION_KEY in text:
             return self._restore_session(_json(text[SESSION_KEY], path))
         if REPORT_KEY in text:
             report = _json(text[REPORT_KEY], path)
-            cfg = report.get("config", {})
-            if cfg.get("seeds") and not cfg.get("latent") and cfg.get("mode", "edit") == "edit":
-                self.from_seed(cfg["seeds"][0], cfg.get("truncation_psi", 0.7), cfg.get("class_idx"))
-            elif cfg.get("latent") and Path(cfg["latent"]).is_file():
-                self.from_latent_file(cfg["latent"])
-            else:
-                raise UsageError("this PNG's source (a free generation or a missing latent file) cannot be restored")
-            return {
-                "method": "optimize",
-                **{k: cfg.get(k) for k in OPTIMIZE_KEYS},
-                "prompt": (cfg.get("prompts") or [""])[0],
-            }
+            cfg = report.get("config")
+            if not isinstance(cfg, dict):
+                raise UsageError(f"{path.name}: its styleclip metadata is damaged")
+            if cfg.get("latent"):
+                raise UsageError(
+                    "this PNG was edited from a latent file, and the page opens no file a PNG names: upload that "
+                    "latent in the Latent tab"
+                )
+            seeds = cfg.get("seeds")
+            if not (isinstance(seeds, list) and seeds and cfg.get("mode", "edit") == "edit"):
+                raise UsageError("this PNG's source (a free generation) cannot be restored: start from a seed")
+            prompts = cfg.get("prompts")
+            prompt = prompts[0] if isinstance(prompts, list) and prompts else ""
+            settings = restored_settings({**{k: cfg.get(k) for k in OPTIMIZE_KEYS}, "method": "optimize",
+                                          "prompt": prompt})  # fmt: skip
+            self.from_seed(seeds[0], cfg.get("truncation_psi", 0.7), _class_index(cfg.get("class_idx")))
+            return settings
         if "styleclip:target" in text:
-            settings = {
-                "method": "directions",
-                "target": text["styleclip:target"],
-                "neutral": text.get("styleclip:neutral"),
-            }
-            settings.update(alpha=float(text.get("styleclip:alpha", 0)), beta=float(text.get("styleclip:beta", 0.15)))
+            settings = restored_settings(
+                {
+                    "method": "directions",
+                    "target": text["styleclip:target"],
+                    "neutral": text.get("styleclip:neutral"),
+                    "alpha": text.get("styleclip:alpha", 0),
+                    "beta": text.get("styleclip:beta", 0.15),
+                }
+            )
             if "styleclip:seed" in text:
                 self.from_seed(text["styleclip:seed"], text.get("styleclip:truncation_psi", 0.7))
             return settings
         raise UsageError(f"{path.name} carries no styleclip metadata (drop an after.png or a PNG downloaded here)")
 
     def _restore_session(self, data: dict) -> dict[str, Any]:
+        """The history a PNG of this page carries: its size and every array's shape are checked before anything
+        is decompressed or drawn, and each step draws one picture."""
+        damaged = UsageError("this PNG's styleclip history is damaged")
+        steps = data.get("steps")
+        if not isinstance(steps, list) or not steps:
+            raise damaged
+        if len(steps) > MAX_HISTORY:
+            raise UsageError(
+                f"this PNG's history has {len(steps)} steps; the page restores at most {MAX_HISTORY}: drop the PNG "
+                "of a shorter history"
+            )
+        for step in steps:
+            if not (
+                isinstance(step, dict) and isinstance(step.get("label"), str) and isinstance(step.get("edit"), dict)
+            ):
+                raise damaged
+            if len(step["label"]) > MAX_LABEL_CHARS:
+                raise damaged
+        settings = restored_settings(steps[-1]["edit"])
+        encoded = data.get("codes")
         try:
-            raw = np.load(io.BytesIO(base64.b64decode(data["codes"])), allow_pickle=False)
-            steps = data["steps"]
-            codes = [Codes.from_arrays({k[len(f"{i}/") :]: raw[k] for k in raw.files if k.startswith(f"{i}/")}, self.G)
-                     for i in range(len(steps))]  # fmt: skip
+            blob = base64.b64decode(encoded if isinstance(encoded, str) else "", validate=True)
+        except (binascii.Error, ValueError):
+            raise damaged from None
+        try:
+            arrays = read_codes(io.BytesIO(blob), self.G, [f"{i}/" for i in range(len(steps))], rows=1)
+            codes = [Codes.from_arrays(a, self.G) for a in arrays]
         except StyleclipError as exc:
-            raise UsageError(f"this PNG was made with another generator: {exc}") from None
-        except Exception:
-            raise UsageError("this PNG's styleclip history is damaged") from None
-        self.history = [
-            Step(c.cpu(), s["label"], s["edit"], self._render(c)) for c, s in zip(codes, steps, strict=True)
-        ]
-        self.index, self.preview = len(self.history) - 1, None
-        last = self.history[-1].edit
-        return dict(last) if last.get("method") else {}
+            if "do not fit" in str(exc) or "incomplete" in str(exc):
+                raise UsageError(f"this PNG was made with another generator: {exc}") from None
+            raise UsageError(f"this PNG's styleclip history is damaged: {exc}") from None
+        history = [Step(c.cpu(), s["label"], s["edit"], self._render(c)) for c, s in zip(codes, steps, strict=True)]
+        self.history, self.index, self.preview = history, len(history) - 1, None
+        return settings
 
     # -- edits -----------------------------------------------------------------------------------------
 
@@ -531,6 +696,11 @@ class EditSession:
         """Make the previewed edit the new source (edits stack); later redo steps are dropped."""
         if self.preview is None:
             raise UsageError("nothing to accept yet: make an edit first")
+        if self.index + 2 > MAX_HISTORY:
+            raise UsageError(
+                f"the history holds {MAX_HISTORY} steps, the most a session keeps: prepare the downloads, then "
+                "click an earlier step to go on from there"
+            )
         p = self.preview
         step = Step(p.codes.cpu(), p.label, p.edit, p.pixels)
         self.history = [*self.history[: self.index + 1], step]
@@ -644,6 +814,114 @@ def _json(text: str, path: Path) -> dict:
 
 
 OPTIMIZE_KEYS = ("steps", "l2_weight", "id_weight", "space", "layers", "loss", "neutral")
+
+
+def _class_index(value: Any) -> int | None:
+    return None if value is None or value == "" else int(check_number(value, "the class", 0, 1e9))
+
+
+def restored_settings(edit: dict) -> dict[str, Any]:
+    """The settings a dropped PNG puts back in the page's boxes, checked as if typed there (nothing else of
+    what the PNG says is kept)."""
+    method = edit.get("method")
+    if method == "directions":
+        neutral = edit.get("neutral")
+        return {
+            "method": "directions",
+            "target": check_prompt(edit.get("target"), "target"),
+            "neutral": None if neutral in (None, "") else check_prompt(neutral, "neutral"),
+            "alpha": check_number(edit.get("alpha", 0), "alpha", -100, 100),
+            "beta": check_number(edit.get("beta", 0.15), "beta", 0, 0.99),
+        }
+    if method == "optimize":
+        prompt = edit.get("prompt")
+        settings: dict[str, Any] = {"method": "optimize", "prompt": check_prompt(prompt) if prompt else ""}
+        for key in OPTIMIZE_KEYS:
+            value = edit.get(key)
+            if isinstance(value, bool) or value is None:
+                continue
+            number = isinstance(value, int | float) and math.isfinite(value)
+            if number or (isinstance(value, str) and len(value) <= MAX_PROMPT_CHARS):
+                settings[key] = value
+        return settings
+    return {"method": method} if method in ("mapper",) else {}
+
+
+def _has_styles(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.startswith("styles/") for name in z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def read_codes(source: Path | io.BytesIO, G: Generator, groups: list[str], rows: int | None = None) -> list[dict]:
+    """Each group's codes (``{"ws": ..., "styles/<layer>": ...}``, first row only) from an ``.npz``.
+
+    Every member's ``.npy`` header is checked against ``G`` before its data is read, and only the first row is
+    decompressed, so no size a file declares makes styleclip allocate more than one picture's codes per group.
+    ``rows``: the number of rows each array must hold (None: any). Raises :class:`UsageError` in one line.
+    """
+    widths = {layer.name: layer.channels for layer in G.style_layers}
+    found: list[dict[str, np.ndarray]] = [{} for _ in groups]
+    index = {g: i for i, g in enumerate(groups)}
+    try:
+        with zipfile.ZipFile(source) as z:
+            infos = z.infolist()
+            if len(infos) > len(groups) * (len(widths) + 1):
+                raise UsageError("these codes hold more arrays than the generator has layers")
+            for info in infos:
+                name = info.filename.removesuffix(".npy")
+                group, key = _split_member(name, index)
+                if group is None:
+                    continue
+                if key == "ws":
+                    shapes = [(G.num_ws, G.w_dim), (G.w_dim,)]
+                elif key.startswith("styles/") and key[len("styles/") :] in widths:
+                    shapes = [(widths[key[len("styles/") :]],)]
+                elif key.startswith("styles/"):
+                    raise UsageError(f"style codes {key[len('styles/') :]} do not fit this generator")
+                else:
+                    continue
+                with z.open(info) as f:
+                    found[group][key] = _first_row(f, key, shapes, rows)
+    except UsageError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, RuntimeError, NotImplementedError):
+        raise UsageError("these codes are not an .npz styleclip can read") from None
+    return found
+
+
+def _split_member(name: str, index: dict[str, int]) -> tuple[int | None, str]:
+    if "" in index:
+        return index[""], name
+    head, _, key = name.partition("/")
+    return index.get(f"{head}/"), key
+
+
+def _first_row(f, key: str, shapes: list[tuple[int, ...]], rows: int | None) -> np.ndarray:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"npy version {version}")
+    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.hasobject:
+        raise UsageError(f"codes {key}: expected float numbers, found {dtype}")
+    if len(shape) < 2 or tuple(shape[1:]) not in shapes or shape[0] < 1:
+        raise UsageError(f"codes {key} {list(shape)} do not fit this generator")
+    if rows is not None and shape[0] != rows:
+        raise UsageError(f"codes {key} hold {shape[0]} rows; a step of a history is one picture")
+    if fortran and shape[0] != 1:
+        raise UsageError(f"codes {key}: Fortran-ordered arrays of several rows are not read")
+    count = int(np.prod(shape[1:]))
+    data = f.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise ValueError("truncated")
+    row = np.frombuffer(data, dtype=dtype)
+    row = row.reshape(tuple(reversed(shape[1:]))).T if fortran else row.reshape(shape[1:])
+    return row.astype(np.float32)[None]
 
 
 __all__ = [
