@@ -7,6 +7,8 @@ import errno
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -40,6 +42,7 @@ class Hostile(BaseHTTPRequestHandler):
     body: ClassVar[bytes] = PAYLOAD
     form_action: ClassVar[str] = "/secret"
     location: ClassVar[str] = "/file"
+    last_path: ClassVar[str] = ""
 
     def log_message(self, *args):
         pass
@@ -47,6 +50,7 @@ class Hostile(BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?")[0]
         Hostile.counts[path] = Hostile.counts.get(path, 0) + 1
+        Hostile.last_path = self.path
         if self.headers.get("Range"):
             Hostile.ranges.append(self.headers["Range"])
         name = path.rsplit("/", 1)[-1]
@@ -447,6 +451,11 @@ def test_a_redirect_to_a_malformed_url_is_one_line(server, capsys, tmp_path):
             watch=[tmp_path], may_write=[cache])  # fmt: skip
 
 
+def test_a_url_with_non_ascii_characters_is_percent_encoded(server, tmp_path):
+    assert download([f"{server}/file.pkl?name=é"], tmp_path / "m.pkl", progress=False).read_bytes() == PAYLOAD
+    assert Hostile.last_path == "/file.pkl?name=%C3%A9"
+
+
 def test_url_file_names_stay_short_and_inside_their_folder():
     assert url_file_name("http://h/" + "a" * 400 + ".pkl") == "a" * 96 + ".pkl"
     assert url_file_name("http://h/..") == "download" and url_file_name("http://h/%2e%2e%2fetc") == "_etc"
@@ -473,6 +482,22 @@ def test_a_lock_that_cannot_be_created_is_one_line(server, tmp_path):
     Path(f"{dest}.lock").mkdir()
     refused_by(lambda: download([f"{server}/file.pkl"], dest, progress=False), match=f"download cache {tmp_path}",
                watch=[tmp_path])  # fmt: skip
+
+
+def test_waiting_for_another_process_s_lock_ends_at_the_deadline(server, tmp_path):
+    dest = tmp_path / "m.pkl"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
+         "print('held', flush=True); time.sleep(60)", f"{dest}.lock"], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused_by(lambda: download([f"{server}/file.pkl"], dest, deadline=1, progress=False),
+                   match="another styleclip process kept .* locked", watch=[tmp_path])  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    assert Hostile.counts == {}
 
 
 def _fail_on(monkeypatch, suffix: str) -> None:

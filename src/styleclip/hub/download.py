@@ -29,6 +29,7 @@ import os
 import re
 import socket
 import stat
+import string
 import sys
 import tempfile
 import threading
@@ -596,6 +597,8 @@ def _answer(opener, url: str, have: int, limits: _Limits, guard: _Guard) -> tupl
 
 def _open(opener, url: str, offset: int, limits: _Limits, guard: _Guard):
     check_url(url)
+    if not url.isascii():  # as a browser does: http.client sends ASCII only
+        url = urllib.parse.quote(url, safe=string.punctuation)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
