@@ -366,7 +366,11 @@ def _fetch_with_retries(
         try:
             _fetch(url, part, size, limits, guard, progress)
             break
-        except (_Permanent, _Fatal, _TooSlow):
+        except _Fatal:
+            raise
+        except (_Permanent, _TooSlow):
+            if guard.passed():  # a connection cut by the deadline can look like any broken answer
+                raise guard.error() from None
             raise
         except (DownloadError, OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
             if guard.passed():
@@ -582,7 +586,7 @@ def _answer(opener, url: str, have: int, limits: _Limits, guard: _Guard) -> tupl
     page = response.read(2_000_000).decode("utf-8", "replace")
     response.close()
     if _host(where) not in GOOGLE_HOSTS:
-        raise _Permanent("the server sent a web page instead of the file")
+        raise _Permanent("the server sent a web page instead of the file; give the file's direct URL")
     confirm = _drive_confirmation(where, page)
     if confirm is None:
         raise _Permanent("Google Drive sent a web page instead of the file (quota exceeded or link changed?)")
