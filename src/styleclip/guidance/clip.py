@@ -9,7 +9,6 @@ tensor shapes), or ``ARCH:/path/to/open_clip_weights`` for other architectures.
 from __future__ import annotations
 
 import warnings
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -157,11 +156,13 @@ def load_clip(
         text = str(fetch_url(text))
     path = Path(text).expanduser()
     arch, _, tag = text.partition(":")
-    if path.is_file():
-        model = open_clip.model.build_model_from_openai_state_dict(_openai_state_dict(path))
+    if path.exists() or path.is_symlink():
+        model = _model_from_openai_file(open_clip, path)
         tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=model.context_length)
-    elif tag and Path(tag).expanduser().is_file():
-        model = open_clip.create_model(arch, pretrained=str(Path(tag).expanduser()))
+    elif tag and _names_a_file(tag):
+        if arch not in open_clip.list_models():
+            raise UsageError(f"unknown CLIP architecture {arch!r} in {text!r}: use one of open_clip.list_models()")
+        model = _model_from_arch_file(open_clip, arch, Path(tag).expanduser())
         tokenizer = open_clip.get_tokenizer(arch)
     else:
         if arch not in open_clip.list_models():
@@ -174,23 +175,94 @@ def load_clip(
     return ClipGuide(model.float().to(dev), tokenizer, text, precision=precision)
 
 
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".npz", ".npy")
+
+
+def _names_a_file(tag: str) -> bool:
+    """Whether the part after ``ARCH:`` is a file path rather than an open_clip tag (``openai``, ``laion2b_...``)."""
+    return (
+        "/" in tag
+        or "\\" in tag
+        or tag.startswith(("~", "."))
+        or tag.lower().endswith(_WEIGHT_SUFFIXES)
+        or Path(tag).expanduser().exists()
+    )
+
+
+def _first_lines(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines)[:200] or type(exc).__name__
+
+
 def _openai_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    from ..hub.formats.torchscript import is_torchscript, torchscript_state_dict
+    from ..hub.formats.budget import check_finite
+    from ..hub.formats.torchfile import load_weights_file
 
-    if zipfile.is_zipfile(path) and is_torchscript(path):
-        sd = torchscript_state_dict(path)
-    elif path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        sd = load_file(str(path))
-    else:
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for unreadable files
-            raise CheckpointError(f"{path}: not a CLIP checkpoint styleclip can read ({type(exc).__name__})") from None
-        sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
+    sd = load_weights_file(path)
+    sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
     if not isinstance(sd, dict) or "visual.conv1.weight" not in sd or "token_embedding.weight" not in sd:
         raise CheckpointError(f"{path}: not an OpenAI-layout CLIP checkpoint (for other layouts use ARCH:{path})")
-    sd = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in sd.items()}
+    sd = {k[len("module.") :] if str(k).startswith("module.") else str(k): v for k, v in sd.items()}
     sd.pop("attn_mask", None)  # a derived buffer that TorchScript stores with the weights
-    return {k: v.float() for k, v in sd.items()}
+    check_finite(((k, v) for k, v in sd.items() if isinstance(v, torch.Tensor)), str(path))
+    return {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in sd.items()}
+
+
+def _model_from_openai_file(open_clip, path: Path) -> nn.Module:
+    """open_clip's CLIP built from an OpenAI-layout file, whose architecture is read from the tensor shapes.
+
+    The shapes are first tried on the meta device: a state dict that fits no CLIP fails there in one line, and
+    one whose shapes declare a model far larger than the file (a forged file) is refused before allocating it.
+    """
+    from ..hub.formats.budget import file_limit, human_size
+    from ..hub.formats.detect import check_regular_file
+
+    check_regular_file(path)
+    sd = _openai_state_dict(path)
+    hint = f"for other layouts use ARCH:{path} with the architecture the weights belong to"
+    shapes = {k: torch.empty(v.shape, device="meta") if isinstance(v, torch.Tensor) else v for k, v in sd.items()}
+    try:
+        with torch.device("meta"):
+            probe = open_clip.model.build_model_from_openai_state_dict(shapes)
+    except Exception as exc:  # open_clip fails in many ways (KeyError, assertions, size mismatches) on other layouts
+        raise CheckpointError(
+            f"{path}: its tensors match no CLIP architecture styleclip knows ({_first_lines(exc)}); {hint}"
+        ) from None
+    needed = 4 * sum(t.numel() for t in [*probe.parameters(), *probe.buffers()])
+    size = path.stat().st_size
+    if needed > file_limit(size):
+        raise CheckpointError(
+            f"{path}: its tensor shapes declare a CLIP model of {human_size(needed)} from a {human_size(size)} "
+            "file (a forged file); use the checkpoint as its publisher released it"
+        )
+    try:
+        return open_clip.model.build_model_from_openai_state_dict(sd)
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: its tensors match no CLIP architecture styleclip knows ({_first_lines(exc)}); {hint}"
+        ) from None
+
+
+def _model_from_arch_file(open_clip, arch: str, path: Path) -> nn.Module:
+    """open_clip's ``arch`` with the weights in ``path``, the file checked first (size, memory, NaN) with one-line
+    errors."""
+    from ..hub.formats.budget import check_finite, iter_tensors
+    from ..hub.formats.detect import check_regular_file
+    from ..hub.formats.torchfile import load_weights_file, refuse_zip_bomb
+
+    check_regular_file(path)
+    if path.suffix.lower() in (".npz", ".npy"):  # big_vision (SigLIP) weights, which open_clip converts itself
+        if path.suffix.lower() == ".npz":
+            try:
+                refuse_zip_bomb(path)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None
+    else:
+        check_finite(iter_tensors(load_weights_file(path)), str(path))
+    try:
+        return open_clip.create_model(arch, pretrained=str(path))
+    except Exception as exc:  # open_clip raises RuntimeError, KeyError, ValueError... for weights of another model
+        raise CheckpointError(
+            f"{path}: not weights of CLIP architecture {arch} ({_first_lines(exc)}); "
+            f"name the architecture they belong to (ARCH:{path})"
+        ) from None

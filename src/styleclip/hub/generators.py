@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, StyleclipError
 from ..nets.stylegan2 import Generator
 from ..nets.stylegan3 import Generator3
 from ..utils.devices import resolve_device
 from ..utils.memory import keep_freed_memory
 from .formats import detect, native, nvidia_pkl, rosinality, tf_pkl
+from .formats.budget import check_budget, iter_tensors
 from .formats.safe_pickle import restricted_load
+from .formats.torchfile import load_torch_file, refuse_zip_bomb
 from .resolve import exists, is_url, resolve_path
 
 
@@ -74,12 +74,12 @@ def read_generator_file(path: Path, which: str = "G_ema") -> tuple[Generator, st
     fmt = detect.detect_format(path)
     try:
         return _read(path, fmt, which)
-    except CheckpointError as exc:
+    except StyleclipError as exc:  # the config checks raise UsageError
         text = str(exc)
         raise CheckpointError(text if text.startswith(str(path)) else f"{path}: {text}") from None
     except MemoryError:
         raise CheckpointError(f"{path}: the file declares tensors too large to load") from None
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RuntimeError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError, RuntimeError) as exc:
         # A file that unpickles but is malformed inside: say so, never show a traceback from torch.
         raise CheckpointError(
             f"{path}: not a valid {fmt} StyleGAN2 checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
@@ -95,6 +95,7 @@ def _read(path: Path, fmt: str, which: str) -> tuple[Generator, str]:
             return rosinality.generator_from_rosinality(data, which=which), "rosinality"
         raise CheckpointError("a PyTorch file, but not a StyleGAN2 generator checkpoint styleclip knows")
     data = _pickle_load(path)
+    check_budget(iter_tensors(data), path)  # before any view of the pickle's storages is copied
     if nvidia_pkl.is_network_snapshot(data):
         G = nvidia_pkl.generator_from_snapshot(data, which=which)
         return G, "stylegan3-pytorch" if isinstance(G, Generator3) else "stylegan2-ada-pytorch"
@@ -119,25 +120,8 @@ def _pickle_load(path: Path):
 
 
 def _torch_load(path: Path, zipped: bool):
-    if zipped:
-        _refuse_zip_bomb(path)
-    try:
-        # Training checkpoints of rosinality's code carry their argparse options.
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        raise CheckpointError(f"refusing to load: {first}") from None
-    except (EOFError, OSError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"the file is truncated or corrupt ({type(exc).__name__}); download it again") from None
+    return load_torch_file(path, detect.TORCH_ZIP if zipped else detect.TORCH_LEGACY)
 
 
 def _refuse_zip_bomb(path: Path) -> None:
-    # torch.save stores tensors uncompressed; a hugely compressed entry is an attack, not a checkpoint.
-    try:
-        with zipfile.ZipFile(path) as zf:
-            unpacked = sum(info.file_size for info in zf.infolist())
-    except (zipfile.BadZipFile, OSError):
-        raise CheckpointError("the file is truncated or corrupt (bad zip archive); download it again") from None
-    if unpacked > max(4 * path.stat().st_size, 64 << 20):
-        raise CheckpointError(f"refusing to load: the archive unpacks to {unpacked >> 20} MiB from a much smaller file")
+    refuse_zip_bomb(path)

@@ -18,14 +18,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, StyleclipError
 from ..nets.mapper import LatentMapper, MapperConfig
 from ..nets.stylegan2 import Generator
 from ..stylespace import generator_fingerprint
 from ..utils.devices import resolve_device
 from ..utils.files import atomic_write_bytes
 from .formats import detect
-from .formats.state import load_exact
+from .formats.safetensors_check import check_safetensors
+from .formats.state import load_exact, numel
 
 FORMAT_TAG = "styleclip.mapper"
 OFFICIAL_GROUPS = {"course_mapping": "coarse", "medium_mapping": "medium", "fine_mapping": "fine"}
@@ -153,10 +154,10 @@ def read_mapper_file(path: Path) -> tuple[LatentMapper, Generator | None]:
             return _read_native(path), None
         if fmt in (detect.TORCH_ZIP, detect.TORCH_LEGACY):
             return _read_official(_torch_load(path, zipped=fmt == detect.TORCH_ZIP))
-    except CheckpointError as exc:
+    except StyleclipError as exc:  # the config checks raise UsageError
         text = str(exc)
         raise CheckpointError(text if text.startswith(str(path)) else f"{path}: {text}") from None
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RuntimeError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RuntimeError, ArithmeticError) as exc:
         raise CheckpointError(
             f"{path}: not a valid mapper checkpoint ({type(exc).__name__}: {str(exc)[:160]})"
         ) from None
@@ -182,13 +183,16 @@ def _read_official(data) -> tuple[LatentMapper, Generator | None]:
             groups.append(group)
         layers.add(int(m.group(2)))
         tensors[f"groups.{group}.mapping.{m.group(2)}.{m.group(3)}"] = value
-    w_dim = int(next(v for k, v in tensors.items() if k.endswith("weight")).shape[1])
+    weights = [v for k, v in tensors.items() if k.endswith("weight")]
+    if not weights or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise CheckpointError("a StyleCLIP mapper file whose mapper.* entries are not weight tensors")
+    w_dim = int(weights[0].shape[1])
     G = generator_from_rosinality(data) if any(str(k).startswith("decoder.") for k in sd) else None
     # Without a decoder the W+ height follows from StyleCLIP's --stylegan_size (2·log2(size) - 2 rows).
     num_ws = G.num_ws if G is not None else 2 * round(math.log2(int(opts.get("stylegan_size", 1024)))) - 2
     order = [g for g in OFFICIAL_GROUPS.values() if g in groups]
     config = MapperConfig(w_dim=w_dim, num_ws=num_ws, groups=tuple(order), num_layers=max(layers))
-    mapper = LatentMapper(config)
+    mapper = build_mapper(config, tensors, "StyleCLIP mapper")
     load_exact(mapper, tensors, source="StyleCLIP mapper")
     prompt = opts.get("description")
     mapper.meta.update({"format": "styleclip-official", "prompt": prompt if isinstance(prompt, str) else None})
@@ -198,7 +202,22 @@ def _read_official(data) -> tuple[LatentMapper, Generator | None]:
     return mapper, G
 
 
+def build_mapper(config: MapperConfig, tensors: dict[str, torch.Tensor], source: str) -> LatentMapper:
+    """Construct the mapper ``config`` declares only if ``tensors`` hold enough values to fill it: a few bytes of
+    config could otherwise declare layers and widths of many gigabytes, allocated before any tensor is compared."""
+    config.check()
+    needed = config.num_values()
+    available = numel(tensors.values())
+    if needed > available:
+        raise CheckpointError(
+            f"{source} declares a mapper of {needed} values ({config.num_layers} layers of width {config.w_dim}) "
+            f"but holds only {available}; use the file as it was saved"
+        )
+    return LatentMapper(config)
+
+
 def _read_native(path: Path) -> LatentMapper:
+    check_safetensors(path)  # sizes and byte ranges, before the library reads a tensor
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
@@ -209,7 +228,7 @@ def _read_native(path: Path) -> LatentMapper:
         raise CheckpointError("a safetensors file, but not a styleclip mapper (a generator? pass it as --generator)")
     config = MapperConfig.from_dict(json.loads(metadata["config"]))
     meta = json.loads(metadata.get("meta") or "{}")
-    mapper = LatentMapper(config)
+    mapper = build_mapper(config, tensors, str(path))
     load_exact(mapper, tensors, source=str(path))
     mapper.meta.update(meta if isinstance(meta, dict) else {})
     mapper.meta["format"] = "styleclip-safetensors"

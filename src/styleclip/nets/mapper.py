@@ -9,6 +9,7 @@ up, i.e. rows 0-3 / 4-7 / 8-17 at 1024 px (StyleCLIP's split) and 0-3 / 4-7 / 8-
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import torch
@@ -19,6 +20,10 @@ from ..errors import UsageError
 from ..latents import GROUPS, ws_resolution
 
 GROUP_NAMES = tuple(GROUPS)  # ('coarse', 'medium', 'fine')
+# Far beyond StyleCLIP's mappers (512 wide, 4 layers, 18 rows); small enough that a config cannot ask for terabytes.
+MAX_MAPPER_WIDTH = 8192
+MAX_MAPPER_LAYERS = 64
+MAX_MAPPER_ROWS = 64
 
 
 def group_rows(num_ws: int) -> dict[str, tuple[int, int]]:
@@ -43,6 +48,16 @@ class MapperConfig:
     strength: float = 0.1  # default s in w' = w + s·M(w) (StyleCLIP trains and applies with 0.1)
 
     def check(self) -> None:
+        for name, high in (("w_dim", MAX_MAPPER_WIDTH), ("num_ws", MAX_MAPPER_ROWS), ("num_layers", MAX_MAPPER_LAYERS)):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not 1 <= value <= high:
+                raise UsageError(f"mapper {name} must be an integer from 1 to {high}, got {str(value)[:40]!r}")
+        for name in ("lr_multiplier", "strength"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+                raise UsageError(f"mapper {name} must be a finite number, got {str(value)[:40]!r}")
+        if not isinstance(self.groups, tuple) or not all(isinstance(g, str) for g in self.groups):
+            raise UsageError(f"mapper groups must be names ({', '.join(GROUP_NAMES)})")
         unknown = [g for g in self.groups if g not in GROUP_NAMES]
         if unknown:
             raise UsageError(f"unknown mapper group(s) {unknown}: use {', '.join(GROUP_NAMES)}")
@@ -54,13 +69,22 @@ class MapperConfig:
         if self.w_dim < 1 or self.num_layers < 1 or not self.lr_multiplier > 0:
             raise UsageError("mapper w_dim and num_layers must be positive, and lr_multiplier > 0")
 
+    def num_values(self) -> int:
+        """Parameters of the mapper this config describes, computed without building it."""
+        present = [g for g in self.groups if g in group_rows(self.num_ws)]
+        return len(present) * self.num_layers * (self.w_dim * self.w_dim + self.w_dim)
+
     def to_dict(self) -> dict:
         return asdict(self) | {"groups": list(self.groups)}
 
     @classmethod
     def from_dict(cls, data: dict) -> MapperConfig:
+        if not isinstance(data, dict):
+            raise UsageError("a mapper config must be a JSON object")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "groups" in known:
+            if not isinstance(known["groups"], list | tuple):
+                raise UsageError(f"mapper groups must be a list of names ({', '.join(GROUP_NAMES)})")
             known["groups"] = tuple(known["groups"])
         return cls(**known)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import struct
+import stat
 from pathlib import Path
 
 from ...errors import CheckpointError
@@ -29,13 +29,28 @@ _NOT_CHECKPOINTS = [
 _TORCH_LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
+def check_regular_file(path: Path) -> int:
+    """The size of ``path``, or a one-line error if it is missing, a folder, or not a regular file.
+
+    A device (``/dev/zero``), a pipe or a socket has no size to check and may never end or never answer; it is
+    refused before it is opened.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc}); check the path") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CheckpointError(f"{path}: is a directory; pass the checkpoint file inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{path}: not a regular file (a device, pipe or socket); pass a checkpoint file")
+    return st.st_size
+
+
 def detect_format(path: Path) -> str:
     """One of :data:`NATIVE`, :data:`TORCH_ZIP`, :data:`TORCH_LEGACY`, :data:`PICKLE`; else a clear error."""
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory; pass the checkpoint file inside it")
-    size = path.stat().st_size
+    size = check_regular_file(path)
     if size == 0:
         raise CheckpointError(f"{path}: the file is empty (an interrupted download?); download it again")
     with open(path, "rb") as f:
@@ -44,10 +59,8 @@ def detect_format(path: Path) -> str:
         return TORCH_ZIP
     if len(head) > 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return TORCH_LEGACY if head[2:].startswith(_TORCH_LEGACY_MAGIC) else PICKLE
-    if len(head) >= 9:
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if head[8:9] == b"{" and 8 + header_len <= size:
-            return NATIVE
+    if len(head) >= 9 and head[8:9] == b"{":  # a header longer than the file is refused, with its numbers, when read
+        return NATIVE
     for magic, what in _NOT_CHECKPOINTS:
         if head.lstrip().startswith(magic):
             raise CheckpointError(f"{path}: not a checkpoint, the file is {what}")

@@ -12,10 +12,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, StyleclipError
 from ...nets.stylegan2 import Generator, GeneratorConfig
 from ...nets.stylegan3 import Generator3, GeneratorConfig3
 from ...utils.files import atomic_write_bytes
+from .safetensors_check import check_safetensors
 from .state import build_generator, load_exact, numel
 
 FORMAT_TAG = "styleclip.stylegan2"
@@ -37,24 +38,32 @@ def save_native(G: Generator, path: str | Path, meta: dict | None = None) -> Pat
 
 
 def load_native(path: str | Path) -> Generator:
+    path = Path(path)
+    check_safetensors(path)  # sizes and byte ranges, before the library reads a tensor
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            config_class = _CONFIGS.get(metadata.get("format"))
-            if config_class is None:
-                raise CheckpointError(
-                    f"{path}: a safetensors file without a styleclip generator config "
-                    "(convert the original checkpoint with `styleclip convert`)"
-                )
-            config = config_class.from_dict(json.loads(metadata["config"]))
-            meta = json.loads(metadata.get("meta") or "{}")
-            if not isinstance(meta, dict):
-                raise CheckpointError(f"{path}: malformed styleclip metadata")
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except CheckpointError:
-        raise
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise CheckpointError(f"{path}: unreadable safetensors file ({exc}); re-create or re-download it") from None
+    config_class = _CONFIGS.get(metadata.get("format"))
+    if config_class is None:
+        raise CheckpointError(
+            f"{path}: a safetensors file without a styleclip generator config "
+            "(convert the original checkpoint with `styleclip convert`)"
+        )
+    try:
+        config = config_class.from_dict(json.loads(metadata["config"]))
+        meta = json.loads(metadata.get("meta") or "{}")
+    except StyleclipError as exc:
+        raise CheckpointError(f"{path}: invalid generator config: {exc}") from None
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(
+            f"{path}: malformed styleclip generator config ({type(exc).__name__}); "
+            "re-create it with `styleclip convert`"
+        ) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: malformed styleclip metadata")
     G = build_generator(config, numel(tensors.values()), str(path))
     load_exact(G, tensors, source=str(path))
     G.meta.update(meta)

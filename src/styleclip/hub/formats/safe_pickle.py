@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ...errors import CheckpointError
+from .legacy import check_legacy_stream
 
 
 class UnsafePickleError(CheckpointError):
@@ -224,6 +225,8 @@ def _load_storage_bytes(data: Any) -> Any:
     # torch's own weights-only unpickler reads the nested legacy torch.save() of one storage.
     if not isinstance(data, bytes | bytearray):
         raise UnsafePickleError("refusing a tensor storage that is not bytes")
+    # torch would allocate the size the nested record declares before reading its bytes
+    check_legacy_stream(io.BytesIO(data), len(data), "a tensor in the pickle")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "TypedStorage is deprecated": it is what the file holds
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

@@ -11,6 +11,7 @@ from torch import nn
 from ...errors import CheckpointError
 from ...nets.stylegan2 import Generator, GeneratorConfig
 from ...nets.stylegan3 import Generator3, GeneratorConfig3
+from .budget import check_finite
 
 # Far beyond any published StyleGAN2, small enough that a forged config cannot exhaust memory.
 MAX_RESOLUTION = 8192
@@ -72,6 +73,7 @@ def load_exact(module: nn.Module, tensors: Mapping[str, torch.Tensor | np.ndarra
         if unexpected:
             parts.append(f"unexpected {_few(unexpected)}")
         raise CheckpointError(f"{source} does not match the network it describes: {'; '.join(parts)}")
+    check_finite(((name, tensors[name]) for name in targets), source)
     with torch.no_grad():
         for name, target in targets.items():
             value = tensors[name]

@@ -12,6 +12,7 @@ import collections
 import pickle
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class _ArchiveUnpickler(pickle.Unpickler):
         super().__init__(file)
         self.archive = archive
         self.prefix = prefix
+        self.storages: dict[str, Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if module.startswith("__torch__"):
@@ -73,14 +75,25 @@ class _ArchiveUnpickler(pickle.Unpickler):
             dtype = storage_type.dtype if hasattr(storage_type, "dtype") else storage_type
         if not isinstance(dtype, torch.dtype) or not isinstance(numel, int):
             raise UnsafePickleError("refusing an unexpected storage record")
-        data = self.archive.read(f"{self.prefix}data/{key}")
+        key = str(key)
+        if key in self.storages:  # a crafted pickle may name one record many times: read it once
+            return self.storages[key]
+        record = f"{self.prefix}data/{key}"
+        try:
+            data = self.archive.read(record)
+        except KeyError:
+            raise CheckpointError(
+                f"the archive lacks the record {record} (a truncated or damaged download); download it again"
+            ) from None
         itemsize = torch.empty((), dtype=dtype).element_size()
         if len(data) < numel * itemsize:
-            raise CheckpointError("the archive is truncated (a tensor's data is short)")
+            raise CheckpointError(f"the archive is truncated (record {record} is shorter than its tensor)")
         untyped = torch.UntypedStorage.from_buffer(data[: numel * itemsize], dtype=torch.uint8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)
+            storage = torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)
+        self.storages[key] = storage
+        return storage
 
 
 def is_torchscript(path: Path) -> bool:
@@ -92,16 +105,37 @@ def is_torchscript(path: Path) -> bool:
 
 
 def torchscript_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """``{name: tensor}`` of every parameter and buffer in a TorchScript archive, names as the module had them."""
-    with zipfile.ZipFile(path) as zf:
-        data_pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
-        if not data_pkl:
-            raise CheckpointError(f"{path}: not a TorchScript archive (no data.pkl)")
-        prefix = data_pkl[0][: -len("data.pkl")]
-        with zf.open(data_pkl[0]) as f:
-            root = _ArchiveUnpickler(f, zf, prefix).load()
-    out: dict[str, torch.Tensor] = {}
-    _flatten(root, "", out, 0)
+    """``{name: tensor}`` of every parameter and buffer in a TorchScript archive, names as the module had them.
+
+    Errors are one line naming ``path`` and what to do.
+    """
+    from .torchfile import refuse_zip_bomb
+
+    try:
+        refuse_zip_bomb(path)
+        with zipfile.ZipFile(path) as zf:
+            data_pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+            if not data_pkl:
+                raise CheckpointError("not a TorchScript archive (it lacks the record data.pkl)")
+            prefix = data_pkl[0][: -len("data.pkl")]
+            with zf.open(data_pkl[0]) as f:
+                root = _ArchiveUnpickler(f, zf, prefix).load()
+        out: dict[str, torch.Tensor] = {}
+        _flatten(root, "", out, 0)
+    except CheckpointError as exc:
+        text = str(exc)
+        if not text.startswith(str(path)):
+            text = f"{path}: {text}" + ("" if "download" in text else "; download it again")
+        raise CheckpointError(text) from None
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, zlib.error, OSError, ValueError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path}: the TorchScript archive is truncated or corrupt ({type(exc).__name__} in data.pkl); "
+            "download it again"
+        ) from None
+    except (AttributeError, IndexError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path}: not a TorchScript archive styleclip can read ({type(exc).__name__}); download it again"
+        ) from None
     return out
 
 

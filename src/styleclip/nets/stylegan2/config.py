@@ -8,6 +8,8 @@ a config written by :func:`styleclip.save_generator` reads like the official doc
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +58,23 @@ class GeneratorConfig:
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
 
     def __post_init__(self) -> None:
+        check_top_level(self)
         res = self.img_resolution
-        if res < 4 or res & (res - 1):
+        if res & (res - 1):
             raise UsageError(f"img_resolution must be a power of two >= 4, got {res}")
+        syn = self.synthesis
+        check_int("channel_base", syn.channel_base, 1, MAX_CHANNEL_BASE)
+        check_int("channel_max", syn.channel_max, 1, MAX_WIDTH)
+        check_int("num_fp16_res", syn.num_fp16_res, 0, 64)
+        check_int("kernel_size", syn.kernel_size, 1, 15)
+        check_float("conv_clamp", syn.conv_clamp, 0, None, optional=True)
+        taps = syn.resample_filter
+        if not isinstance(taps, list | tuple) or not 1 <= len(taps) <= 16:
+            raise UsageError(f"resample_filter must list 1 to 16 taps, got {str(taps)[:60]}")
+        for tap in taps:
+            check_float("resample_filter", tap, None, None)
+        if sum(float(t) for t in taps) == 0:
+            raise UsageError("resample_filter taps must not sum to zero")
         if self.synthesis.architecture not in ARCHITECTURES:
             raise UsageError(
                 f"unknown synthesis architecture {self.synthesis.architecture!r}; expected one of {ARCHITECTURES}"
@@ -73,6 +89,47 @@ class GeneratorConfig:
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
         """Build from a plain dict; unknown keys raise, so a config from a newer version is not misread."""
         return config_from_dict(cls, SynthesisConfig, data)
+
+
+# Far beyond any published network; small enough that no config of this size asks for terabytes.
+MAX_RESOLUTION = 1 << 20
+MAX_WIDTH = 1 << 16
+MAX_CHANNEL_BASE = 1 << 26
+MAX_MAPPING_LAYERS = 64
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> None:
+    """Refuse (one line) a setting that is not an integer in ``[low, high]``: these sizes divide and allocate."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise UsageError(f"{name} must be an integer, got {str(value)[:40]!r}")
+    if not low <= value <= high:
+        raise UsageError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def check_float(name: str, value: Any, low: float | None, high: float | None, optional: bool = False) -> None:
+    """Refuse a setting that is not a finite number above ``low`` (exclusive) and at most ``high``."""
+    if value is None and optional:
+        return
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite number, got {str(value)[:40]!r}")
+    if (low is not None and value <= low) or (high is not None and value > high):
+        raise UsageError(f"{name} must be in ({low}, {high}], got {value}")
+
+
+def check_top_level(config: Any) -> None:
+    """The settings both generator families share: latent widths, resolution, channels and the mapping network."""
+    check_int("z_dim", config.z_dim, 0, MAX_WIDTH)
+    check_int("c_dim", config.c_dim, 0, MAX_WIDTH)
+    check_int("w_dim", config.w_dim, 1, MAX_WIDTH)
+    check_int("img_resolution", config.img_resolution, 4, MAX_RESOLUTION)
+    check_int("img_channels", config.img_channels, 1, 16)
+    m = config.mapping
+    check_int("mapping num_layers", m.num_layers, 1, MAX_MAPPING_LAYERS)
+    for name in ("embed_features", "layer_features"):
+        if getattr(m, name) is not None:
+            check_int(f"mapping {name}", getattr(m, name), 1, MAX_WIDTH)
+    check_float("mapping lr_multiplier", m.lr_multiplier, 0, None)
+    check_float("mapping w_avg_beta", m.w_avg_beta, None, 1, optional=True)
 
 
 @dataclass

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UsageError
-from ..stylegan2.config import MappingConfig, config_from_dict
+from ..stylegan2.config import (
+    MAX_CHANNEL_BASE,
+    MAX_WIDTH,
+    MappingConfig,
+    check_float,
+    check_int,
+    check_top_level,
+    config_from_dict,
+)
 
 
 def _mapping_default() -> MappingConfig:
@@ -59,10 +67,21 @@ class GeneratorConfig3:
 
     def __post_init__(self) -> None:
         syn = self.synthesis
-        if self.img_resolution < 4:
-            raise UsageError(f"img_resolution must be at least 4, got {self.img_resolution}")
+        check_top_level(self)
         if self.z_dim <= 0:
             raise UsageError("a StyleGAN3 generator needs z_dim > 0")
+        check_int("channel_base", syn.channel_base, 1, MAX_CHANNEL_BASE)
+        check_int("channel_max", syn.channel_max, 1, MAX_WIDTH)
+        check_int("num_layers", syn.num_layers, 1, 1 << 12)
+        check_int("num_critical", syn.num_critical, 0, 1 << 12)
+        check_int("margin_size", syn.margin_size, 0, 1 << 12)
+        check_int("num_fp16_res", syn.num_fp16_res, 0, 256)
+        for name in ("conv_kernel", "filter_size", "lrelu_upsampling"):
+            check_int(name, getattr(syn, name), 1, 64)
+        for name in ("first_cutoff", "first_stopband", "last_stopband_rel", "output_scale"):
+            check_float(name, getattr(syn, name), 0, 1e6)
+        check_float("magnitude_ema_beta", syn.magnitude_ema_beta, None, 1)
+        check_float("conv_clamp", syn.conv_clamp, 0, None, optional=True)
         if not 0 <= syn.num_critical < syn.num_layers:
             raise UsageError(f"need 0 <= num_critical < num_layers, got {syn.num_critical} and {syn.num_layers}")
         if syn.conv_kernel < 1 or syn.filter_size < 1 or syn.lrelu_upsampling < 1:
