@@ -63,7 +63,8 @@ def test_report_holds_everything_and_reproduces_the_latent(edited, tmp_path):
     assert report["styleclip"]["torch"] and report["generator"]["resolution"] == 32
     for source in ("report.json", "after.png"):  # the PNG alone is enough to repeat the edit
         again = tmp_path / source
-        assert main(["edit", "--from-report", str(edited / source), "--no-video", "--outdir", str(again)]) == 0
+        argv = ["edit", "--from-report", str(edited / source), "--trust-report", "--no-video", "--outdir", str(again)]
+        assert main(argv) == 0
         assert np.array_equal(np.load(again / "latent.npy"), np.load(edited / "latent.npy"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import re
 import sys
@@ -26,6 +27,7 @@ NAME = "edit"
 HELP = "edit a generated image (or a saved latent) towards a text prompt by latent optimisation"
 
 REPORT_KEY = "styleclip:report"  # PNG text chunk holding everything needed to reproduce the image
+MAX_EDITS = 100  # one command optimises all its edits as one batch: more is a typo (a seed range) or a huge file
 
 # What an edit writes, at the top of --outdir (one edit) or in its numbered folders (several); an earlier edit's
 # results anywhere there are not replaced without --overwrite, however many edits this run makes.
@@ -43,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--image", type=Path, help="edit a photo: inverted first (see the photo options below)")
     src.add_argument("--mode", choices=["edit", "free"], default="edit", help="free: start from the mean latent")
     src.add_argument("--from-report", type=Path, help="repeat an edit from its report.json or output PNG")
+    src.add_argument("--trust-report", action="store_true",
+                     help="with --from-report: also open the paths and URLs it names (else catalogue names only)")  # fmt: skip
+    src.add_argument("--max-edits", type=int, default=MAX_EDITS,
+                     help=f"refuse to start more edits (prompts x sources) than this ({MAX_EDITS})")  # fmt: skip
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--space", choices=["w+", "w", "s"], default="w+", help="what is optimised (default w+)")
@@ -64,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--trunc-cutoff", type=int, default=None)
     opt.add_argument("--class", dest="class_idx", type=int, default=None, help="class of conditional generators")
     opt.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
-    opt.add_argument("--clip", default=DEFAULT_CLIP, help=f"CLIP model name or checkpoint path ({DEFAULT_CLIP})")
+    opt.add_argument("--clip", default=None, help=f"CLIP model name or checkpoint path ({DEFAULT_CLIP})")
     opt.add_argument("--domain", help="override the generator's domain (face turns the identity loss on)")
     add_precision_argument(opt)
     add_compile_argument(opt)
@@ -89,18 +95,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> tuple[OptimizeConfig, str]:
-    """The settings from the command line, or from a previous run's report."""
+    """The settings from the command line, or from a previous run's report (checked, before any model loads)."""
+    if args.max_edits < 1:
+        raise UsageError("--max-edits must be at least 1")
+    if (args.max_steps is not None and args.max_steps < 1) or (
+        args.time_limit is not None and not 0 < args.time_limit < math.inf
+    ):
+        raise UsageError("--max-steps must be at least 1 and --time-limit a positive number of seconds")
     if args.from_report is not None:
-        report = read_report(args.from_report)
-        config = OptimizeConfig.from_dict(report["config"])
-        return config, args.generator or report["generator"]["name"]
+        from ..reports import config_from_report, describe_loads
+
+        latent = str(args.latent.resolve()) if args.latent is not None else None
+        config, generator = config_from_report(args.from_report, generator=args.generator, clip=args.clip,
+                                               identity=args.identity, latent=latent, trust=args.trust_report)  # fmt: skip
+        print(describe_loads(args.from_report, config, generator), flush=True)
+    else:
+        config, generator = _config_from_args(args), args.generator
+    config.check()
+    if config.mode == "free":
+        edits = len(config.prompts)
+    elif config.latent is None:
+        edits = len(config.prompts) * len(config.seeds)
+    else:
+        edits = len(config.prompts)  # times the latent file's rows, counted once the generator is known
+    _check_edits(edits, args.max_edits)
+    return config, generator
+
+
+def _check_edits(edits: int, limit: int, what: str = "") -> None:
+    if edits > limit:
+        raise UsageError(f"{edits} edits{what} is more than --max-edits {limit}; raise --max-edits to start them all")
+
+
+def _config_from_args(args: argparse.Namespace) -> OptimizeConfig:
+    if args.trust_report:
+        raise UsageError("--trust-report goes with --from-report")
     if not args.generator:
         raise UsageError("name a generator: --generator NAME|PATH|URL (see styleclip models list)")
     if not args.prompt:
         raise UsageError("give a prompt: --prompt 'a really happy dog face with mouth open'")
     if args.latent is not None and args.seed is not None:
         raise UsageError("give --seed or --latent, not both")
-    config = OptimizeConfig(
+    return OptimizeConfig(
         prompts=args.prompt or [],
         seeds=parse_seeds(args.seed or "0"),
         latent=str(args.latent.resolve()) if args.latent is not None else None,
@@ -122,36 +158,11 @@ def _config(args: argparse.Namespace) -> tuple[OptimizeConfig, str]:
         truncation_cutoff=args.trunc_cutoff,
         class_idx=args.class_idx,
         noise_mode=args.noise_mode,
-        clip=args.clip,
+        clip=args.clip or DEFAULT_CLIP,
         identity=args.identity,
         precision=args.precision,
         compile=args.compile,
     )
-    return config, args.generator
-
-
-def read_report(path: Path) -> dict:
-    """A report from ``report.json`` or from the text chunk of an output PNG."""
-    if not path.is_file():
-        raise UsageError(f"{path}: no such report")
-    try:
-        if path.suffix.lower() == ".png":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                text = im.text.get(REPORT_KEY)  # type: ignore[attr-defined]
-            if text is None:
-                raise UsageError(f"{path}: this PNG carries no styleclip report")
-            report = json.loads(text)
-        else:
-            report = json.loads(path.read_text())
-    except UsageError:
-        raise
-    except Exception as exc:  # JSON, PIL and OS errors: all mean "not a report"
-        raise UsageError(f"{path}: not a styleclip report ({type(exc).__name__})") from None
-    if not isinstance(report, dict) or "config" not in report or "generator" not in report:
-        raise UsageError(f"{path}: not a styleclip report (no config/generator)")
-    return report
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,13 +193,15 @@ def run(args: argparse.Namespace) -> int:
             G, generator = inv.generator, str((args.outdir / "inversion" / "generator_pti.safetensors").resolve())
 
     from ..guidance.clip import load_clip
-    from ..latents import load_latent
+    from ..latents import latent_rows
 
     guide = load_clip(config.clip, device=device)
     if config.mode == "free":
         sources: list[str] = [""]
     elif config.latent is not None:
-        sources = [f"-row{k}" for k in range(load_latent(config.latent, G).shape[0])]
+        rows = latent_rows(config.latent, G)  # from the file's header, before reading it
+        _check_edits(rows * len(config.prompts), args.max_edits, f" ({rows} latents x {len(config.prompts)} prompts)")
+        sources = [f"-row{k}" for k in range(rows)]
     else:
         sources = [f"-seed{s}" for s in config.seeds]
     names = [f"{_slug(p)}{src}" for p in config.prompts for src in sources]
