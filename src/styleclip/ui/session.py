@@ -214,15 +214,19 @@ class Studio:
             if hit is not None:
                 self._mappers.move_to_end(key)
                 return hit
+            shown = key.split(":", 1)[1]  # the mapper as the page user named it
+            path = None
             try:
                 path = self._mapper_file(key, source)
                 mapper = load_mapper(path, generator=self.G, device=self.G.device, cache=self.cache,
                                      offline=self.offline)  # fmt: skip
-            except BaseException:
+            except BaseException as exc:
                 self._forget_download(key)  # a URL that was no mapper leaves nothing behind
+                if isinstance(exc, StyleclipError):  # said without the server's own paths
+                    raise UsageError(self._redact(str(exc), path, shown)) from None
                 raise
             # reports and PNGs name the mapper as the page user did, never the server's file
-            mapper.meta["source"] = mapper.meta["name"] = key.split(":", 1)[1]
+            mapper.meta["source"] = mapper.meta["name"] = shown
             self._mappers[key] = mapper
             while len(self._mappers) > self.max_mappers:
                 old, _ = self._mappers.popitem(last=False)
@@ -281,6 +285,13 @@ class Studio:
         if path.parent != folder:  # a layout this code does not know: delete nothing
             self._downloaded.pop(key, None)
         return path
+
+    def _redact(self, message: str, path: Path | None, shown: str) -> str:
+        from ..hub.download import cache_dir
+
+        if path is not None:
+            message = message.replace(str(path), shown)
+        return message.replace(str(cache_dir(self.cache)), "the model cache")
 
     def _forget_download(self, key: str) -> None:
         folder = self._downloaded.pop(key, None)
@@ -427,7 +438,7 @@ class EditSession:
         limits = self.studio.limits
         size_mb = path.stat().st_size / 2**20
         if size_mb > limits.max_upload_mb:
-            raise UsageError(f"the file is {size_mb:.1f} MB; the limit is {limits.max_upload_mb:g} MB")
+            raise UsageError(f"the file is {size_mb:.3g} MB; the limit is {limits.max_upload_mb:g} MB")
         return path
 
     def check_upload(self, path: str | Path) -> Path:

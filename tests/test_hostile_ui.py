@@ -1,0 +1,474 @@
+"""Hostile page users of the web UI: server paths and URLs typed in boxes, PNGs that name files, declare a
+million steps or a 10-gigapixel canvas, markup in labels, many mappers. Each is refused in one line (through
+``EditSession``/``Studio`` or the page's handlers) under a memory bound, and nothing outside is read or changed."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import threading
+import zipfile
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import styleclip.ui.session as session_module
+from styleclip.guidance.clip import load_clip
+from styleclip.hub.mappers import save_mapper
+from styleclip.io.images import save_png
+from styleclip.nets.mapper import LatentMapper, MapperConfig
+from styleclip.stylespace import generator_fingerprint
+from styleclip.ui.app import Handlers, plain, readable_errors
+from styleclip.ui.session import SESSION_KEY, EditSession, Limits, Preview, Studio
+
+from conftest import varied_generator
+from hostile import memory_bound, refused, refused_by
+
+SECRET = "TOP-SECRET-7f3a"
+
+
+@pytest.fixture(scope="module")
+def G():
+    return varied_generator()
+
+
+@pytest.fixture(scope="module")
+def guide(tiny_clip_file):
+    return load_clip(str(tiny_clip_file), device="cpu")
+
+
+@pytest.fixture
+def uploads(tmp_path):
+    folder = tmp_path / "uploads"  # stands for Gradio's upload folder
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def server_files(tmp_path):
+    """A server folder no page user was allowed: a secret, a mapper, a latent."""
+    folder = tmp_path / "server"
+    folder.mkdir()
+    (folder / "secret.txt").write_text(SECRET)
+    return folder
+
+
+@pytest.fixture
+def studio(G, guide, tmp_path, uploads):
+    """The UI as ``styleclip ui`` serves it by default: uploads and catalogue names only."""
+    return Studio(G, guide, "tiny", stats_samples=200, cache=tmp_path / "cache", offline=True, upload_dirs=[uploads])
+
+
+@pytest.fixture
+def session(studio, tmp_path):
+    s = EditSession(studio, tmp_path)
+    s.from_seed(1)
+    yield s
+    s.close()
+
+
+class Counter(BaseHTTPRequestHandler):
+    """Serves ``/mN.safetensors`` (the mapper bytes set by a test) and ``/junk``; counts every request."""
+
+    requests: ClassVar[list[str]] = []
+    payload: ClassVar[bytes] = b""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        Counter.requests.append(self.path)
+        body = Counter.payload if self.path.endswith(".safetensors") else f"<html>{SECRET}</html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def web():
+    Counter.requests.clear()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Counter)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def write_mapper(G, path: Path, prompt: str = "a red dog", seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    mapper = LatentMapper(MapperConfig(w_dim=G.w_dim, num_ws=G.num_ws, groups=("coarse",)))
+    meta = {"prompt": prompt, "generator": {"fingerprint": generator_fingerprint(G)}}
+    return save_mapper(mapper, path, meta=meta)
+
+
+def session_png(path: Path, data: dict) -> Path:
+    return save_png(Image.new("RGB", (8, 8)), path, text={SESSION_KEY: json.dumps(data)})
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> str:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def png_declaring(width: int, height: int, text: dict[str, str]) -> bytes:
+    """A PNG whose header declares ``width x height`` RGB pixels (its data holds none)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    body = b"".join(chunk(b"tEXt", k.encode("latin-1") + b"\0" + v.encode("latin-1")) for k, v in text.items())
+    return b"\x89PNG\r\n\x1a\n" + header + body + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def never_draw(monkeypatch, session):
+    def boom(codes):
+        raise AssertionError("drew a picture for a refused PNG")
+
+    monkeypatch.setattr(session, "_render", boom)
+
+
+# -- 1. page users name catalogue names and uploads, never server paths or URLs --------------------------
+
+
+@pytest.mark.parametrize(
+    "spec", ["/etc/passwd", "../x", "~/.ssh/id_rsa", "file:///etc/passwd", "SERVER/secret.txt", "SERVER/m.safetensors"]
+)
+def test_the_mapper_box_opens_no_server_path(session, server_files, tmp_path, spec):
+    write_mapper(session.G, server_files / "m.safetensors")
+    spec = spec.replace("SERVER", str(server_files))
+    refused_by(lambda: session.preview_mapper(spec, 1.0), match="catalogue|--allow-paths", watch=[tmp_path])
+    assert not session.studio._mappers
+
+
+def test_the_mapper_box_downloads_no_url_unless_allowed(session, web, tmp_path):
+    Counter.payload = write_mapper(session.G, tmp_path / "m.safetensors").read_bytes()
+    for spec in (f"{web}/m1.safetensors", f"{web.replace('http', 'HTTP')}/m2.safetensors", "ftp://127.0.0.1/m.pt"):
+        refused_by(lambda spec=spec: session.preview_mapper(spec, 1.0), match="--allow-urls|http", watch=[tmp_path])
+    assert Counter.requests == []  # not even asked
+
+
+@pytest.mark.parametrize("handler", ["latent", "png", "photo"])
+def test_the_upload_handlers_open_only_uploads(session, server_files, tmp_path, handler):
+    h = Handlers(session.studio, tmp_path)
+    calls = {
+        "latent": lambda p: h.latent(session, p),
+        "png": lambda p: h.png(session, p, "t", "n", 1, 0.1, "p"),
+        "photo": lambda p: h.photo(session, p, "auto", 0),
+    }
+    for path in ("/etc/passwd", str(server_files / "secret.txt"), "http://127.0.0.1:9/x.png", "../../x"):
+        refused_by(lambda path=path: readable_errors(calls[handler])(path), error=gr.Error, match="upload",
+                   watch=[tmp_path])  # fmt: skip
+    assert session.source.label == "seed 1"
+
+
+def test_uploads_and_allowed_folders_are_open(G, guide, tmp_path, uploads, server_files):
+    allowed = tmp_path / "mappers"
+    allowed.mkdir()
+    mine = write_mapper(G, allowed / "mine.safetensors")
+    outside = write_mapper(G, server_files / "outside.safetensors", seed=1)
+    (allowed / "link.safetensors").symlink_to(outside)  # symlinks are resolved before the check
+    studio = Studio(G, guide, stats_samples=200, cache=tmp_path / "cache", offline=True, upload_dirs=[uploads],
+                    allow_paths=[allowed])  # fmt: skip
+    s = EditSession(studio, tmp_path)
+    s.from_seed(2)
+    assert s.preview_mapper(str(mine), 1.0).edit["mapper"] == str(mine)
+    for spec in (allowed / "link.safetensors", allowed / ".." / "server" / "outside.safetensors", outside):
+        refused_by(lambda spec=spec: s.preview_mapper(str(spec), 1.0), match="--allow-paths")
+    np.save(uploads / "w.npy", G.mapping_forward(G.z_from_seed(5), None).detach().numpy())
+    assert s.from_latent_file(uploads / "w.npy").label == "w.npy"
+
+
+def test_the_cli_passes_its_allowances_and_checks_them_first(monkeypatch, capsys, tmp_path, G, guide):
+    import styleclip.guidance.clip as clip_module
+    import styleclip.hub.generators as generators_module
+    import styleclip.ui.app as app_module
+    from styleclip.errors import UsageError
+
+    refused(["ui", "--generator", "nothing.pkl", "--allow-paths", tmp_path / "missing"], capsys,
+            match="--allow-paths .*not a folder", watch=[tmp_path])  # fmt: skip
+    seen = {}
+
+    def build_app(*args, **kwargs):
+        seen.update(kwargs)
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(generators_module, "load_generator", lambda *a, **k: G)
+    monkeypatch.setattr(clip_module, "load_clip", lambda *a, **k: guide)
+    monkeypatch.setattr(app_module, "build_app", build_app)
+    refused(["ui", "--allow-paths", tmp_path, "--allow-urls"], capsys, match="stop here")
+    assert seen["allow_paths"] == [tmp_path.resolve()] and seen["allow_urls"] is True
+
+
+# -- 2. refusals say nothing about the server's files ---------------------------------------------------
+
+
+def test_refusals_read_the_same_for_missing_and_existing_files(session, server_files, tmp_path):
+    (server_files / "link").symlink_to(server_files / "secret.txt")
+    paths = [server_files / "secret.txt", server_files / "missing.txt", server_files, server_files / "link"]
+    h = Handlers(session.studio, tmp_path)
+    by_mapper = {refused_by(lambda p=p: session.preview_mapper(str(p), 1)) for p in paths}
+    by_latent = {refused_by(lambda p=p: readable_errors(h.latent)(session, str(p)), error=gr.Error) for p in paths}
+    by_png = {refused_by(lambda p=p: session.from_png(p)) for p in paths}
+    for messages in (by_mapper, by_latent, by_png):
+        assert len(messages) == 1, messages
+        assert SECRET not in messages.pop()
+
+
+def test_an_allowed_file_that_is_no_mapper_is_not_echoed(G, guide, tmp_path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "notes.pt").write_text(SECRET * 10)
+    s = EditSession(Studio(G, guide, cache=tmp_path / "cache", offline=True, allow_paths=[allowed]), tmp_path)
+    s.from_seed(0)
+    assert SECRET not in refused_by(lambda: s.preview_mapper(str(allowed / "notes.pt"), 1.0))
+
+
+# -- 3. a PNG names files: never opened ------------------------------------------------------------------
+
+
+def test_a_png_that_names_a_latent_file_never_opens_it(session, uploads, server_files, web, monkeypatch):
+    from styleclip.cli.edit import REPORT_KEY
+
+    latent = server_files / "latent.npy"
+    np.save(latent, np.zeros((1, session.G.w_dim), np.float32))
+    monkeypatch.setattr("styleclip.latents.load_latent", lambda *a: pytest.fail("opened a path a PNG names"))
+    monkeypatch.setattr(EditSession, "from_latent_file", lambda *a: pytest.fail("opened a path a PNG names"))
+    messages = set()
+    for i, named in enumerate((latent, server_files / "missing.npy", f"{web}/latent.npy", "file:///etc/passwd")):
+        report = {"config": {"latent": str(named), "prompts": ["a red dog"], "seeds": [1], "mode": "edit"}}
+        png = save_png(Image.new("RGB", (8, 8)), uploads / f"after{i}.png", text={REPORT_KEY: json.dumps(report)})
+        messages.add(refused_by(lambda png=png: session.from_png(png), match="Latent tab", watch=[server_files]))
+    assert len(messages) == 1 and Counter.requests == []
+    assert session.source.label == "seed 1"  # the session is as it was
+
+
+def test_a_png_report_of_the_wrong_types_is_one_line(session, uploads):
+    from styleclip.cli.edit import REPORT_KEY
+
+    for i, cfg in enumerate(([1, 2], {"seeds": 4}, {"seeds": ["x"]}, {"seeds": [-1]}, {"seeds": [2**70]},
+                             {"seeds": [1], "prompts": ["x" * 5000]}, {"seeds": [1], "truncation_psi": 1e308})):  # fmt: skip
+        text = {REPORT_KEY: json.dumps({"config": cfg})}
+        png = save_png(Image.new("RGB", (8, 8)), uploads / f"r{i}.png", text=text)
+        refused_by(lambda png=png: session.from_png(png))
+    bad = {"styleclip:target": "a cat", "styleclip:alpha": "lots", "styleclip:seed": "6"}
+    refused_by(lambda: session.from_png(save_png(Image.new("RGB", (8, 8)), uploads / "d.png", text=bad)),
+               match="alpha must be a number")  # fmt: skip
+
+
+# -- 4. what users typed is escaped where the page shows HTML --------------------------------------------
+
+HOSTILE = '<img src=x onerror="alert(1)"> ![t](http://127.0.0.1:9/t.png) [go](javascript:alert(1)) **b** www.x.org'
+
+
+def test_labels_prompts_and_channel_lists_are_escaped(session, uploads, tmp_path, G, guide):
+    h = Handlers(session.studio, tmp_path)
+    data = json.loads(session.png_text()[SESSION_KEY])
+    data["steps"][0]["label"] = HOSTILE
+    data["steps"][0]["edit"] = {"method": "directions", "target": HOSTILE, "neutral": "a dog", "alpha": 2, "beta": 0.1}
+    png = session_png(uploads / "shared.png", data)
+    s, _before, _after, gallery, text, target, *_ = h.png(session, str(png), "t", "n", 0, 0.1, "p")
+    for forbidden in ("<img", "![", "](", "**", "www."):
+        assert forbidden not in text, text
+    assert html_shown(text).endswith(HOSTILE) and gallery[0][1] == f"0: {HOSTILE}"  # captions are text, not HTML
+    assert target == HOSTILE  # back into a text box, as typed
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    path = write_mapper(G, allowed / "m.safetensors", prompt=HOSTILE)
+    s.studio.allow_paths = [allowed.resolve()]
+    _, _, info, _ = h.mapper(s, str(path), 1.0)
+    assert "<img" not in info and "![" not in info and HOSTILE in html_shown(info)
+
+
+def test_error_messages_on_the_page_are_escaped_and_one_line(session, tmp_path):
+    h = Handlers(session.studio, tmp_path)
+    message = refused_by(lambda: readable_errors(h.seed)(session, "<b>1</b>", 0.7), error=gr.Error)
+    assert "&lt;b&gt;" in message and "<b>" not in message
+
+    def two_lines():
+        raise session_module.UsageError("first\nsecond")
+
+    with pytest.raises(gr.Error) as caught:
+        readable_errors(two_lines)()
+    assert caught.value.message == "first second"
+
+
+def html_shown(markdown: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
+
+
+def test_plain_leaves_ordinary_text_readable():
+    assert plain("Step 1 of 2: seed 5") == "Step 1 of 2\\: seed 5"
+    assert html_shown(plain(HOSTILE)) == HOSTILE
+
+
+# -- 5. a history is bounded and drawn once per step -----------------------------------------------------
+
+
+def test_a_png_declaring_a_million_steps_is_refused_before_drawing(session, uploads, monkeypatch):
+    png = session_png(uploads / "million.png", {"steps": [0] * 10**6, "codes": ""})
+    never_draw(monkeypatch, session)
+    refused_by(lambda: session.from_png(png), match="1000000 steps.*at most 100")
+    assert len(session.history) == 1
+
+
+def test_a_history_step_of_many_rows_is_refused_before_drawing(session, uploads, monkeypatch, G):
+    steps = [{"label": "x", "edit": {}}]
+    many = np.zeros((5000, G.num_ws, G.w_dim), np.float32)
+    never_draw(monkeypatch, session)
+    png = session_png(uploads / "rows.png", {"steps": steps, "codes": npz_bytes({"0/ws": many})})
+    refused_by(lambda: session.from_png(png), match="5000 rows.*one picture")
+    crowd = {f"0/junk{i}": np.zeros(1, np.float32) for i in range(5000)}
+    png = session_png(uploads / "members.png", {"steps": steps, "codes": npz_bytes(crowd)})
+    refused_by(lambda: session.from_png(png), match="damaged.*more arrays")
+    other = np.zeros((1, G.num_ws, G.w_dim + 1), np.float32)
+    png = session_png(uploads / "other.png", {"steps": steps, "codes": npz_bytes({"0/ws": other})})
+    refused_by(lambda: session.from_png(png), match="another generator")
+    nan = np.full((1, G.num_ws, G.w_dim), np.nan, np.float32)
+    png = session_png(uploads / "nan.png", {"steps": steps, "codes": npz_bytes({"0/ws": nan})})
+    refused_by(lambda: session.from_png(png), match="NaN")
+    assert session.source.label == "seed 1"
+
+
+def test_a_codes_upload_declaring_ten_million_rows_is_read_one_row_deep(session, uploads, G):
+    """Each member's header declares 10^7 rows (gigabytes) and holds one: only that row is read and drawn."""
+    rows = 10**7
+
+    def member(*shape: int) -> bytes:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (rows, *shape)})
+        return header.getvalue() + np.full(shape, 0.5, np.float32).tobytes()
+
+    upload = uploads / "codes.npz"
+    with zipfile.ZipFile(upload, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("ws.npy", member(G.num_ws, G.w_dim))
+        for layer in G.style_layers:
+            z.writestr(f"styles/{layer.name}.npy", member(layer.channels))
+    with memory_bound(1 << 30):
+        step = session.from_latent_file(upload)
+    assert step.codes.ws.shape == (1, G.num_ws, G.w_dim) and float(step.codes.ws.min()) == 0.5
+    assert step.codes.in_stylespace and step.pixels.shape[0] == G.img_resolution
+
+
+def test_history_restores_one_picture_per_step_and_accept_is_bounded(session, uploads, monkeypatch, G):
+    session.preview = Preview(session.source.codes, session.source.pixels, {"method": "x"}, "again")
+    session.accept()
+    png = session.export_png()
+    shutil_copy = uploads / "mine.png"
+    shutil_copy.write_bytes(png.read_bytes())
+    drawn = []
+    render = EditSession._render
+
+    def counting(self, codes):
+        drawn.append(codes.ws.shape[0])
+        return render(self, codes)
+
+    monkeypatch.setattr(EditSession, "_render", counting)
+    other = EditSession(session.studio, uploads)
+    other.from_png(shutil_copy)
+    assert drawn == [1, 1] and len(other.history) == 2
+    monkeypatch.setattr(session_module, "MAX_HISTORY", 2)
+    other.preview = Preview(other.source.codes, other.source.pixels, {}, "one more")
+    refused_by(other.accept, match="holds 2 steps")
+    other.restore(0)
+    other.preview = Preview(other.source.codes, other.source.pixels, {}, "from the first step")
+    other.accept()  # from an earlier step there is room again
+    assert len(other.history) == 2
+    other.close()
+
+
+# -- 6. the PNG drop applies the megapixel and size limits ------------------------------------------------
+
+
+@pytest.mark.parametrize(("width", "height", "megapixels"), [(100_000, 100_000, "10000"), (12_000, 10_000, "120")])
+def test_a_png_declaring_a_huge_canvas_is_refused_before_decoding(session, uploads, width, height, megapixels):
+    import warnings
+
+    png = uploads / "canvas.png"
+    png.write_bytes(png_declaring(width, height, {SESSION_KEY: "{}"}))
+    h = Handlers(session.studio, uploads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's decompression-bomb warning must not surface either
+        refused_by(lambda: session.from_png(png), match=f"{megapixels} megapixels; the limit is 40")
+        refused_by(lambda: readable_errors(h.png)(session, str(png), "t", "n", 0, 0.1, "p"), error=gr.Error,
+                   match="megapixels")  # fmt: skip
+
+
+def test_png_drop_and_latent_uploads_obey_the_size_limit(G, guide, uploads, tmp_path):
+    studio = Studio(G, guide, limits=Limits(max_upload_mb=0.001), upload_dirs=[uploads])
+    s = EditSession(studio, tmp_path)
+    big = uploads / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(big)
+    refused_by(lambda: s.from_png(big), match="MB; the limit is 0.001 MB")
+    np.save(uploads / "w.npy", np.zeros((400, G.w_dim), np.float32))
+    refused_by(lambda: s.from_latent_file(uploads / "w.npy"), match="MB")
+
+
+# -- 7. the mapper cache is bounded ----------------------------------------------------------------------
+
+
+def test_the_mapper_cache_keeps_the_most_recently_used(G, guide, tmp_path, monkeypatch):
+    import styleclip.hub.mappers as mappers_module
+
+    allowed = tmp_path / "mappers"
+    allowed.mkdir()
+    paths = [str(write_mapper(G, allowed / f"m{i}.safetensors", seed=i)) for i in range(5)]
+    studio = Studio(G, guide, cache=tmp_path / "cache", offline=True, allow_paths=[allowed], max_mappers=2)
+    loads = []
+    load = mappers_module.load_mapper
+    monkeypatch.setattr(mappers_module, "load_mapper", lambda p, **k: loads.append(p) or load(p, **k))
+    for i in (0, 1, 0, 2, 0, 3, 4):
+        studio.mapper(paths[i])
+        assert len(studio._mappers) <= 2
+    assert [Path(p).name for p in loads] == ["m0.safetensors", "m1.safetensors", "m2.safetensors",
+                                             "m3.safetensors", "m4.safetensors"]  # fmt: skip
+    assert list(studio._mappers) == [f"path:{paths[3]}", f"path:{paths[4]}"]
+
+
+def test_mapper_downloads_are_bounded_on_disk(G, guide, tmp_path, web):
+    Counter.payload = write_mapper(G, tmp_path / "m.safetensors").read_bytes()
+    cache = tmp_path / "cache"
+    (cache / "urls" / "earlier").mkdir(parents=True)  # a download of someone else: never removed
+    studio = Studio(G, guide, cache=cache, allow_urls=True, max_mappers=2)
+    for i in range(6):
+        studio.mapper(f"{web}/m{i}.safetensors")
+        assert len(list((cache / "urls").iterdir())) <= 3
+    assert len(Counter.requests) == 6
+    before = sorted(p.name for p in (cache / "urls").iterdir())
+    message = refused_by(lambda: studio.mapper(f"{web}/junk"), watch=[cache / "urls"])  # a page, not a mapper
+    assert SECRET not in message and str(cache) not in message and message.startswith(f"{web}/junk: ")
+    assert sorted(p.name for p in (cache / "urls").iterdir()) == before
+    assert (cache / "urls" / "earlier").is_dir()
+
+
+# -- sessions stay apart --------------------------------------------------------------------------------
+
+
+def test_sessions_cannot_open_each_others_files(studio, tmp_path):
+    a, b = EditSession(studio, tmp_path), EditSession(studio, tmp_path)
+    a.from_seed(3)
+    png, codes, *_ = a.downloads()
+    assert a.from_png(png) == {} and a.from_latent_file(codes).label == codes.name  # its own folder: fine
+    b.from_seed(4)
+    for path in (png, codes, a.folder / "0001" / ".." / "0001" / png.name):
+        refused_by(lambda path=path: b.from_png(path), match="upload")
+        refused_by(lambda path=path: b.from_latent_file(path), match="upload")
+    assert b.source.label == "seed 4"
+    a.close()
+    b.close()
