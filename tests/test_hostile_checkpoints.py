@@ -24,7 +24,7 @@ from styleclip.nets.mapper import LatentMapper, MapperConfig
 
 from checkpoint_writers import nvidia_pickle_bytes, rosinality_state_dict
 from conftest import tiny_clip, tiny_generator
-from hostile import refused
+from hostile import refused, refused_by
 from mapper_writers import random_mapper_weights, write_official_mapper
 
 # -- writers of crafted files --------------------------------------------------------------------------------------
@@ -399,8 +399,9 @@ def test_arch_path_naming_a_bad_file(tmp_path, capsys, clip_assets, content):
     assert str(bad) in line
 
 
-def test_arch_path_naming_a_missing_file(tmp_path, capsys, clip_assets):
-    line = refuse_clip(clip_assets, f"ViT-B-32:{tmp_path}/none.pt", tmp_path, capsys, match=r"no such file")
+@pytest.mark.parametrize("arch", ["ViT-B-32:", ""])
+def test_clip_path_naming_a_missing_file(tmp_path, capsys, clip_assets, arch):
+    line = refuse_clip(clip_assets, f"{arch}{tmp_path}/none.pt", tmp_path, capsys, match=r"none\.pt: no such file")
     assert "none.pt" in line
 
 
@@ -451,3 +452,13 @@ def test_refused_clip_pt_names_the_global(tmp_path, capsys, clip_assets):
     torch.save({"visual.conv1.weight": _Evil(marker)}, path)
     line = refuse_clip(clip_assets, path, tmp_path, capsys, match=r"refusing (posix|os|nt)\.system")
     assert "weights_only" not in line and not marker.exists()
+
+
+def test_encoder_with_nan_is_refused_naming_the_tensor(tmp_path):
+    from styleclip.inversion.encoders import load_encoder
+
+    path = tmp_path / "e4e.pt"
+    weight = torch.zeros(8, 3, 3, 3)
+    weight[0, 0, 0, 0] = float("inf")
+    torch.save({"state_dict": {"encoder.input_layer.0.weight": weight}}, path)
+    refused_by(lambda: load_encoder(path, device="cpu"), match=r"encoder\.input_layer\.0\.weight holds NaN or Inf")

@@ -159,6 +159,8 @@ def load_clip(
     if path.exists() or path.is_symlink():
         model = _model_from_openai_file(open_clip, path)
         tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=model.context_length)
+    elif not tag and _names_a_file(text):
+        raise CheckpointError(f"{path}: no such file; pass an existing CLIP checkpoint or an open_clip ARCH:TAG")
     elif tag and _names_a_file(tag):
         if arch not in open_clip.list_models():
             raise UsageError(f"unknown CLIP architecture {arch!r} in {text!r}: use one of open_clip.list_models()")

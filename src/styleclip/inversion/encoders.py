@@ -55,14 +55,18 @@ def load_encoder(
     from ..utils.devices import resolve_device
 
     path = resolve_path(name_or_path, kind="encoder", cache=cache, offline=offline)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or unsafe files
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not an e4e / ReStyle checkpoint styleclip can read ({first})") from None
+    from ..hub.formats.budget import check_finite
+    from ..hub.formats.torchfile import load_weights_file
+
+    try:  # weights only, bounded in memory, refused globals named
+        ckpt = load_weights_file(path)
+    except CheckpointError as exc:
+        detail = str(exc).removeprefix(f"{path}: ")
+        raise CheckpointError(f"{path}: not an e4e / ReStyle checkpoint styleclip can read ({detail})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{path}: no state_dict inside; not an e4e / ReStyle checkpoint")
-    sd = {k[len("encoder.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+    sd = {k[len("encoder.") :]: v for k, v in ckpt["state_dict"].items() if str(k).startswith("encoder.")}
+    check_finite(((f"encoder.{k}", v) for k, v in sd.items() if isinstance(v, torch.Tensor)), str(path))
     try:
         net = encoder_from_state_dict(sd)
         net.load_state_dict(sd)  # strict: every key accounted for (the original loads ReStyle with strict=False)
