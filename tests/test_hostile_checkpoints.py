@@ -197,6 +197,24 @@ def test_device_is_not_a_checkpoint(tmp_path, capsys):
     assert "empty" not in line
 
 
+def test_pipe_is_refused_without_waiting_for_a_writer(tmp_path, capsys):
+    import os
+
+    pipe = tmp_path / "g.pkl"
+    os.mkfifo(pipe)
+    refuse_generator(pipe, tmp_path, capsys, match=r"g\.pkl: not a regular file")
+
+
+def test_official_mapper_with_a_bad_stylegan_size(tmp_path, capsys):
+    path = write_official_mapper(None, random_mapper_weights(16, groups=("coarse",)), tmp_path / "size.pt")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["opts"]["stylegan_size"] = 0
+    torch.save(ckpt, path)
+    refused(
+        apply_mapper(path, tmp_path / "out"), capsys, match=r"stylegan_size .0. is not a power of two", watch=[tmp_path]
+    )
+
+
 # -- 2. mapper files: declared layers and widths checked before building ------------------------------------------
 
 

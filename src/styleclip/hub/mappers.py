@@ -189,7 +189,12 @@ def _read_official(data) -> tuple[LatentMapper, Generator | None]:
     w_dim = int(weights[0].shape[1])
     G = generator_from_rosinality(data) if any(str(k).startswith("decoder.") for k in sd) else None
     # Without a decoder the W+ height follows from StyleCLIP's --stylegan_size (2·log2(size) - 2 rows).
-    num_ws = G.num_ws if G is not None else 2 * round(math.log2(int(opts.get("stylegan_size", 1024)))) - 2
+    size = opts.get("stylegan_size", 1024)
+    if G is None and (
+        not isinstance(size, int) or isinstance(size, bool) or size < 4 or size > 1 << 15 or size & (size - 1)
+    ):
+        raise CheckpointError(f"the mapper's stylegan_size {str(size)[:20]!r} is not a power of two from 4 to 32768")
+    num_ws = G.num_ws if G is not None else 2 * round(math.log2(size)) - 2
     order = [g for g in OFFICIAL_GROUPS.values() if g in groups]
     config = MapperConfig(w_dim=w_dim, num_ws=num_ws, groups=tuple(order), num_layers=max(layers))
     mapper = build_mapper(config, tensors, "StyleCLIP mapper")

@@ -35,7 +35,8 @@ _ITEMSIZE = {
     "U64": 8,
     "F64": 8,
 }
-MAX_HEADER = 100 << 20  # the safetensors library's own bound
+# The library allows 100 MB; styleclip's headers (a few hundred tensors and a JSON config) take well under 1 MB.
+MAX_HEADER = 16 << 20
 MAX_DIMS = 16
 
 
