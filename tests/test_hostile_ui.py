@@ -268,6 +268,16 @@ def test_a_png_report_of_the_wrong_types_is_one_line(session, uploads):
                match="alpha must be a number")  # fmt: skip
 
 
+def test_damaged_session_metadata_is_one_line(session, uploads, monkeypatch):
+    never_draw(monkeypatch, session)
+    cases = ["[" * 100_000 + "]" * 100_000, "[]", '{"steps": "x"}', '{"steps": [{"label": 1, "edit": {}}]}',
+             '{"steps": [{"label": "x", "edit": {}}], "codes": "not base64!"}',
+             '{"steps": [{"label": "x", "edit": {}}], "codes": "AAAA"}']  # fmt: skip
+    for i, text in enumerate(cases):
+        png = save_png(Image.new("RGB", (8, 8)), uploads / f"m{i}.png", text={SESSION_KEY: text})
+        refused_by(lambda png=png: session.from_png(png), match="damaged")
+
+
 # -- 4. what users typed is escaped where the page shows HTML --------------------------------------------
 
 HOSTILE = '<img src=x onerror="alert(1)"> ![t](http://127.0.0.1:9/t.png) [go](javascript:alert(1)) **b** www.x.org'

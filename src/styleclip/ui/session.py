@@ -817,7 +817,7 @@ def _json(text: str, path: Path) -> dict:
     """A PNG's styleclip metadata, or a one-line error when it is damaged."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         data = None
     if not isinstance(data, dict):
         raise UsageError(f"{path.name}: its styleclip metadata is damaged")
