@@ -101,28 +101,53 @@ def human_size(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
+def _storage(value: object) -> tuple[int, int] | None:
+    """``(identity, bytes)`` of the memory a torch tensor views, or None for what owns its memory."""
+    if not isinstance(value, torch.Tensor) or value.device.type == "meta":
+        return None
+    storage = value.untyped_storage()
+    return storage.data_ptr(), storage.nbytes()
+
+
 def check_budget(
     tensors: Iterable[tuple[str, torch.Tensor | np.ndarray]], path: Path | str, file_size: int | None = None
 ) -> int:
-    """Refuse (one line naming the largest tensor) a file whose tensors would take more memory than it can hold.
+    """Refuse, in one line naming the culprit tensor, a file whose tensors would take more memory than it can hold.
 
     Returns the bytes the tensors take once materialised.
     """
     path = Path(path)
     size = path.stat().st_size if file_size is None else file_size
     total, largest, largest_name = 0, -1, ""
+    views: dict[int, list] = {}  # storage -> [bytes stored, bytes its views materialise, views, first name]
     for name, value in tensors:
         n = materialised_bytes(value)
         total += n
         if n > largest:
             largest, largest_name = n, name
+        storage = _storage(value)
+        if storage is not None:
+            entry = views.setdefault(storage[0], [storage[1], 0, 0, name])
+            entry[1] += n
+            entry[2] += 1
     limit = file_limit(size)
     if total > limit:
+        stored, grown, count, name = max(views.values(), key=lambda e: e[1] - e[0], default=(0, 0, 0, ""))
+        if grown > stored and count > 1:
+            culprit = (
+                f"{count} tensors ({name}, ...) view one {human_size(stored)} storage and would take "
+                f"{human_size(grown)} (shared-storage tensors)"
+            )
+        elif grown > stored:
+            culprit = (
+                f"tensor {name} views {human_size(stored)} of data as {human_size(grown)} "
+                "(an expanded or overlapping-stride tensor)"
+            )
+        else:
+            culprit = f"the largest is {largest_name}, {human_size(largest)}"
         raise CheckpointError(
             f"{path}: refusing to load: its tensors would take {human_size(total)} in memory from a "
-            f"{human_size(size)} file (largest: {largest_name}, {human_size(largest)}; an expanded or "
-            "shared-storage tensor); "
-            "use the checkpoint as its publisher released it"
+            f"{human_size(size)} file; {culprit}; use the checkpoint as its publisher released it"
         )
     available = available_memory()
     if available is not None and total > available:
