@@ -113,7 +113,9 @@ def load_weights_file(path: Path) -> Any:
         elif fmt in (detect.TORCH_ZIP, detect.TORCH_LEGACY):
             data = load_torch_file(path, fmt)
         else:
-            raise CheckpointError("a pickle (an NVIDIA network?), not a weights file")
+            raise CheckpointError(
+                "a pickle (an NVIDIA network?), not a weights file; pass a .pt, .safetensors or TorchScript file"
+            )
     except CheckpointError as exc:
         text = str(exc)
         raise CheckpointError(text if text.startswith(str(path)) else f"{path}: {text}") from None
