@@ -300,6 +300,17 @@ def test_inf_in_a_pickled_generator_is_refused(tmp_path, capsys):
     refuse_generator(path, tmp_path, capsys, match=r"tensor mapping\.fc1\.bias holds NaN or Inf")
 
 
+def test_nan_in_a_tensorflow_pickle_is_refused(tmp_path, capsys):
+    from checkpoint_writers import tf_pickle_bytes
+
+    G = tiny_generator()
+    with torch.no_grad():
+        G.synthesis.b4.const[0, 1, 1] = float("-inf")
+    path = tmp_path / "tf.pkl"
+    path.write_bytes(tf_pickle_bytes(G))
+    refuse_generator(path, tmp_path, capsys, match=r"tensor synthesis\.b4\.const holds NaN or Inf")
+
+
 def test_nan_in_a_mapper_is_refused(tmp_path, capsys, mapper_assets):
     _, gen, native = mapper_assets
 
@@ -401,6 +412,15 @@ def test_state_dict_of_no_known_clip(tmp_path, capsys, clip_assets):
     torch.save(sd, bad)
     line = refuse_clip(clip_assets, bad, tmp_path, capsys, match=r"match no CLIP architecture .*ARCH:")
     assert str(bad) in line
+
+
+def test_clip_shapes_declaring_a_huge_model_are_refused_before_building(tmp_path, capsys, clip_assets):
+    # a 100,000-token context: 25 MB of positional embedding, but a 40 GB attention mask once built
+    sd = {k: v.clone() for k, v in clip_assets[1].state_dict().items()}
+    sd["positional_embedding"] = torch.zeros(100_000, 64)
+    bad = tmp_path / "long-context.pt"
+    torch.save(sd, bad)
+    refuse_clip(clip_assets, bad, tmp_path, capsys, match=r"shapes declare a CLIP model of .*GiB from a .*MiB file")
 
 
 def test_clip_with_nan_is_refused(tmp_path, capsys, clip_assets):
