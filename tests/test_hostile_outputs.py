@@ -143,6 +143,20 @@ def test_mapper_train_refuses_a_run_folder_without_resume(base, capsys):
     refused([*argv, "--resume", "--overwrite"], capsys, match="give one", watch=[base])
 
 
+def test_mapper_train_overwrite_starts_again_without_the_earlier_steps(gen, tiny_clip_file, base):
+    out = base / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "step-000050.safetensors").write_bytes(b"an earlier run's later step")
+    (out / "log.jsonl").write_text('{"step": 50, "split": "train"}\n')
+    argv = ["mapper", "train", "--generator", gen, "--clip", tiny_clip_file, "--device", "cpu", "--prompt", "a dog",
+            "--steps", "2", "--train-size", "4", "--test-size", "2", "--val-count", "2", "--checkpoint-every", "1",
+            "--outdir", out, "--overwrite"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000001.safetensors",
+                                                                       "step-000002.safetensors"]  # fmt: skip
+    assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()][-1] == 2
+
+
 def test_pruning_keeps_the_newest_checkpoints_by_step_not_by_name(tmp_path):
     from styleclip.nets.mapper import LatentMapper, MapperConfig
     from styleclip.training.checkpoints import Checkpoints, clear_run
