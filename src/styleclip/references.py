@@ -51,7 +51,7 @@ def is_catalogue_name(value: str, kind: str, base: Path | None = None) -> bool:
     the working folder when ``base`` is None, wins, as the loaders let it win)."""
     if kind in ("file", "folder") or is_url(value) or not value.strip():
         return False
-    if _exists((base or Path()) / value) or value.startswith("~"):
+    if value.startswith("~") or _exists(Path(value)) or (base is not None and _exists(base / value)):
         return False
     if kind == "clip":  # open_clip's ARCH or ARCH:TAG; a tag that is a file is a path
         arch, _, tag = value.partition(":")
@@ -96,11 +96,12 @@ def what(value: str) -> str:
     return "a URL" if is_url(value) else "a path"
 
 
-def refuse(source: Path, ref: Reference, override: str | None, trust_flag: str, why: str = "") -> UsageError:
-    """The one-line refusal of ``ref`` found in ``source``, naming both ways to allow it."""
+def refuse(source: Path, ref: Reference, override: str | None, trust_flag: str, rule: str, why: str = "") -> UsageError:
+    """The one-line refusal of ``ref`` found in ``source`` (``rule``: what such a file may name), naming both ways
+    to allow it."""
     shown = ref.value if len(ref.value) <= 120 else ref.value[:117] + "..."
-    given = f"give it as {override} on the command line to open it, or " if override else ""
+    given = f"give it as {override} on the command line, or " if override else ""
     return UsageError(
-        f"{source} names {ref.field} {shown!r}, {what(ref.value)}{why}; styleclip opens only catalogue names from "
-        f"a file: {given}add {trust_flag} if you trust {source.name}"
+        f"{source} names {ref.field} {shown!r}, {what(ref.value)}{why}; {rule}: {given}add {trust_flag} if you "
+        f"trust {source.name}"
     )

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .references import Reference, is_catalogue_name, refuse
 
+if TYPE_CHECKING:
+    from .edits.optimize import OptimizeConfig
+
 REPORT_KEY = "styleclip:report"  # the PNG text chunk holding everything needed to reproduce the image
 MAX_REPORT_BYTES = 64 << 20  # a report with a 100,000-step history is a few MB
 TRUST_FLAG = "--trust-report"
+REPORT_RULE = "styleclip opens only catalogue names that a report names"
 # The command-line option that names the same thing as each entry a report names.
 OVERRIDES = {"generator": "--generator", "clip": "--clip", "identity": "--identity", "file": "--latent"}
 
@@ -27,9 +31,14 @@ def read_report(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: no such report")
     try:
         if path.suffix.lower() == ".png":
+            import warnings
+
             from PIL import Image
 
-            with Image.open(path) as im:
+            with warnings.catch_warnings():  # the pixels are never decoded: their number is no concern here
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(path)
+            with im:
                 if im.format != "PNG":
                     raise UsageError(f"{path}: not a PNG file")
                 # styleclip writes its text before the pixels: Image.open has read it, `im.text` would decode all
@@ -62,7 +71,7 @@ def config_from_report(
     identity: str | None = None,
     latent: str | None = None,
     trust: bool = False,
-):
+) -> tuple[OptimizeConfig, str]:
     """The edit settings and generator a report holds, with what the command line gives in their place.
 
     Args:
@@ -99,11 +108,11 @@ def config_from_report(
     if not trust:
         for ref in named:
             if not is_catalogue_name(ref.value, ref.kind):
-                raise refuse(path, ref, OVERRIDES[ref.kind], TRUST_FLAG)
+                raise refuse(path, ref, OVERRIDES[ref.kind], TRUST_FLAG, REPORT_RULE)
     return config, name
 
 
-def describe_loads(path: Path, config, generator: str) -> str:
+def describe_loads(path: Path, config: OptimizeConfig, generator: str) -> str:
     """One line saying what repeating the report will load."""
     parts = [f"generator {generator}", f"CLIP {config.clip}"]
     if config.mode == "edit" and config.latent is not None:

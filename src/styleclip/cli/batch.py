@@ -12,6 +12,7 @@ from .eval import add_judge_arguments
 from .options import add_compile_argument, add_precision_argument
 
 NAME = "batch"
+MAX_EDITS = 10_000  # jobs one batch may start: a seed range or latent file beyond it is a typo or a hostile file
 HELP = "edit many sources with many prompts (optimize, directions or mapper); resumable; torchrun shards it"
 
 
@@ -26,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--prompts", type=Path, help="a text file with one prompt per line")
     what.add_argument("--method", choices=["optimize", "directions", "mapper"], help="the edit method")
     what.add_argument("--trunc", type=float, default=None, help="truncation psi of seed sources (0.7)")
+    what.add_argument("--trust-paths", action="store_true",
+                      help="let the job file name any path or URL (else catalogue names and files in its folder)")  # fmt: skip
+    what.add_argument("--max-edits", type=int, default=MAX_EDITS,
+                      help=f"refuse to start a batch of more jobs than this ({MAX_EDITS})")  # fmt: skip
 
     opt = p.add_argument_group("method settings")
     opt.add_argument("--steps", type=int, help="optimize: steps (150)")
@@ -71,12 +76,20 @@ def spec_from_args(args: argparse.Namespace):
 
     given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
     if args.job is not None:
-        spec = read_job_file(args.job)
-        if args.generator:
-            spec.generator = args.generator
+        from ..jobs.spec import describe_references
+
         if args.method:
             raise UsageError("name the methods in the job file's runs, not with --method")
+        on_command_line = tuple(k for k in ("generator", "clip") if getattr(args, k))
+        spec = read_job_file(args.job, trust_paths=args.trust_paths, given=on_command_line)
+        if args.generator:
+            spec.generator = args.generator
+        if args.clip:
+            spec.clip = args.clip
+        print(describe_references(args.job, spec), flush=True)
         return spec
+    if args.trust_paths:
+        raise UsageError("--trust-paths goes with --job")
     if not args.method:
         raise UsageError("give --method optimize|directions|mapper (or a --job file)")
     settings = {k: v for k, v in given.items() if k in OPTIONS[args.method]}
@@ -134,9 +147,13 @@ def run(args: argparse.Namespace) -> int:
     from ..jobs.runner import run_batch
     from ..utils.files import check_outdir
 
+    if args.max_edits < 1:
+        raise UsageError("--max-edits must be at least 1")
     spec = spec_from_args(args)
     if args.clip:
         spec.clip = args.clip
+    if not spec.latents:  # a latent file's rows are counted once the generator is loaded
+        spec.jobs(limit=args.max_edits)
     check_outdir(args.outdir)
     check_earlier_batch(args.outdir, spec, args.resume, args.overwrite)
 
@@ -156,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_batch(
             spec, args.outdir, batch_size=args.batch_size, device=args.device, cache=args.cache, offline=args.offline,
             precision=args.precision, compile=args.compile, invert_method=args.invert_method, stats_samples=args.samples, summary=summary,
-            redo=args.overwrite,
+            redo=args.overwrite, max_jobs=args.max_edits,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"styleclip batch: interrupted; run the same command again to continue ({args.outdir})", file=sys.stderr)

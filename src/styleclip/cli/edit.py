@@ -193,14 +193,16 @@ def run(args: argparse.Namespace) -> int:
             G, generator = inv.generator, str((args.outdir / "inversion" / "generator_pti.safetensors").resolve())
 
     from ..guidance.clip import load_clip
-    from ..latents import latent_rows
+    from ..latents import latent_rows, load_latent
 
     guide = load_clip(config.clip, device=device)
     if config.mode == "free":
         sources: list[str] = [""]
     elif config.latent is not None:
         rows = latent_rows(config.latent, G)  # from the file's header, before reading it
-        _check_edits(rows * len(config.prompts), args.max_edits, f" ({rows} latents x {len(config.prompts)} prompts)")
+        what = f" ({rows} latents in {config.latent} x {len(config.prompts)} prompts)"
+        _check_edits(rows * len(config.prompts), args.max_edits, what)
+        load_latent(config.latent, G)  # its values (NaN, Inf) too, before the edits are announced
         sources = [f"-row{k}" for k in range(rows)]
     else:
         sources = [f"-seed{s}" for s in config.seeds]

@@ -67,6 +67,7 @@ def run_batch(
     summary: Callable[[Path, Any, Any], Any] | None = None,
     progress: bool = True,
     redo: bool = False,
+    max_jobs: int | None = None,
 ) -> BatchResult:
     """Run every job of ``spec`` not yet done in ``outdir`` (under torchrun: this process's share of them).
 
@@ -78,10 +79,11 @@ def run_batch(
         stats_samples: latents for the style statistics of the directions method.
         summary: ``summary(outdir, G, guide)`` called on process 0 once every process has finished.
         redo: do every job again, even those done before (``--overwrite``).
+        max_jobs: refuse a batch of more jobs (``--max-edits``), counted before any is listed or any latent read.
     """
     from ..guidance.clip import DEFAULT_CLIP, load_clip
     from ..hub.generators import load_generator
-    from ..latents import load_latent
+    from ..latents import latent_rows
     from ..utils.devices import resolve_device
     from ..utils.distributed import setup
     from ..utils.precision import computing_in, resolve_precision
@@ -94,9 +96,9 @@ def run_batch(
     ctx = setup(resolve_device(device))
     try:
         G = load_generator(spec.generator, device=ctx.device, cache=cache, offline=offline)
+        rows = latent_rows(spec.latents, G) if spec.latents else None  # from the file's header
+        jobs = spec.jobs(rows, limit=max_jobs)
         guide = load_clip(spec.clip or DEFAULT_CLIP, device=ctx.device)
-        rows = load_latent(spec.latents, G).shape[0] if spec.latents else None
-        jobs = spec.jobs(rows)
         result = BatchResult(outdir, rank=ctx.rank, world=ctx.world)
         result.skipped = [] if redo else [j.id for j in jobs if (job_folder(outdir, j) / REPORT).is_file()]
         todo = [j for j in jobs if redo or not (job_folder(outdir, j) / REPORT).is_file()]
@@ -171,6 +173,7 @@ class _Worker:
         self.compiled = CompileRecord(False)  # the batch's, once it runs
         self._stats = self._matrices = None
         self._mappers: dict[str, Any] = {}
+        self._latents: dict[str, torch.Tensor] = {}  # a latent file is read once, not once per row
 
     # -- sources -------------------------------------------------------------------------------------------
 
@@ -183,7 +186,9 @@ class _Worker:
             if source.kind == "latent":
                 from ..latents import load_latent
 
-                return load_latent(source.path, G)[source.row : source.row + 1]
+                if source.path not in self._latents:
+                    self._latents[source.path] = load_latent(source.path, G)
+                return self._latents[source.path][source.row : source.row + 1]
         from ..inversion.invert import invert
         from ..latents import load_latent
 
