@@ -406,3 +406,12 @@ def test_a_batch_of_too_many_latent_rows_is_refused_before_reading_them(tmp_path
             watch=[tmp_path])  # fmt: skip
     refused([*argv[:-2], "--outdir", tmp_path / "out2", "--latents", zip_bomb_npz(tmp_path / "bomb.npz")], capsys,
             match="unpacks to 10,240 MiB", watch=[tmp_path])  # fmt: skip
+
+
+def test_generate_refuses_a_truncation_that_would_draw_black_pictures(tmp_path, capsys, assets):
+    out = tmp_path / "out"
+    argv = ["generate", "--generator", assets["generator"], "--seeds", "0", "--trunc", "1e308", "--outdir", out,
+            "--device", "cpu"]  # fmt: skip
+    refused(argv, capsys, match=r"truncation psi must be a finite number in \[-5, 5\]", watch=[tmp_path],
+            may_write=[out])  # fmt: skip
+    assert not list(out.glob("*.png"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import UsageError
 
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(//|/|\\\\)")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+@-]*")
 
 

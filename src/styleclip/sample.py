@@ -14,6 +14,8 @@ from .nets.stylegan3 import Generator3, make_transform
 
 MAX_SEEDS = 1_000_000
 SEED_LIMIT = 2**32  # NumPy's RandomState takes seeds below this
+# Truncation psi beyond this pushes every latent so far from the mean that pictures are noise or, at 1e308, black.
+TRUNCATION_RANGE = (-5.0, 5.0)
 
 
 @dataclass
@@ -90,8 +92,9 @@ def sample(
             extra["transform"] = make_transform(translate or (0.0, 0.0), rotate or 0.0).to(G.device)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if not math.isfinite(truncation_psi):
-        raise UsageError(f"truncation psi must be a finite number, got {truncation_psi}")
+    lo, hi = TRUNCATION_RANGE
+    if not (math.isfinite(truncation_psi) and lo <= truncation_psi <= hi):
+        raise UsageError(f"truncation psi must be a finite number in [{lo:g}, {hi:g}], got {truncation_psi}")
     seeds = list(seeds)
     for start in range(0, len(seeds), batch_size):
         chunk = seeds[start : start + batch_size]

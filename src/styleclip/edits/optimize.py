@@ -29,6 +29,7 @@ from ..guidance.preprocess import MODES
 from ..io.images import to_uint8
 from ..latents import load_latent, select_style_layers, select_ws
 from ..nets.stylegan2 import Generator
+from ..sample import TRUNCATION_RANGE
 from ..utils.compiling import compiling
 from ..utils.precision import PRECISIONS, computing_in, resolve_precision
 from ..utils.precision import describe as describe_precision
@@ -121,7 +122,6 @@ class OptimizeConfig:
 # steps or crops, a truncation of 1e308 that turns every picture black), never a useful setting.
 MAX_STEPS = 100_000
 MAX_AUGMENT = 128
-TRUNCATION_RANGE = (-5.0, 5.0)
 MAX_PROMPTS = 1_000
 _REQUIRED = ("prompts",)
 _DEFAULTS = OptimizeConfig(prompts=["x"])

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..references import Reference, inside_folder, is_catalogue_name, is_url, refuse
-from ..sample import MAX_SEEDS, SEED_LIMIT, parse_seeds
+from ..sample import MAX_SEEDS, SEED_LIMIT, TRUNCATION_RANGE, parse_seeds
 from ..utils.values import check_choice, check_float, check_int, check_str, check_str_list
 
 METHODS = ("optimize", "directions", "mapper")
@@ -95,8 +95,6 @@ class BatchSpec:
     clip: str | None = None
 
     def __post_init__(self) -> None:
-        from ..edits.optimize import TRUNCATION_RANGE
-
         check_float("truncation psi (--trunc)", self.truncation_psi, *TRUNCATION_RANGE)
 
     def sources(self, latent_rows: int | None = None) -> list[Source]:
@@ -259,8 +257,6 @@ def read_job_file(path: str | Path, *, trust_paths: bool = False, given: tuple[s
                 settings[key] = _place(path, Reference(label, value, kind), trust_paths)
         runs.append(make_run(item["method"], settings, where=f"{path}: runs[{i}]"))
     psi = data.get("truncation_psi", 0.7)
-    from ..edits.optimize import TRUNCATION_RANGE
-
     return BatchSpec(
         generator=generator or "",
         prompts=prompts,
