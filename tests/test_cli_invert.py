@@ -10,6 +10,7 @@ from PIL import Image
 from styleclip.cli.main import main
 from styleclip.hub.generators import save_generator
 from styleclip.nets.encoders import IRSEEncoder
+
 from test_encoders import TINY_IRSE, tiny_generator_w64, write_checkpoint
 
 

@@ -12,6 +12,7 @@ from styleclip.guidance.perceptual import LPIPS
 from styleclip.inversion.invert import invert, prepare_photo
 from styleclip.inversion.projection import ProjectionConfig
 from styleclip.nets.encoders import IRSEEncoder
+
 from test_encoders import TINY_IRSE, tiny_generator_w64, write_checkpoint
 
 

@@ -62,7 +62,8 @@ def load_generator(
 def _catalogue_entry(name_or_path: str | Path):
     from .registry import find_asset
 
-    if isinstance(name_or_path, Path) or is_url(name_or_path) or exists(Path(str(name_or_path)).expanduser()):
+    path = Path(str(name_or_path)).expanduser()
+    if isinstance(name_or_path, Path) or is_url(name_or_path) or (exists(path) and not path.is_dir()):
         return None
     return find_asset(str(name_or_path))
 

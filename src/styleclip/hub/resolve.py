@@ -26,7 +26,9 @@ def resolve_path(
     if is_url(text):
         return fetch_url(text, cache=cache, offline=offline)
     path = Path(text).expanduser()
-    if exists(path):
+    # A folder is never a checkpoint: a bare catalogue name beside a folder of that name (an earlier --outdir
+    # mohawk, say) still means the catalogue's file.
+    if exists(path) and not (path.is_dir() and find_asset(text) is not None):
         return path
     scheme = _SCHEME.match(text)
     if scheme and ("://" in text or scheme.group(1).lower() in _REFUSED_SCHEMES):
