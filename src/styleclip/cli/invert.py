@@ -28,6 +28,7 @@ def add_photo_arguments(p, steps_flag: str = "--invert-steps") -> None:
         *flags, dest="invert_steps", type=int, default=None, help="ReStyle steps (5) or projection steps (1000)"
     )
     p.add_argument("--pti", action="store_true", help="pivotal tuning: fine-tune a copy of the generator to the photo")
+    p.add_argument("--pti-steps", type=int, default=350, help="at most this many tuning steps (350, as PTI)")
     p.add_argument("--align", choices=ALIGNS, default="auto",
                    help="face (FFHQ alignment), center, none (already aligned), auto (face for face generators)")  # fmt: skip
     p.add_argument("--no-align", dest="align", action="store_const", const="none", help="same as --align none")
@@ -66,6 +67,7 @@ def invert_photo(args: argparse.Namespace, G, photo: Path):
 
     inv = invert(
         photo, G, method=args.method, encoder=args.encoder, steps=args.invert_steps, pti=args.pti,
+        pti_steps=args.pti_steps,
         align=args.align, face=args.face, box=parse_box(args.box), precision=getattr(args, "precision", "auto"),
         compile=getattr(args, "compile", None),
     )  # fmt: skip

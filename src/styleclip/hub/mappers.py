@@ -60,7 +60,7 @@ def load_mapper(
     from .resolve import resolve_path
 
     text = str(name_or_path)
-    if not Path(text).expanduser().exists() and ":" not in text and "/" not in text and "." not in text:
+    if not Path(text).expanduser().is_file() and ":" not in text and "/" not in text and "." not in text:
         text = f"styleclip-mapper:{text}"  # bare names of the published mappers
     path = resolve_path(text, kind="mapper", cache=cache, offline=offline)
     mapper, embedded = read_mapper_file(path)

@@ -133,6 +133,8 @@ def invert(
     """
     if method not in METHODS:
         raise UsageError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if pti and not (isinstance(pti_steps, int) and 1 <= pti_steps <= 100_000):
+        raise UsageError(f"pivotal tuning takes 1 to 100000 steps, got {pti_steps!r}")
     used = resolve_precision(precision, G.device)
     with computing_in(used), compiling(compile) as compiled:
         inv = _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, align, face, box,
