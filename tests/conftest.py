@@ -89,6 +89,19 @@ def tiny_clip() -> torch.nn.Module:
     return CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True).eval()
 
 
+def save_torchscript_clip(model: torch.nn.Module, path: Path) -> Path:
+    """``model`` traced and saved as OpenAI's JIT archives are (the loader reads them without running them)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(
+            model, (torch.randn(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long)), check_trace=False
+        )
+        torch.jit.save(traced, str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_clip_file(tmp_path_factory) -> Path:
     """The tiny CLIP saved as OpenAI's state dict: it loads through the path a real ViT-B/32 file takes."""
@@ -97,19 +110,21 @@ def tiny_clip_file(tmp_path_factory) -> Path:
     return path
 
 
+def tiny_lpips_model(net: str = "vgg", **kwargs):
+    """LPIPS with random (non-negative) calibration on AlexNet's layout: a stand-in for ``load_lpips``."""
+    from styleclip.guidance import perceptual
+
+    torch.manual_seed(0)
+    model = perceptual.LPIPS("alex", max_size=None)
+    with torch.no_grad():
+        for lin in model.lins:
+            lin.weight.abs_()
+    return model
+
+
 @pytest.fixture
 def tiny_lpips(monkeypatch):
     """LPIPS with random (non-negative) calibration, in place of the 528 MB download."""
-    import torch
-
     from styleclip.guidance import perceptual
 
-    def fake_load(net="vgg", **kwargs):
-        torch.manual_seed(0)
-        model = perceptual.LPIPS("alex", max_size=None)
-        with torch.no_grad():
-            for lin in model.lins:
-                lin.weight.abs_()
-        return model
-
-    monkeypatch.setattr(perceptual, "load_lpips", fake_load)
+    monkeypatch.setattr(perceptual, "load_lpips", tiny_lpips_model)

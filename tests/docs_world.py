@@ -21,7 +21,7 @@ from styleclip.hub.catalog import ASSETS
 from styleclip.stylespace import StyleLayout
 
 from checkpoint_writers import stylegan3_repo_pickle_bytes, write_nvidia_pickle, write_rosinality
-from conftest import tiny_clip, tiny_generator3
+from conftest import tiny_clip, tiny_generator3, tiny_lpips_model
 from mapper_writers import random_mapper_weights, write_official_mapper
 from test_encoders import TINY_IRSE, tiny_generator_w64, write_checkpoint
 
@@ -108,15 +108,7 @@ def install(monkeypatch, home: Path) -> None:
 
     monkeypatch.setattr(open_clip, "create_model", create_model)
 
-    def load_lpips(net="vgg", **kwargs):
-        torch.manual_seed(0)
-        model = perceptual.LPIPS("alex", max_size=None)
-        with torch.no_grad():
-            for lin in model.lins:
-                lin.weight.abs_()
-        return model
-
-    monkeypatch.setattr(perceptual, "load_lpips", load_lpips)
+    monkeypatch.setattr(perceptual, "load_lpips", tiny_lpips_model)
 
 
 def inputs(folder: Path) -> None:

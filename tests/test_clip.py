@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 
 from styleclip import StyleclipError, UsageError
 from styleclip.guidance.clip import load_clip
 
-from conftest import tiny_clip
+from conftest import save_torchscript_clip, tiny_clip
 
 open_clip = pytest.importorskip("open_clip")
 
@@ -21,13 +19,7 @@ def clip_files(tmp_path_factory):
     model = tiny_clip()
     state = folder / "tiny-openai-state.pt"
     torch.save(model.state_dict(), state)
-    script = folder / "tiny-openai-jit.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(
-            model, (torch.randn(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long)), check_trace=False
-        )
-        torch.jit.save(traced, str(script))
+    script = save_torchscript_clip(model, folder / "tiny-openai-jit.pt")
     return model, state, script
 
 

@@ -9,7 +9,6 @@ import pickle
 import pickletools
 import re
 import struct
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from styleclip.hub.mappers import save_mapper
 from styleclip.nets.mapper import LatentMapper, MapperConfig
 
 from checkpoint_writers import nvidia_pickle_bytes, rosinality_state_dict
-from conftest import tiny_clip, tiny_generator
+from conftest import save_torchscript_clip, tiny_clip, tiny_generator
 from hostile import refused, refused_by
 from mapper_writers import random_mapper_weights, write_official_mapper
 
@@ -368,13 +367,7 @@ def clip_assets(tmp_path_factory):
     folder = tmp_path_factory.mktemp("clip-assets")
     gen = save_generator(tiny_generator(), folder / "gen.safetensors")
     model = tiny_clip()
-    script = folder / "tiny-jit.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(
-            model, (torch.randn(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long)), check_trace=False
-        )
-        torch.jit.save(traced, str(script))
+    script = save_torchscript_clip(model, folder / "tiny-jit.pt")
     return gen, model, script
 
 
