@@ -54,6 +54,25 @@ def test_generate_with_translate_and_rotate(assets, tmp_path, capsys):
     assert "two numbers" in capsys.readouterr().err
 
 
+def test_generate_draws_with_the_identity_transform_as_gen_images_does(G3, tmp_path):
+    """gen_images.py sets the transform from --translate/--rotate every time (0, 0 = identity), whatever the
+    pickle stored; the API keeps the stored one."""
+    import copy
+
+    moved = copy.deepcopy(G3)
+    moved.set_transform((0.3, 0.1), 40)
+    gen = save_generator(moved, tmp_path / "moved.safetensors")
+    assert main(["generate", "--generator", str(gen), "--seeds", "3", "--outdir", str(tmp_path / "out")]) == 0
+    G = load_generator(gen, device="cpu")
+    ws = G.mapping_forward(G.z_from_seed(3), truncation_psi=1.0)
+    identity = np.asarray(to_pil(G.synthesize(ws, transform=make_transform((0, 0), 0)))[0])
+    stored = np.asarray(to_pil(G.synthesize(ws))[0])
+    png = Image.open(tmp_path / "out" / "seed0003.png")
+    assert np.abs(identity.astype(int) - stored.astype(int)).max() > 10  # the stored matrix does move the picture
+    np.testing.assert_array_equal(np.asarray(png), identity)
+    assert png.text["styleclip:rotate"] == "0.0"
+
+
 @pytest.mark.parametrize(("space", "layers"), [("w+", None), ("w", None), ("s", "coarse"), ("w+", "medium")])
 def test_edit_in_every_space(assets, tmp_path, space, layers):
     _, argv, _ = assets

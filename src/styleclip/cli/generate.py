@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from ..errors import UsageError
 from ..hub.generators import load_generator
+from ..nets.stylegan3 import Generator3
 from ..io.images import save_png, to_pil
 from ..sample import parse_seeds, sample
 from ..utils.files import atomic_save_arrays, check_outdir, make_folder, refuse_earlier_results
@@ -62,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     refuse_earlier_results(args.outdir, names, overwrite=args.overwrite)  # before minutes of loading
     G = load_generator(args.generator, device=args.device, cache=args.cache, offline=args.offline)
     make_folder(args.outdir)
+    rotate = args.rotate
+    if isinstance(G, Generator3):
+        # NVIDIA's gen_images.py sets the input transform from --translate/--rotate on every run, the identity when
+        # both are 0, whatever matrix the pickle stored (a training snapshot may hold any); the API keeps the stored.
+        translate, rotate = translate or (0.0, 0.0), rotate or 0.0
     precision = resolve_precision(args.precision, G.device) if args.precision else None
     done = 0
     try:
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                     args.noise_mode,
                     args.batch_size,
                     translate=translate,
-                    rotate=args.rotate,
+                    rotate=rotate,
                 ),
                 total=len(seeds),
                 desc="generate",
@@ -92,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
                     "styleclip:noise_mode": args.noise_mode,
                     "styleclip:precision": precision or "as generate.py",
                 }
-                if translate is not None or args.rotate is not None:
-                    text["styleclip:translate"] = list(translate or (0, 0))
-                    text["styleclip:rotate"] = args.rotate or 0
+                if translate is not None or rotate is not None:
+                    text["styleclip:translate"] = [float(v) for v in translate or (0, 0)]
+                    text["styleclip:rotate"] = float(rotate or 0)
                 save_png(to_pil(s.image)[0], args.outdir / f"seed{s.seed:04d}.png", text=text)
                 atomic_save_arrays(args.outdir / f"seed{s.seed:04d}.npy", s.ws.cpu().numpy())
                 done += 1
