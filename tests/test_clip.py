@@ -100,3 +100,40 @@ def test_reduced_precision_autocast_keeps_fp32_weights_and_outputs(clip_files):
     assert (a - b).abs().max() < 0.05 and not torch.equal(a, b)
     with pytest.raises(UsageError, match="precision"):
         load_clip(clip_files[1], device="cpu", precision="fp8")
+
+
+def test_styleclip_templates_are_its_79_in_its_order():
+    """StyleCLIP's GetDt list is OpenAI's 80 with 'a photo of many {}.' commented out, in the same order."""
+    from styleclip.guidance.templates import templates
+
+    ours = [t("{}") for t in templates("styleclip")]
+    openai = [t("{}") for t in templates("imagenet")]
+    assert len(ours) == 79 and len(openai) == 80
+    assert ours == [t for t in openai if t != "a photo of many {}."]
+    # StyleCLIP's list as its file has it: first, the two around the left-out line, and last
+    assert ours[:3] == ["a bad photo of a {}.", "a sculpture of a {}.", "a photo of the hard to see {}."]
+    assert ours[-3:] == ["a photo of a cool {}.", "a photo of a small {}.", "a tattoo of the {}."]
+    with pytest.raises(UsageError, match="template set"):
+        templates("openai-81")
+
+
+def test_global_directions_use_getdt_with_styleclip_templates(tiny_clip_file):
+    """Δt as StyleCLIP's GetDt computes it: per class, each template embedding normalised, averaged, normalised;
+    the difference normalised."""
+    from styleclip.guidance.templates import templates
+
+    guide = load_clip(tiny_clip_file, device="cpu", precision="fp32")
+
+    def zeroshot(text):
+        tokens = guide.tokenizer([t(text) for t in templates("styleclip")], context_length=guide.context_length)
+        with torch.no_grad():
+            emb = guide.model.encode_text(tokens).float()
+        emb = emb / emb.norm(dim=-1, keepdim=True)
+        emb = emb.mean(dim=0)
+        return emb / emb.norm()
+
+    dt = zeroshot("a happy dog") - zeroshot("a dog")
+    dt = dt / dt.norm()
+    torch.testing.assert_close(guide.direction("a happy dog", "a dog", templates="styleclip"), dt, rtol=1e-5, atol=1e-6)
+    eighty = guide.direction("a happy dog", "a dog", templates=True)
+    assert (eighty - dt).abs().max() > 1e-4  # the left-out template matters

@@ -195,6 +195,14 @@ def test_text_direction_edit_end_to_end(G, guide, stats, fd):
         global_direction(guide, "a red dog", "a dog", fd, stats, beta=0.999)
 
 
+def test_the_text_direction_is_getdt_s_with_styleclip_s_79_templates(guide, stats, fd):
+    d = global_direction(guide, "a red dog", "a dog", fd, stats, beta=0.1)
+    expected = style_direction(fd, guide.direction("a red dog", "a dog", templates="styleclip"), stats, 0.1)
+    torch.testing.assert_close(d.relevance, expected.relevance)
+    eighty = style_direction(fd, guide.direction("a red dog", "a dog", templates="imagenet"), stats, 0.1)
+    assert not torch.equal(d.relevance, eighty.relevance)
+
+
 def test_resume_gives_the_same_matrix(G, guide, stats, fd, tmp_path):
     ckpt = tmp_path / "partial.npz"
 

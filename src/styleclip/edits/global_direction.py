@@ -1,6 +1,6 @@
 """Global directions (StyleCLIP's second method): one StyleSpace direction per text edit, for any image.
 
-    Δt = normalise(t(target) − t(neutral))           text direction, 80 ImageNet templates averaged
+    Δt = normalise(t(target) − t(neutral))           text direction, StyleCLIP's 79 ImageNet templates averaged
     r  = fs3 · Δt                                     relevance of each style channel, in [-1, 1]
     r[|r| < β] = 0;  r /= max |r|                     keep the channels that matter (disentanglement β)
     Δs = r ⊙ std                                      in each channel's own scale
@@ -168,5 +168,5 @@ def global_direction(
         beta: disentanglement threshold (0.08-0.3; higher = fewer channels, a more local edit); None picks one.
         domain: the generator's domain ('face' lowers the minimum channel count of the automatic β).
     """
-    dt = guide.direction(target, neutral, templates=True)
+    dt = guide.direction(target, neutral, templates="styleclip")  # GetDt's 79 templates
     return style_direction(matrix, dt, stats, beta, domain, target, neutral)

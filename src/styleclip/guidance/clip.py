@@ -19,6 +19,7 @@ from ..errors import CheckpointError, UsageError
 from ..utils.devices import resolve_device
 from .attention import use_batch_first_attention
 from .preprocess import OPENAI_MEAN, OPENAI_STD, to_clip_input
+from .templates import templates as template_set
 
 DEFAULT_CLIP = "ViT-B-32:openai"
 
@@ -92,16 +93,17 @@ class ClipGuide(nn.Module):
         emb = emb.reshape(img.shape[0], n, -1).mean(dim=1)
         return emb / emb.norm(dim=-1, keepdim=True)
 
-    def encode_text(self, texts: str | Sequence[str], templates: bool = False) -> torch.Tensor:
+    def encode_text(self, texts: str | Sequence[str], templates: bool | str = False) -> torch.Tensor:
         """Unit text embeddings ``[N, D]``, cached per prompt.
 
-        With ``templates`` each prompt is written into the 80 ImageNet templates ("a bad photo of a
-        {}.", ...), each embedding normalised, averaged, and renormalised (CLIP's prompt ensembling).
+        With ``templates`` each prompt is written into a template set ("a bad photo of a {}.", ...; ``True`` or
+        'imagenet': OpenAI's 80, 'styleclip': StyleCLIP's 79, see :mod:`styleclip.guidance.templates`), each
+        embedding normalised, averaged, and renormalised (CLIP's prompt ensembling).
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
         out = []
         for text in texts:
-            key = (text, templates)
+            key = (text, "imagenet" if templates is True else templates)
             if key not in self._text_cache:
                 self._text_cache[key] = self._encode_uncached(text, templates)
             out.append(self._text_cache[key])
@@ -111,7 +113,7 @@ class ClipGuide(nn.Module):
         """Forget cached text embeddings (they are kept for the life of this object otherwise)."""
         self._text_cache.clear()
 
-    def direction(self, target: str, neutral: str, templates: bool = True) -> torch.Tensor:
+    def direction(self, target: str, neutral: str, templates: bool | str = True) -> torch.Tensor:
         """``Δt = normalise(t(target) - t(neutral))`` as ``[D]``: the text direction of an edit."""
         t = self.encode_text([target, neutral], templates=templates)
         delta = t[0] - t[1]
@@ -121,7 +123,7 @@ class ClipGuide(nn.Module):
         return delta / norm
 
     @torch.no_grad()
-    def _encode_uncached(self, text: str, templates: bool) -> torch.Tensor:
+    def _encode_uncached(self, text: str, templates: bool | str) -> torch.Tensor:
         if not text or not text.strip():
             raise UsageError("empty prompt: describe what the image should show")
         n_tokens = len(self.tokenizer.encode(text)) + 2 if hasattr(self.tokenizer, "encode") else 0
@@ -130,7 +132,7 @@ class ClipGuide(nn.Module):
                 f"prompt is {n_tokens} tokens, CLIP reads the first {self.context_length}: {text[:60]!r}...",
                 stacklevel=3,
             )
-        prompts = [tpl(text) for tpl in _open_clip().OPENAI_IMAGENET_TEMPLATES] if templates else [text]
+        prompts = [tpl(text) for tpl in template_set(templates)] if templates else [text]
         tokens = self.tokenizer(prompts, context_length=self.context_length).to(self.device)
         with self._autocast():
             emb = self.model.encode_text(tokens)
