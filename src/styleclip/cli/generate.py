@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from ..errors import UsageError
 from ..hub.generators import load_generator
-from ..nets.stylegan3 import Generator3
 from ..io.images import save_png, to_pil
+from ..nets.stylegan3 import Generator3
 from ..sample import parse_seeds, sample
 from ..utils.files import atomic_save_arrays, check_outdir, make_folder, refuse_earlier_results
 from ..utils.precision import computing_in, resolve_precision
