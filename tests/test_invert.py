@@ -11,8 +11,10 @@ from styleclip import UsageError
 from styleclip.guidance.perceptual import LPIPS
 from styleclip.inversion.invert import invert, prepare_photo
 from styleclip.inversion.projection import ProjectionConfig
+from styleclip.io.images import to_uint8
 from styleclip.nets.encoders import IRSEEncoder
 
+from conftest import tiny_lpips_model
 from test_encoders import TINY_IRSE, tiny_generator_w64, write_checkpoint
 
 
@@ -101,3 +103,50 @@ def test_a_tuned_generator_does_not_inherit_the_fingerprint(G, photo, lpips):
     inv = invert(photo, G, method="project", lpips=lpips, align="center", pti=True, pti_steps=3, pti_stop=0,
                  projection=ProjectionConfig(steps=2, w_avg_samples=20), progress=False)  # fmt: skip
     assert generator_fingerprint(inv.generator) != original == generator_fingerprint(G)
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """A CPU with native bf16, on which 'auto' means bf16 (this file otherwise pins fp32 like every test)."""
+    from styleclip.utils import precision
+
+    monkeypatch.delenv("STYLECLIP_PRECISION", raising=False)
+    monkeypatch.setattr(precision, "cpu_native_bf16", lambda: ("amx_bf16",))
+
+
+def _encoders(tmp_path):
+    G = tiny_generator_w64(seed=3)
+    e4e = write_checkpoint(tmp_path / "e4e.pt", IRSEEncoder(G.num_ws, 3, True, TINY_IRSE, stem=16), G)
+    restyle = IRSEEncoder(G.num_ws, 6, False, TINY_IRSE, stem=16)
+    restyle = write_checkpoint(tmp_path / "rs.pt", restyle, G, latent_avg_rows=False, extra={"global_step": 1})
+    return G, {"e4e": e4e, "restyle": restyle}
+
+
+@pytest.mark.parametrize("method", ["e4e", "restyle"])
+def test_auto_keeps_encoder_inversion_in_fp32_where_bf16_is_native(bf16_cpu, tmp_path, method):
+    G, encoders = _encoders(tmp_path)
+    photo = Image.fromarray((np.random.RandomState(2).rand(48, 40, 3) * 255).astype(np.uint8))
+    kwargs = dict(method=method, encoder=encoders[method], align="center", lpips=tiny_lpips_model(), progress=False)
+    auto = invert(photo, G, precision="auto", **kwargs)
+    fp32 = invert(photo, G, precision="fp32", **kwargs)
+    bf16 = invert(photo, G, precision="bf16", **kwargs)
+    assert auto.precision["used"] == "fp32" and "encoder" in auto.precision["why"]
+    torch.testing.assert_close(auto.ws, fp32.ws, rtol=0, atol=0)
+    assert np.array_equal(to_uint8(auto.reconstruction), to_uint8(fp32.reconstruction))
+    # asked for, bf16 still runs, and stays close: same latents to rounding, pictures within a few PNG levels
+    assert bf16.precision["used"] == "bf16"
+    torch.testing.assert_close(bf16.ws, fp32.ws, rtol=1e-2, atol=1e-2)
+    levels = np.abs(to_uint8(bf16.reconstruction).astype(int) - to_uint8(fp32.reconstruction).astype(int))
+    assert 0 < levels.max() <= 8
+
+
+def test_projection_in_bf16_reconstructs_the_photo_as_well_as_fp32(bf16_cpu):
+    G = tiny_generator_w64(seed=3)
+    photo = Image.fromarray((np.random.RandomState(2).rand(48, 40, 3) * 255).astype(np.uint8))
+    kwargs = dict(method="project", steps=60, align="center", lpips=tiny_lpips_model(), progress=False)
+    auto = invert(photo, G, precision="auto", **kwargs)
+    fp32 = invert(photo, G, precision="fp32", **kwargs)
+    assert auto.precision["used"] == "bf16"
+    assert abs(auto.metrics["psnr"] - fp32.metrics["psnr"]) < 0.2
+    assert abs(auto.metrics["lpips"] - fp32.metrics["lpips"]) < 0.01
+    assert ((auto.ws - fp32.ws).norm() / fp32.ws.norm()).item() < 0.05

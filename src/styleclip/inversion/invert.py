@@ -9,6 +9,7 @@ tuning (PTI) of a copy of the generator around the found latent.
 from __future__ import annotations
 
 import copy
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -136,10 +137,19 @@ def invert(
     if pti and not (isinstance(pti_steps, int) and 1 <= pti_steps <= 100_000):
         raise UsageError(f"pivotal tuning takes 1 to 100000 steps, got {pti_steps!r}")
     used = resolve_precision(precision, G.device)
+    encoder_based = method in ("e4e", "restyle") or (method == "auto" and (encoder is not None or default_encoder(G)))
+    chosen = (precision or "auto").lower() == "auto" and not os.environ.get("STYLECLIP_PRECISION")
+    keep_fp32 = chosen and encoder_based and used != "fp32"
+    if keep_fp32:
+        # An encoder's answer is a few milliseconds of work that bf16 hardly speeds up, while ReStyle feeds each
+        # pass's rounded reconstruction back in: in bf16 the five passes ended 5 PNG levels from fp32's.
+        used = "fp32"
     with computing_in(used), compiling(compile) as compiled:
         inv = _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, align, face, box,
                       projection, identity, progress)  # fmt: skip
     inv.precision = describe_precision(precision, used, G.device)
+    if keep_fp32:
+        inv.precision["why"] = "auto keeps encoder inversion in fp32 (bf16's rounding compounds over its passes)"
     inv.compile = compiled.report()
     return inv
 
