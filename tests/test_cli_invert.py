@@ -60,3 +60,40 @@ def test_directions_apply_to_a_photo(tmp_path, tiny_clip_file, tiny_lpips):
                  "--no-video", "--outdir", str(out)]) == 0  # fmt: skip
     assert (out / "inversion" / "latent.npy").is_file() and (out / "after.png").is_file()
     assert json.loads((out / "report.json").read_text())["sources"] == ["photo"]
+
+
+def test_projection_with_lpips_off_needs_no_download(tmp_path, monkeypatch, capsys):
+    """Offline, VGG16 cannot be had: --lpips off projects on pixels and says so; no LPIPS is ever loaded."""
+    from styleclip.guidance import perceptual
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("LPIPS was loaded")
+
+    monkeypatch.setattr(perceptual, "load_lpips", no_download)
+    gen = save_generator(tiny_generator_w64(seed=6), tmp_path / "g.safetensors")
+    photo = _photo(tmp_path / "p.png")
+    argv = ["invert", str(photo), "--generator", str(gen), "--method", "project", "--steps", "3", "--pti",
+            "--pti-steps", "2", "--lpips", "off", "--align", "center", "--outdir", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["distance"] == "pixels (LPIPS off)" and report["metrics"]["lpips"] is None
+    assert report["method"] == "project+pti" and np.isfinite(report["metrics"]["psnr"])
+    capsys.readouterr()
+    missing = [*argv[:-4], "--lpips", str(tmp_path / "nope.pth"), "--outdir", str(tmp_path / "o2")]
+    assert main(missing) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no such file" in err and len(err.splitlines()) == 1
+
+
+def test_batch_inverts_photos_on_pixels_with_lpips_off(tmp_path, monkeypatch, tiny_clip_file):
+    from styleclip.guidance import perceptual
+
+    monkeypatch.setattr(perceptual, "load_lpips", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    gen = save_generator(tiny_generator_w64(seed=6), tmp_path / "g.safetensors")
+    (tmp_path / "photos").mkdir()
+    _photo(tmp_path / "photos" / "a.png")
+    argv = ["batch", "--generator", str(gen), "--clip", str(tiny_clip_file), "--images", str(tmp_path / "photos"),
+            "--invert-method", "project", "--invert-steps", "3", "--lpips", "off", "--prompt", "a red face", "--method", "optimize",
+            "--steps", "1", "--outdir", str(tmp_path / "runs")]  # fmt: skip
+    assert main(argv) == 0
+    assert list((tmp_path / "runs" / "sources").glob("*/latent.npy"))

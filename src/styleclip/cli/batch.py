@@ -56,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--clip", default=None, help=f"CLIP model name or path ({DEFAULT_CLIP})")
     run.add_argument("--invert-method", choices=["auto", "e4e", "restyle", "project"], default="auto",
                      help="how --images are inverted (auto: the generator's encoder, else projection)")  # fmt: skip
+    run.add_argument("--invert-steps", type=int, default=None,
+                     help="ReStyle steps (5) or projection steps (1000) for --images")  # fmt: skip
     run.add_argument("--samples", type=int, default=100_000, help="directions: latents for style statistics")
     add_judge_arguments(run)
     add_precision_argument(run)
@@ -173,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_batch(
             spec, args.outdir, batch_size=args.batch_size, device=args.device, cache=args.cache, offline=args.offline,
             precision=args.precision, compile=args.compile, invert_method=args.invert_method, stats_samples=args.samples, summary=summary,
+            invert_lpips=None if args.lpips == "auto" else args.lpips, invert_steps=args.invert_steps,
             redo=args.overwrite, max_jobs=args.max_edits,
         )  # fmt: skip
     except KeyboardInterrupt:

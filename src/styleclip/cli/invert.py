@@ -29,6 +29,9 @@ def add_photo_arguments(p, steps_flag: str = "--invert-steps") -> None:
     )
     p.add_argument("--pti", action="store_true", help="pivotal tuning: fine-tune a copy of the generator to the photo")
     p.add_argument("--pti-steps", type=int, default=350, help="at most this many tuning steps (350, as PTI)")
+    p.add_argument("--lpips", default="vgg", metavar="vgg|alex|off|FILE",
+                   help="the distance projection and PTI minimise: LPIPS-VGG (vgg, downloaded once), alex, "
+                        "off (pixels alone: no download), or LPIPS-VGG's weights file")  # fmt: skip
     p.add_argument("--align", choices=ALIGNS, default="auto",
                    help="face (FFHQ alignment), center, none (already aligned), auto (face for face generators)")  # fmt: skip
     p.add_argument("--no-align", dest="align", action="store_const", const="none", help="same as --align none")
@@ -67,7 +70,7 @@ def invert_photo(args: argparse.Namespace, G, photo: Path):
 
     inv = invert(
         photo, G, method=args.method, encoder=args.encoder, steps=args.invert_steps, pti=args.pti,
-        pti_steps=args.pti_steps,
+        pti_steps=args.pti_steps, lpips=getattr(args, "lpips", None),
         align=args.align, face=args.face, box=parse_box(args.box), precision=getattr(args, "precision", "auto"),
         compile=getattr(args, "compile", None),
     )  # fmt: skip
@@ -101,6 +104,7 @@ def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
         "photo": str(photo),
         "generator": generator,
         "method": inv.method,
+        "distance": inv.distance,
         "metrics": inv.metrics,
         "precision": inv.precision,
         "compile": inv.compile,

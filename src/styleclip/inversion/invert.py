@@ -48,6 +48,7 @@ class Inversion:
     generator: Generator
     method: str
     aligned: Image.Image
+    distance: str  # what projection and PTI minimised: 'LPIPS-VGG + pixels', 'pixels (LPIPS off)', ...
     noise: dict[str, torch.Tensor] | None = None
     steps: list[torch.Tensor] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
@@ -96,7 +97,7 @@ def invert(
     G: Generator,
     method: str = "auto",
     encoder: Encoder | str | Path | None = None,
-    lpips: LPIPS | None = None,
+    lpips: LPIPS | str | None = None,
     steps: int | None = None,
     pti: bool = False,
     pti_steps: int = 350,
@@ -118,7 +119,9 @@ def invert(
             else projection).
         encoder: a loaded :class:`Encoder`, or its name/path (default: the catalogue's for ``G``). With
             'project', an encoder given here provides the starting point.
-        lpips: perceptual distance for projection, PTI and the metrics (default: LPIPS-VGG, downloaded once).
+        lpips: perceptual distance for projection, PTI and the metrics: a loaded LPIPS, 'vgg' (LPIPS-VGG, downloaded
+            once; also None), 'alex', a path to LPIPS-VGG's calibration layers, or 'off' (projection and PTI on pixels
+            alone, no LPIPS metric: for machines that cannot download VGG16).
         steps: ReStyle refinement steps (5) or projection steps (1000).
         pti: fine-tune a copy of the generator around the latent (pivotal tuning) for a faithful reconstruction,
             for up to ``pti_steps`` steps or until LPIPS falls below ``pti_stop``.
@@ -172,10 +175,7 @@ def _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, a
         _check_pairing(encoder, G)
         if method != "project":
             method = encoder.kind
-    if lpips is None:
-        # looked up at call time, so that tests can stand a tiny LPIPS in for the 528 MB download
-        lpips = _optional(lambda: perceptual.load_lpips("vgg", device=G.device), method == "project" or pti, "LPIPS")
-    lpips = lpips.to(G.device) if lpips is not None else None
+    lpips, distance = _distance(lpips, G.device, needed=method == "project" or pti)
     if identity is None and domain == "face":
         identity = _optional(lambda: load_identity_loss(device=G.device), False, "the ArcFace identity metric")
 
@@ -197,7 +197,7 @@ def _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, a
         recon = generator.synthesize(ws)
     metrics = reconstruction_metrics(recon, target, lpips, identity if domain == "face" else None)
     return Inversion(
-        ws.detach(), target, recon, generator, method + ("+pti" if pti else ""), aligned, noise,
+        ws.detach(), target, recon, generator, method + ("+pti" if pti else ""), aligned, distance, noise,
         [s.detach() for s in all_steps], metrics, history, time.perf_counter() - t0,
     )  # fmt: skip
 
@@ -223,6 +223,32 @@ def _same_network(a: Generator, b: Generator) -> bool:
         and torch.allclose(v.float().cpu(), sb[k].float().cpu(), rtol=1e-4, atol=1e-5)
         for k, v in a.state_dict().items()
     )
+
+
+LPIPS_CHOICES = ("vgg", "alex", "off")
+
+
+def _distance(choice: LPIPS | str | Path | None, device: torch.device, needed: bool) -> tuple[LPIPS | None, str]:
+    """The LPIPS model for ``choice`` (see :func:`invert`) and how the report names the distance."""
+    if isinstance(choice, LPIPS):
+        return choice.to(device), "LPIPS + pixels"
+    if choice == "off":
+        return None, "pixels (LPIPS off)"
+    if choice is None or choice in LPIPS_CHOICES:
+        net = choice or "vgg"
+        # looked up at call time, so that tests can stand a tiny LPIPS in for the 528 MB download
+        model = _optional(lambda: perceptual.load_lpips(net, device=device), needed, "LPIPS")
+    else:
+        path = Path(choice).expanduser()
+        if not path.is_file():
+            raise UsageError(
+                f"--lpips {str(choice)[:200]}: no such file; use vgg, alex, off or an LPIPS-VGG weights file"
+            )
+        model = perceptual.load_lpips("vgg", lin=path, device=device)
+        net = "vgg"
+    if model is None:
+        return None, "pixels (LPIPS unavailable)"
+    return model.to(device), f"LPIPS-{net.upper()} + pixels"
 
 
 def _optional(load, needed: bool, what: str):

@@ -63,6 +63,8 @@ def run_batch(
     precision: str = "auto",
     compile: bool = False,
     invert_method: str = "auto",
+    invert_lpips: str | None = None,
+    invert_steps: int | None = None,
     stats_samples: int = 100_000,
     summary: Callable[[Path, Any, Any], Any] | None = None,
     progress: bool = True,
@@ -76,6 +78,8 @@ def run_batch(
         precision: the networks' arithmetic (:mod:`styleclip.utils.precision`).
         compile: ``torch.compile`` the generator (:mod:`styleclip.utils.compiling`): pays off over many jobs.
         invert_method: how photos are inverted ('auto': the generator's encoder, else projection).
+        invert_lpips: the distance projection minimises ('vgg', 'alex', 'off' for pixels alone, or a weights file;
+            None = LPIPS-VGG), as :func:`styleclip.invert`'s ``lpips``; ``invert_steps``: ReStyle's or projection's.
         stats_samples: latents for the style statistics of the directions method.
         summary: ``summary(outdir, G, guide)`` called on process 0 once every process has finished.
         redo: do every job again, even those done before (``--overwrite``).
@@ -110,7 +114,8 @@ def run_batch(
             make_folder(outdir)
             text = json.dumps(_describe(spec, batch_size, precision, compile), indent=1, default=str)
             atomic_write(outdir / "batch.json", lambda tmp: tmp.write_text(text))
-        worker = _Worker(G, guide, outdir, spec, cache, offline, invert_method, stats_samples, ctx.rank)
+        inversion = {"method": invert_method, "lpips": invert_lpips, "steps": invert_steps}
+        worker = _Worker(G, guide, outdir, spec, cache, offline, inversion, stats_samples, ctx.rank)
         with computing_in(resolve_precision(precision, ctx.device)), compiling(compile) as compiled:
             worker.compiled = compiled
             bar = tqdm(total=sum(map(len, mine)), desc=f"batch (process {ctx.rank})" if ctx.world > 1 else "batch",
@@ -166,9 +171,9 @@ def describe_batch(spec: BatchSpec) -> dict:
 class _Worker:
     """Turns groups of jobs into their folders, with the assets each method needs loaded once."""
 
-    def __init__(self, G, guide, outdir: Path, spec: BatchSpec, cache, offline, invert_method, stats_samples, rank):
+    def __init__(self, G, guide, outdir: Path, spec: BatchSpec, cache, offline, inversion: dict, stats_samples, rank):
         self.G, self.guide, self.outdir, self.spec = G, guide, outdir, spec
-        self.cache, self.offline, self.invert_method, self.stats_samples = cache, offline, invert_method, stats_samples
+        self.cache, self.offline, self.inversion, self.stats_samples = cache, offline, inversion, stats_samples
         self.rank = rank
         self.compiled = CompileRecord(False)  # the batch's, once it runs
         self._stats = self._matrices = None
@@ -195,7 +200,7 @@ class _Worker:
         where = self.outdir / "sources" / source.key
         if (where / "latent.npy").is_file():
             return load_latent(where / "latent.npy", G)
-        inv = invert(source.path, G, method=self.invert_method, progress=False)
+        inv = invert(source.path, G, **self.inversion, progress=False)
         save_png(inv.aligned, where / "aligned.png")
         atomic_save_arrays(where / "latent.npy", inv.ws.cpu().numpy())
         return inv.ws
