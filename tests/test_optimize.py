@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from styleclip import OptimizeConfig, UsageError, load_clip, optimize
-from styleclip.edits.optimize import learning_rate
 from styleclip.guidance.identity import IdentityLoss
 from styleclip.nets.arcface import IRSE
+from styleclip.utils.schedules import learning_rate
 
 from conftest import tiny_generator
 

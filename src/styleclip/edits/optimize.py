@@ -33,6 +33,7 @@ from ..sample import TRUNCATION_RANGE
 from ..utils.compiling import compiling
 from ..utils.precision import PRECISIONS, computing_in, resolve_precision
 from ..utils.precision import describe as describe_precision
+from ..utils.schedules import learning_rate
 from ..utils.values import check_bool, check_choice, check_float, check_int, check_str, check_str_list
 
 SPACES = ("w+", "w", "s")
@@ -164,16 +165,6 @@ def _check_types(v: dict[str, Any]) -> None:
     check_int("seed", v["seed"], 0, (1 << 63) - 1)
     check_choice("precision", v["precision"], PRECISIONS)
     check_bool("compile", v["compile"], optional=True)
-
-
-def learning_rate(t: float, lr: float, rampup: float = 0.05, rampdown: float = 0.25) -> float:
-    """StyleCLIP's schedule at progress ``t`` in [0, 1): linear ramp-up over the first ``rampup``, cosine
-    ramp-down over the last ``rampdown`` (NVIDIA's projector schedule)."""
-    ramp = min(1.0, (1.0 - t) / rampdown)
-    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    if rampup > 0:
-        ramp *= min(1.0, t / rampup)
-    return lr * ramp
 
 
 @dataclass

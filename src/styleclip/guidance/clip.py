@@ -250,9 +250,9 @@ def _model_from_openai_file(open_clip, path: Path) -> nn.Module:
 def _model_from_arch_file(open_clip, arch: str, path: Path) -> nn.Module:
     """open_clip's ``arch`` with the weights in ``path``, the file checked first (size, memory, NaN) with one-line
     errors."""
-    from ..hub.formats.budget import check_finite, iter_tensors
+    from ..hub.formats.budget import check_finite, iter_tensors, refuse_zip_bomb
     from ..hub.formats.detect import check_regular_file
-    from ..hub.formats.torchfile import load_weights_file, refuse_zip_bomb
+    from ..hub.formats.torchfile import load_weights_file
 
     check_regular_file(path)
     if path.suffix.lower() in (".npz", ".npy"):  # big_vision (SigLIP) weights, which open_clip converts itself

@@ -13,9 +13,9 @@ from ..nets.stylegan3 import Generator3
 from ..utils.devices import resolve_device
 from ..utils.memory import keep_freed_memory
 from .formats import detect, native, nvidia_pkl, rosinality, tf_pkl
-from .formats.budget import check_budget, iter_tensors
+from .formats.budget import check_budget, iter_tensors, refuse_zip_bomb
 from .formats.safe_pickle import restricted_load
-from .formats.torchfile import load_torch_file, refuse_zip_bomb
+from .formats.torchfile import load_torch_file
 from .resolve import exists, is_url, resolve_path
 
 

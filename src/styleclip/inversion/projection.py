@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..edits.optimize import learning_rate
 from ..errors import UsageError
 from ..guidance.perceptual import LPIPS
 from ..nets.stylegan2 import Generator
+from ..utils.schedules import learning_rate
 
 
 @dataclass

@@ -48,10 +48,12 @@ def clear_run(outdir: Path) -> None:
 class Checkpoints:
     """``outdir/checkpoints/step-NNNNNN.safetensors`` (the newest ``keep`` of them) and ``outdir/mapper.safetensors``."""
 
-    def __init__(self, outdir: Path, cfg, meta: dict) -> None:
+    def __init__(self, outdir: Path, cfg, meta: dict, resume_keys: tuple[str, ...] = ()) -> None:
+        """``cfg``: the training config (``to_dict()``); ``resume_keys``: its settings a resumed run must share."""
         self.dir = outdir / "checkpoints"
         self.final_path = outdir / "mapper.safetensors"
         self.cfg = cfg
+        self.resume_keys = resume_keys
         self.meta = dict(meta)  # prompt, generator (with its fingerprint), training settings
 
     def save(self, mapper, optimizer: torch.optim.Optimizer, step: int, ctx) -> None:
@@ -75,8 +77,6 @@ class Checkpoints:
 
     def restore(self, mapper, optimizer: torch.optim.Optimizer) -> int:
         """Load the newest checkpoint into ``mapper`` and ``optimizer``; returns its step."""
-        from .mapper import RESUME_KEYS
-
         found = self.all()
         if not found:
             raise UsageError(f"nothing to resume in {self.dir}: run without --resume to start")
@@ -94,7 +94,7 @@ class Checkpoints:
             raise UsageError(f"{path} was trained with another generator; resume with the same --generator")
         was = meta["training"]
         now = self.cfg.to_dict()
-        changed = [k for k in RESUME_KEYS if was.get(k) != now.get(k)]
+        changed = [k for k in self.resume_keys if was.get(k) != now.get(k)]
         if changed:
             diffs = ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise UsageError(f"cannot resume {path} with other settings ({diffs}); use a new --outdir")

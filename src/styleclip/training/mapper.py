@@ -255,7 +255,7 @@ class _Trainer:
         from .checkpoints import Checkpoints
 
         cfg, ctx = self.cfg, self.ctx
-        ckpts = Checkpoints(self.outdir, cfg, self.mapper.meta) if self.outdir is not None else None
+        ckpts = Checkpoints(self.outdir, cfg, self.mapper.meta, RESUME_KEYS) if self.outdir is not None else None
         start = ckpts.restore(self.mapper, self.optimizer) if (resume and ckpts is not None) else 0
         if resume and ckpts is None:
             raise UsageError("resuming needs the outdir of the run")

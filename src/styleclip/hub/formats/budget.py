@@ -11,6 +11,7 @@ before any network is built or any tensor copied.
 from __future__ import annotations
 
 import argparse
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,14 @@ def check_finite(tensors: Iterable[tuple[str, torch.Tensor | np.ndarray]], sourc
                 f"{source}: tensor {name} holds NaN or Inf values (a corrupt file or a diverged training run); "
                 "use another checkpoint"
             )
+
+
+def refuse_zip_bomb(path: Path) -> None:
+    """Refuse a zip whose entries unpack to far more than the file (torch stores tensors uncompressed)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise CheckpointError("the file is truncated or corrupt (bad zip archive); download it again") from None
+    if unpacked > max(4 * path.stat().st_size, 64 << 20):
+        raise CheckpointError(f"refusing to load: the archive unpacks to {unpacked >> 20} MiB from a much smaller file")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 
 from ...errors import CheckpointError
 from . import detect
-from .budget import check_budget, iter_tensors
+from .budget import check_budget, iter_tensors, refuse_zip_bomb
 from .legacy import check_legacy_stream
 
 
@@ -77,17 +76,6 @@ def refusal(exc: BaseException) -> str:
     if not detail or "weights_only" in detail:
         detail = "content that is not plain tensor data"
     return f"refusing to load: the file holds {detail[:200].rstrip('.')} (styleclip never runs code from a checkpoint)"
-
-
-def refuse_zip_bomb(path: Path) -> None:
-    """Refuse a zip whose entries unpack to far more than the file (torch stores tensors uncompressed)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            unpacked = sum(info.file_size for info in zf.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise CheckpointError("the file is truncated or corrupt (bad zip archive); download it again") from None
-    if unpacked > max(4 * path.stat().st_size, 64 << 20):
-        raise CheckpointError(f"refusing to load: the archive unpacks to {unpacked >> 20} MiB from a much smaller file")
 
 
 def load_weights_file(path: Path) -> Any:

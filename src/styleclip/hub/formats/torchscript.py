@@ -109,7 +109,7 @@ def torchscript_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
     Errors are one line naming ``path`` and what to do.
     """
-    from .torchfile import refuse_zip_bomb
+    from .budget import refuse_zip_bomb
 
     try:
         refuse_zip_bomb(path)
