@@ -240,7 +240,7 @@ def test_an_allowed_file_that_is_no_mapper_is_not_echoed(G, guide, tmp_path):
 
 
 def test_a_png_that_names_a_latent_file_never_opens_it(session, uploads, server_files, web, monkeypatch):
-    from styleclip.cli.edit import REPORT_KEY
+    from styleclip.reports import REPORT_KEY
 
     latent = server_files / "latent.npy"
     np.save(latent, np.zeros((1, session.G.w_dim), np.float32))
@@ -256,7 +256,7 @@ def test_a_png_that_names_a_latent_file_never_opens_it(session, uploads, server_
 
 
 def test_a_png_report_of_the_wrong_types_is_one_line(session, uploads):
-    from styleclip.cli.edit import REPORT_KEY
+    from styleclip.reports import REPORT_KEY
 
     for i, cfg in enumerate(([1, 2], {"seeds": 4}, {"seeds": ["x"]}, {"seeds": [-1]}, {"seeds": [2**70]},
                              {"seeds": [1], "prompts": ["x" * 5000]}, {"seeds": [1], "truncation_psi": 1e308})):  # fmt: skip

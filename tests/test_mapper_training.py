@@ -15,13 +15,13 @@ import torch
 from PIL import Image
 
 import styleclip
-from styleclip.cli.edit import REPORT_KEY
 from styleclip.cli.main import main
 from styleclip.errors import UsageError
 from styleclip.guidance.clip import load_clip
 from styleclip.guidance.losses import ClipLoss
 from styleclip.io.video import read_video
 from styleclip.nets.mapper import LatentMapper, MapperConfig
+from styleclip.reports import REPORT_KEY
 from styleclip.training.data import TEST_STREAM, sample_latents
 from styleclip.training.mapper import train_mapper
 

@@ -167,8 +167,8 @@ def test_downloads_and_png_round_trip(session, studio, tmp_path):
 
 
 def test_png_from_styleclip_edit_restores_seed_and_prompt(studio, G, tmp_path):
-    from styleclip.cli.edit import REPORT_KEY
     from styleclip.io.images import save_png
+    from styleclip.reports import REPORT_KEY
 
     report = {"generator": {"name": "tiny"}, "config": {"prompts": ["a red dog"], "seeds": [4], "truncation_psi": 0.5,
               "steps": 80, "l2_weight": 0.02, "space": "w+", "mode": "edit"}}  # fmt: skip

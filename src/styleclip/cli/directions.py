@@ -12,7 +12,6 @@ import numpy as np
 
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
-from ..sample import parse_seeds
 from ..utils.files import check_outdir, check_output_file, make_folder, refuse_earlier_results
 from .options import add_precision_argument
 
@@ -174,7 +173,6 @@ def _apply(args, G, guide, get_stats) -> int:
     from ..edits.relevance_files import find_relevance
     from ..io.images import image_grid, save_png, to_pil, to_uint8
     from ..io.video import VideoWriter
-    from ..latents import load_latent
     from ..utils.files import atomic_save_arrays, atomic_write
 
     if sum(x is not None for x in (args.latent, args.seeds, args.image)) > 1:
@@ -188,23 +186,11 @@ def _apply(args, G, guide, get_stats) -> int:
         guide, args.target, args.neutral, matrix, stats, beta=beta, domain=G.meta.get("domain")
     )
     t_direction = time.perf_counter() - t0
-    if args.image is not None:  # invert first; a pivotally tuned generator then draws the edits
-        from .invert import invert_photo, write_inversion
+    from .invert import sources_from_args
 
-        inv = invert_photo(args, G, args.image)
-        write_inversion(inv, args.outdir / "inversion", args.image, args.generator)
-        G = inv.generator
+    src = sources_from_args(args, G, args.generator, args.trunc, args.class_idx)
+    G, ws, names = src.generator, src.ws, src.names  # a photo tuned by PTI is drawn by its tuned generator
     with torch.no_grad():
-        if args.image is not None:
-            ws, names = inv.ws, ["photo"]
-        elif args.latent is not None:
-            ws = load_latent(args.latent, G)
-            names = [f"row{k}" for k in range(ws.shape[0])]
-        else:
-            seeds = parse_seeds(args.seeds or "0")
-            c = G.label(args.class_idx, batch=len(seeds))
-            ws = G.mapping_forward(G.z_from_seed(seeds), c, truncation_psi=args.trunc)
-            names = [f"seed{s:04d}" for s in seeds]
         styles = G.styles(ws)
         t1 = time.perf_counter()
         before = G.synthesis_from_styles(styles)
@@ -219,7 +205,7 @@ def _apply(args, G, guide, get_stats) -> int:
         where = args.outdir if len(names) == 1 else args.outdir / name
         own = dict(text)
         if name.startswith("seed"):  # lets the web UI restore the source along with the direction
-            own.update({"styleclip:seed": str(seeds[i]), "styleclip:truncation_psi": str(args.trunc)})
+            own.update({"styleclip:seed": str(src.seeds[i]), "styleclip:truncation_psi": str(args.trunc)})
         save_png(to_pil(before[i : i + 1])[0], where / "before.png", text=own)
         save_png(to_pil(after[i : i + 1])[0], where / "after.png", text=own)
     rows = [[frames[i] for frames in sweep] for i in range(len(names))]

@@ -17,6 +17,7 @@ from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
 from ..io.images import compare_image, save_png, to_pil, to_uint8
 from ..io.video import VideoWriter
+from ..reports import REPORT_KEY
 from ..sample import parse_seeds
 from ..utils.files import atomic_save_arrays, atomic_write, check_outdir, make_folder, refuse_earlier_results
 from .options import add_compile_argument, add_precision_argument
@@ -26,7 +27,6 @@ NAME = "edit"
 
 HELP = "edit a generated image (or a saved latent) towards a text prompt by latent optimisation"
 
-REPORT_KEY = "styleclip:report"  # PNG text chunk holding everything needed to reproduce the image
 MAX_EDITS = 100  # one command optimises all its edits as one batch: more is a typo (a seed range) or a huge file
 
 # What an edit writes, at the top of --outdir (one edit) or in its numbered folders (several); an earlier edit's
@@ -184,13 +184,12 @@ def run(args: argparse.Namespace) -> int:
     if args.domain:
         G.meta["domain"] = args.domain
     if args.image is not None:  # invert first; the edit then starts from the photo's latent (and tuned generator)
-        from .invert import invert_photo, write_inversion
+        from .invert import sources_from_args
 
-        inv = invert_photo(args, G, args.image)
-        write_inversion(inv, args.outdir / "inversion", args.image, generator)
+        photo = sources_from_args(args, G, generator, config.truncation_psi)
         config.latent = str((args.outdir / "inversion" / "latent.npy").resolve())
-        if inv.generator is not G:
-            G, generator = inv.generator, str((args.outdir / "inversion" / "generator_pti.safetensors").resolve())
+        if photo.generator is not G:
+            G, generator = photo.generator, str((args.outdir / "inversion" / "generator_pti.safetensors").resolve())
 
     from ..guidance.clip import load_clip
     from ..latents import latent_rows, load_latent

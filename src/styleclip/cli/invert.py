@@ -64,16 +64,25 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
     return box  # type: ignore[return-value]
 
 
+def invert_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`styleclip.invert` that the shared photo options give."""
+    return dict(
+        method=args.method, encoder=args.encoder, steps=args.invert_steps, pti=args.pti, pti_steps=args.pti_steps,
+        lpips=getattr(args, "lpips", None), align=args.align, face=args.face, box=parse_box(args.box),
+        precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", None),
+    )  # fmt: skip
+
+
 def invert_photo(args: argparse.Namespace, G, photo: Path):
     """Run :func:`styleclip.invert` with the shared photo options; prints what it did."""
     from ..inversion.invert import invert
 
-    inv = invert(
-        photo, G, method=args.method, encoder=args.encoder, steps=args.invert_steps, pti=args.pti,
-        pti_steps=args.pti_steps, lpips=getattr(args, "lpips", None),
-        align=args.align, face=args.face, box=parse_box(args.box), precision=getattr(args, "precision", "auto"),
-        compile=getattr(args, "compile", None),
-    )  # fmt: skip
+    inv = invert(photo, G, **invert_options(args))
+    _say_inverted(inv, photo)
+    return inv
+
+
+def _say_inverted(inv, photo: Path) -> None:
     m = inv.metrics
     parts = [f"LPIPS {m['lpips']:.3f}" if m["lpips"] is not None else None, f"PSNR {m['psnr']:.1f} dB"]
     parts.append(f"identity {m['identity']:.3f}" if m.get("identity") is not None else None)
@@ -81,7 +90,24 @@ def invert_photo(args: argparse.Namespace, G, photo: Path):
         f"inverted {photo} with {inv.method} in {inv.seconds:.1f} s: {', '.join(p for p in parts if p)}",
         file=sys.stderr,
     )
-    return inv
+
+
+def sources_from_args(args: argparse.Namespace, G, generator: str, trunc: float, class_idx: int | None = None):
+    """The :class:`~styleclip.sources.Sources` of an editing command: ``--image`` (inverted; the inversion written to
+    ``OUTDIR/inversion``), ``--latent`` or ``--seeds``."""
+    from .. import sources
+    from ..sample import parse_seeds
+
+    if args.image is not None:
+        src = sources.from_photo(G, args.image, **invert_options(args))
+        _say_inverted(src.inversion, args.image)
+        write_inversion(src.inversion, args.outdir / "inversion", args.image, generator)
+        return src
+    if args.latent is not None:
+        return sources.from_latent_file(G, args.latent)
+    src = sources.from_seeds(G, parse_seeds(args.seeds or "0"), trunc, class_idx)
+    src.note = f"seeds {args.seeds or '0'}"
+    return src
 
 
 def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:

@@ -12,7 +12,6 @@ import numpy as np
 
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
-from ..sample import parse_seeds
 from .options import add_compile_argument, add_precision_argument
 
 NAME = "mapper"
@@ -175,7 +174,10 @@ def _apply_in_scope(args: argparse.Namespace) -> int:
     prompt = args.prompt or mapper.meta.get("prompt")
     if not prompt:
         raise UsageError("this mapper records no prompt; pass --prompt for the report's CLIP score")
-    ws, names, source_note = _sources(args, G)
+    from .invert import sources_from_args
+
+    src = sources_from_args(args, G, args.generator or args.mapper, args.trunc)
+    ws, names, source_note = src.ws, src.names, src.note
     with torch.no_grad():
         t0 = time.perf_counter()
         edited = mapper.edit(ws, strength)
@@ -208,27 +210,6 @@ def _apply_in_scope(args: argparse.Namespace) -> int:
         print(f"{name}: CLIP {s['clip_similarity_before']:.3f} -> {s['clip_similarity_after']:.3f}{ident}")
     print(f"wrote {len(names)} edit(s), {', '.join(o for o in outputs if '/' not in o)} to {args.outdir}")
     return 0
-
-
-def _sources(args, G):
-    """``(W+ [N, num_ws, w_dim], names, note)`` from --image, --latent or --seeds."""
-    from ..latents import load_latent
-
-    if args.image is not None:
-        from .invert import invert_photo, write_inversion
-
-        inv = invert_photo(args, G, args.image)
-        write_inversion(inv, args.outdir / "inversion", args.image, args.generator or args.mapper)
-        return inv.ws, ["photo"], str(args.image)
-    if args.latent is not None:
-        ws = load_latent(args.latent, G)
-        return ws, [f"row{k}" for k in range(ws.shape[0])], str(args.latent)
-    seeds = parse_seeds(args.seeds or "0")
-    import torch
-
-    with torch.no_grad():
-        ws = G.mapping_forward(G.z_from_seed(seeds), truncation_psi=args.trunc)
-    return ws, [f"seed{s:04d}" for s in seeds], f"seeds {args.seeds or '0'}"
 
 
 def _scores(args, G, device, prompt: str, before, after) -> list[dict]:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPORT_KEY = "styleclip:report"
+from ..reports import REPORT_KEY
 
 
 @dataclass

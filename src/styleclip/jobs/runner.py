@@ -194,13 +194,13 @@ class _Worker:
                 if source.path not in self._latents:
                     self._latents[source.path] = load_latent(source.path, G)
                 return self._latents[source.path][source.row : source.row + 1]
-        from ..inversion.invert import invert
         from ..latents import load_latent
+        from ..sources import from_photo
 
         where = self.outdir / "sources" / source.key
         if (where / "latent.npy").is_file():
             return load_latent(where / "latent.npy", G)
-        inv = invert(source.path, G, **self.inversion, progress=False)
+        inv = from_photo(G, source.path, **self.inversion, progress=False).inversion
         save_png(inv.aligned, where / "aligned.png")
         atomic_save_arrays(where / "latent.npy", inv.ws.cpu().numpy())
         return inv.ws

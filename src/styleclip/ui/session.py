@@ -462,11 +462,12 @@ class EditSession:
 
     def from_photo(self, path: str | Path, method: str = "auto", steps: int | None = None, **invert_kwargs) -> Step:
         """Source = a photo, aligned and inverted (:func:`styleclip.invert`; progress through tqdm)."""
-        from ..inversion.invert import invert
+        from ..sources import from_photo
 
         path = self.check_upload(path)
-        inv = invert(path, self.G, method=method, steps=steps, precision=self.studio.precision, **invert_kwargs)
-        if inv.generator is not self.G:
+        photo = from_photo(self.G, path, method=method, steps=steps, precision=self.studio.precision, **invert_kwargs)
+        inv = photo.inversion
+        if photo.generator is not self.G:
             raise UsageError("pivotal tuning changes the generator; the UI edits with the shared one, so PTI is off")
         metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in inv.metrics.items()}
         edit = {"source": "photo", "file": path.name, "method": inv.method, "metrics": metrics}
@@ -476,7 +477,7 @@ class EditSession:
         """Restore from an uploaded styleclip PNG: this UI's (exact codes and history), ``styleclip edit``'s
         (source and optimisation settings) or ``directions apply``'s (direction settings). Returns the settings
         to show. Nothing the PNG names (a latent file, a URL) is ever opened."""
-        from ..cli.edit import REPORT_KEY
+        from ..reports import REPORT_KEY
 
         path = self.check_upload(path)
         keys = (SESSION_KEY, REPORT_KEY, "styleclip:target")
