@@ -29,19 +29,26 @@ def png(img: torch.Tensor | np.ndarray) -> np.ndarray:
     return (x * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy().astype(int)
 
 
+def _reference(G, tag: str):
+    """``G`` with the tests' deterministic weights, and the official network's outputs for them."""
+    from reference_weights import fill
+
+    G = G.eval().requires_grad_(False)
+    state = dict(G.named_parameters())
+    state.update(G.named_buffers())
+    fill(state, seed=0)
+    return G, dict(np.load(TESTS / "data" / f"reference_{tag}.npz"))
+
+
 def stylegan2_rows(precision: str) -> list[dict]:
     from styleclip.hub.formats.nvidia_pkl import config_from_init_kwargs
     from styleclip.nets.stylegan2 import Generator
 
-    from reference_weights import REFERENCE_CONFIGS, fill, image_slices
+    from reference_weights import REFERENCE_CONFIGS, image_slices
 
     rows = []
     for tag, kwargs in REFERENCE_CONFIGS.items():
-        G = Generator(config_from_init_kwargs((), dict(kwargs))).eval().requires_grad_(False)
-        state = dict(G.named_parameters())
-        state.update(G.named_buffers())
-        fill(state, seed=0)
-        ref = dict(np.load(TESTS / "data" / f"reference_{tag}.npz"))
+        G, ref = _reference(Generator(config_from_init_kwargs((), dict(kwargs))), tag)
         with torch.no_grad(), computing_in(precision):
             img = G.synthesize(torch.from_numpy(ref["ws"]), noise_mode="const").float().numpy()
         if "img" in ref:
@@ -59,15 +66,11 @@ def stylegan3_rows(precision: str) -> list[dict]:
     from styleclip.hub.formats.stylegan3_pkl import config3_from_init_kwargs
     from styleclip.nets.stylegan3 import Generator3
 
-    from reference_weights import REFERENCE_CONFIGS_SG3, fill
+    from reference_weights import REFERENCE_CONFIGS_SG3
 
     rows = []
     for tag, kwargs in REFERENCE_CONFIGS_SG3.items():
-        G = Generator3(config3_from_init_kwargs((), dict(kwargs))).eval().requires_grad_(False)
-        state = dict(G.named_parameters())
-        state.update(G.named_buffers())
-        fill(state, seed=0)
-        ref = dict(np.load(TESTS / "data" / f"reference_{tag}.npz"))
+        G, ref = _reference(Generator3(config3_from_init_kwargs((), dict(kwargs))), tag)
         with torch.no_grad(), computing_in(precision):
             img = G.synthesize(torch.from_numpy(ref["ws"])).float()
         rows.append(_row(f"StyleGAN3 {tag} synthesis vs NVIDIA", precision, img.numpy(), ref["img"]))

@@ -128,3 +128,14 @@ def tiny_lpips(monkeypatch):
     from styleclip.guidance import perceptual
 
     monkeypatch.setattr(perceptual, "load_lpips", tiny_lpips_model)
+
+
+@pytest.fixture
+def session(studio, tmp_path):
+    """A UI session (the requesting module's ``studio``) whose source is seed 3, closed afterwards."""
+    from styleclip.ui.session import EditSession
+
+    s = EditSession(studio, tmp_path)
+    s.from_seed(3)
+    yield s
+    s.close()

@@ -39,14 +39,6 @@ def studio(G, guide, tmp_path_factory):
     return studio
 
 
-@pytest.fixture
-def session(studio, tmp_path):
-    s = EditSession(studio, tmp_path)
-    s.from_seed(3)
-    yield s
-    s.close()
-
-
 def shown(markdown: str) -> str:
     """What a page shows for the Markdown text the handlers return (escaped with ``plain``)."""
     import html
