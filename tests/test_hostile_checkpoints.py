@@ -495,3 +495,39 @@ def test_encoder_with_nan_is_refused_naming_the_tensor(tmp_path):
     weight[0, 0, 0, 0] = float("inf")
     torch.save({"state_dict": {"encoder.input_layer.0.weight": weight}}, path)
     refused_by(lambda: load_encoder(path, device="cpu"), match=r"encoder\.input_layer\.0\.weight holds NaN or Inf")
+
+
+def test_a_record_declaring_terabytes_is_one_line_not_a_memory_error(tmp_path):
+    """Python's unpickler allocates what a bytes record declares before reading it: 64 TiB from 30 bytes."""
+    from styleclip.hub.formats.torchfile import load_torch_file, load_weights_file
+
+    magic = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."  # torch.save's legacy magic number, pickled
+    path = tmp_path / "bomb.pt"
+    path.write_bytes(magic + b"\x80\x02\x8e" + (1 << 46).to_bytes(8, "little") + b"xx.")
+    refused_by(lambda: load_torch_file(path), match="far larger than it holds")
+    refused_by(lambda: load_weights_file(path), match="far larger than it holds")
+
+
+def test_a_legacy_checkpoint_saved_from_a_gpu_still_loads(tmp_path):
+    """torch < 1.6 saved GPU tensors as torch.cuda.FloatStorage: the size check reads them as their CPU twins."""
+    import io
+
+    from styleclip.hub.formats.torchfile import load_torch_file
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(6.0)}, buf, _use_new_zipfile_serialization=False)
+    data = buf.getvalue()
+    assert b"torch\nFloatStorage" in data
+    path = tmp_path / "gpu-era.pt"
+    path.write_bytes(data.replace(b"torch\nFloatStorage", b"torch.cuda\nFloatStorage"))
+    assert torch.equal(load_torch_file(path)["w"], torch.arange(6.0))
+
+
+def test_half_precision_weights_are_checked_for_nan_in_bounded_chunks():
+    from styleclip.hub.formats.budget import is_finite
+
+    big = torch.full((3 << 22,), 60000.0, dtype=torch.float16)  # a float32 sum of all would still be finite
+    assert is_finite(big) and is_finite(big.to(torch.bfloat16))
+    big[-1] = float("nan")
+    assert not is_finite(big)
+    assert is_finite(torch.full((10,), 3e38, dtype=torch.bfloat16))  # float32 would overflow, float64 does not

@@ -415,3 +415,47 @@ def test_generate_refuses_a_truncation_that_would_draw_black_pictures(tmp_path, 
     refused(argv, capsys, match=r"truncation psi must be a finite number in \[-5, 5\]", watch=[tmp_path],
             may_write=[out])  # fmt: skip
     assert not list(out.glob("*.png"))
+
+
+def test_an_npz_is_read_from_the_member_that_was_checked(tmp_path):
+    """np.load(...)["ws"] prefers a member named bare 'ws' over the 'ws.npy' the checks read."""
+    import io
+    import zipfile
+
+    from styleclip.latents import load_latent
+
+    G = tiny_generator()
+    good = np.zeros((1, G.num_ws, G.w_dim), np.float32)
+    path = tmp_path / "two.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, array in (("ws.npy", good), ("ws", np.ones((1, G.num_ws, G.w_dim), np.float32))):
+            buf = io.BytesIO()
+            np.save(buf, array)
+            zf.writestr(name, buf.getvalue())
+    assert torch.equal(load_latent(path, G), torch.from_numpy(good))
+
+
+def test_a_folder_never_hides_a_catalogue_name(tmp_path, monkeypatch):
+    """An earlier --outdir ffhq or mohawk beside the job file does not turn the names into paths."""
+    from styleclip.references import is_catalogue_name
+
+    (tmp_path / "ffhq").mkdir()
+    (tmp_path / "mohawk").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert is_catalogue_name("ffhq", "generator", tmp_path) and is_catalogue_name("ffhq", "generator")
+    assert is_catalogue_name("mohawk", "mapper", tmp_path)
+    (tmp_path / "afhqdog").write_bytes(b"a file of that name")
+    assert not is_catalogue_name("afhqdog", "generator", tmp_path)  # a file still wins, as the loaders let it
+
+
+def test_a_trusted_job_file_path_under_home_is_expanded(tmp_path, monkeypatch):
+    from styleclip.jobs.spec import read_job_file
+
+    home = tmp_path / "home"
+    home.mkdir()
+    np.save(home / "lat.npy", np.zeros((2, 8, 16), np.float32))
+    monkeypatch.setenv("HOME", str(home))
+    job = tmp_path / "job.yaml"
+    job.write_text("generator: ffhq\nlatents: ~/lat.npy\nprompts: [a face]\nruns: [{method: optimize}]\n")
+    spec = read_job_file(job, trust_paths=True)
+    assert spec.latents == str(home / "lat.npy")

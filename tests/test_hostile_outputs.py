@@ -359,3 +359,52 @@ def test_label_shortening_keeps_the_longest_prefix_that_fits():
     short = fit_label("x" * 100_000, width, 60)
     assert short == "x" * 9 + "…" and width(short) <= 60 and width("x" * 10 + "…") > 60
     assert fit_label("abc", width, 3) == ""  # not even the ellipsis fits
+
+
+def test_resuming_a_batch_never_removes_a_linked_folder(base, capsys):
+    """A link where the batch's jobs/ goes is refused on resume (neither removed nor written through)."""
+    from styleclip.cli.batch import check_earlier_batch, spec_from_args
+    from styleclip.cli.main import build_parser
+    from styleclip.jobs.runner import describe_batch
+
+    out, elsewhere = base / "b", base / "elsewhere"
+    (elsewhere / "x").mkdir(parents=True)
+    (elsewhere / "x" / "report.json").write_text("{}")
+    out.mkdir()
+    spec = ["--generator", MISSING, "--seeds", "0-1", "--prompt", "a dog", "--method", "optimize"]
+    same = spec_from_args(build_parser().parse_args(["batch", *spec, "--outdir", str(out)]))
+    (out / "batch.json").write_text(json.dumps(describe_batch(same), default=str))
+    (out / "jobs").symlink_to(elsewhere, target_is_directory=True)
+    refused(["batch", *spec, "--outdir", out], capsys, match="is a link.*--overwrite", watch=[base])
+    assert (out / "jobs").is_symlink() and (elsewhere / "x" / "report.json").is_file()
+    check_earlier_batch(out, same, resume=False, overwrite=True)  # --overwrite removes the link, not its target
+    assert not (out / "jobs").exists() and (elsewhere / "x" / "report.json").is_file()
+
+
+def test_overwrite_removes_a_dangling_link_where_an_output_folder_goes(tmp_path):
+    from styleclip.utils.files import refuse_earlier_results
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "inversion").symlink_to(tmp_path / "nowhere")
+    assert refuse_earlier_results(out, ["inversion/*"], overwrite=True) == [out / "inversion"]
+    assert not (out / "inversion").is_symlink()
+
+
+def test_an_inversion_written_over_another_leaves_none_of_its_files(tmp_path):
+    """A PTI generator or noise maps of the earlier inversion would pass for the new latent's."""
+    from types import SimpleNamespace as NS
+
+    from styleclip.cli.invert import write_inversion
+
+    G = tiny_generator()
+    out = tmp_path / "inv"
+    out.mkdir()
+    (out / "generator_pti.safetensors").write_bytes(b"earlier")
+    (out / "noise.npz").write_bytes(b"earlier")
+    img = torch.zeros(1, 3, 32, 32)
+    inv = NS(aligned=Image.new("RGB", (32, 32)), reconstruction=img, ws=torch.zeros(1, G.num_ws, G.w_dim), noise=None,
+             method="e4e", distance="LPIPS-VGG + pixels", metrics={}, precision={}, compile={}, seconds=0.1,
+             history=[], generator=G)  # fmt: skip
+    write_inversion(inv, out, Path("me.jpg"), "tiny")
+    assert sorted(p.name for p in out.iterdir()) == ["aligned.png", "latent.npy", "reconstruction.png", "report.json"]

@@ -474,3 +474,12 @@ def test_sessions_cannot_open_each_others_files(studio, tmp_path):
     assert b.source.label == "seed 4"
     a.close()
     b.close()
+
+
+def test_a_mapper_apply_png_is_named_for_what_it_is_not_called_damaged(session, uploads):
+    from styleclip.reports import REPORT_KEY
+
+    report = {"mapper": "mohawk", "prompt": "mohawk hairstyle", "strength": 0.1, "source": "seeds 0"}
+    png = save_png(Image.new("RGB", (8, 8)), uploads / "after.png", text={REPORT_KEY: json.dumps(report)})
+    message = refused_by(lambda: session.from_png(png), match="mapper edit.*Latent tab")
+    assert "damaged" not in message

@@ -176,8 +176,9 @@ def _declare_npz(path: Path, budget: int) -> _Declared:
         raise UsageError(f"{path}: its {key} array declares {_mib(wanted)} but holds {_mib(info.file_size - header)}")
 
     def read() -> torch.Tensor:
-        with np.load(path, allow_pickle=False) as data:
-            return torch.from_numpy(data[key])
+        # exactly the member checked above (np.load's data[key] would prefer a member named bare "ws")
+        with zipfile.ZipFile(path) as zf, zf.open(info) as f:
+            return torch.from_numpy(np.lib.format.read_array(f, allow_pickle=False))
 
     return _Declared(shape, dtype.itemsize, read)
 

@@ -46,13 +46,18 @@ def _exists(path: Path) -> bool:
         return False
 
 
+def _is_file(path: Path) -> bool:
+    """An existing path that is not a folder (a file, a device, a link to one)."""
+    return _exists(path) and not path.is_dir()
+
+
 def is_catalogue_name(value: str, kind: str, base: Path | None = None) -> bool:
     """Whether ``value`` names a verified asset rather than a file (a file of that name next to ``base``, or in
-    the working folder when ``base`` is None, wins, as the loaders let it win)."""
+    the working folder when ``base`` is None, wins, as the loaders let it win; a folder does not)."""
     if kind in ("file", "folder") or is_url(value) or not value.strip():
         return False
-    if value.startswith("~") or _exists(Path(value)) or (base is not None and _exists(base / value)):
-        return False
+    if value.startswith("~") or _is_file(Path(value)) or (base is not None and _is_file(base / value)):
+        return False  # a folder never shadows a catalogue name (the loaders' rule: a folder is no checkpoint)
     if kind == "clip":  # open_clip's ARCH or ARCH:TAG; a tag that is a file is a path
         arch, _, tag = value.partition(":")
         return bool(

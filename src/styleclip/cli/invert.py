@@ -126,6 +126,9 @@ def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
     if inv.method.endswith("+pti"):
         save_generator(inv.generator, outdir / "generator_pti.safetensors")
         outputs.append("generator_pti.safetensors")
+    for stale in {"noise.npz", "generator_pti.safetensors"} - set(outputs):
+        # an earlier inversion's (replaced with --overwrite) would pass for this latent's noise or tuned generator
+        (outdir / stale).unlink(missing_ok=True)
     report = {
         "photo": str(photo),
         "generator": generator,

@@ -239,8 +239,8 @@ def _write(args, mapper, ws, edited, before, after, names, strength, prompt, sco
 
     from ..io.images import compare_image, image_grid, save_png, to_pil
     from ..io.video import VideoWriter
+    from ..reports import REPORT_KEY
     from ..utils.files import atomic_save_arrays, make_folder
-    from .edit import REPORT_KEY
 
     make_folder(args.outdir)
     params = {"mapper": args.mapper, "generator": args.generator, "strength": strength, "prompt": prompt,

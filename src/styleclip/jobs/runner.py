@@ -114,7 +114,7 @@ def run_batch(
             make_folder(outdir)
             text = json.dumps(_describe(spec, batch_size, precision, compile), indent=1, default=str)
             atomic_write(outdir / "batch.json", lambda tmp: tmp.write_text(text))
-        inversion = {"method": invert_method, "lpips": invert_lpips, "steps": invert_steps}
+        inversion = {"method": invert_method, "lpips": invert_lpips, "steps": invert_steps, "redo": redo}
         worker = _Worker(G, guide, outdir, spec, cache, offline, inversion, stats_samples, ctx.rank)
         with computing_in(resolve_precision(precision, ctx.device)), compiling(compile) as compiled:
             worker.compiled = compiled
@@ -179,6 +179,7 @@ class _Worker:
         self._stats = self._matrices = None
         self._mappers: dict[str, Any] = {}
         self._latents: dict[str, torch.Tensor] = {}  # a latent file is read once, not once per row
+        self._inverted: set[str] = set()  # photos inverted by this run
 
     # -- sources -------------------------------------------------------------------------------------------
 
@@ -198,11 +199,14 @@ class _Worker:
         from ..sources import from_photo
 
         where = self.outdir / "sources" / source.key
-        if (where / "latent.npy").is_file():
+        # --overwrite inverts each photo again, once per run: the earlier inversion may have used other settings
+        if (where / "latent.npy").is_file() and (source.key in self._inverted or not self.inversion["redo"]):
             return load_latent(where / "latent.npy", G)
-        inv = from_photo(G, source.path, **self.inversion, progress=False).inversion
+        options = {k: v for k, v in self.inversion.items() if k != "redo"}
+        inv = from_photo(G, source.path, **options, progress=False).inversion
         save_png(inv.aligned, where / "aligned.png")
         atomic_save_arrays(where / "latent.npy", inv.ws.cpu().numpy())
+        self._inverted.add(source.key)
         return inv.ws
 
     # -- methods ---------------------------------------------------------------------------------------------

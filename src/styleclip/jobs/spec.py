@@ -293,9 +293,10 @@ def _place(job: Path, ref: Reference, trust: bool) -> str:
     if not trust:
         where = "" if is_url(ref.value) else ", outside the job file's folder"
         raise refuse(job, ref, OVERRIDES.get(ref.field), TRUST_FLAG, JOB_RULE, why=where)
-    if is_url(ref.value) or Path(ref.value).expanduser().is_absolute():
+    if is_url(ref.value):
         return ref.value
-    return str(folder / ref.value)
+    path = Path(ref.value).expanduser()  # ~/lat.npy means the user's home, not a folder named ~
+    return str(path if path.is_absolute() else folder / path)
 
 
 def _seeds(value: Any, where: str) -> list[int]:

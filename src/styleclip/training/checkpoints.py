@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -32,7 +33,8 @@ def step_files(folder: Path) -> list[Path]:
 
 
 def clear_run(outdir: Path) -> None:
-    """Remove an earlier run's checkpoints, validation pictures and log from ``outdir`` (``--overwrite``): its
+    """Remove an earlier run's checkpoints, validation pictures, logs and TensorBoard curves from ``outdir``
+    (``--overwrite``): its
     later steps would otherwise pass for the new run's newest checkpoint and be resumed or kept instead."""
     outdir = Path(outdir)
     for path in [*step_files(outdir / "checkpoints"), outdir / "log.jsonl", outdir / "mapper.safetensors"]:
@@ -43,6 +45,11 @@ def clear_run(outdir: Path) -> None:
             path.unlink(missing_ok=True)
     elif val.is_symlink():
         val.unlink()
+    board = outdir / "tensorboard"  # the earlier run's curves would mix with the new run's
+    if board.is_symlink():
+        board.unlink()
+    elif board.is_dir():
+        shutil.rmtree(board)
 
 
 class Checkpoints:

@@ -494,6 +494,9 @@ class EditSession:
         if REPORT_KEY in text:
             report = _json(text[REPORT_KEY], path)
             cfg = report.get("config")
+            if not isinstance(cfg, dict) and "mapper" in report:  # mapper apply's PNGs record no source to restore
+                raise UsageError(f"{path.name} is a mapper edit, which the page cannot restore: start from a seed, or "
+                                 "upload its latent.npy in the Latent tab")  # fmt: skip
             if not isinstance(cfg, dict):
                 raise UsageError(f"{path.name}: its styleclip metadata is damaged")
             if cfg.get("latent"):

@@ -214,8 +214,8 @@ def refuse_earlier_results(
 ) -> list[Path]:
     """Refuse to write into ``outdir`` when it holds files matching ``patterns``, unless ``overwrite``.
 
-    With ``overwrite``, links standing where an output folder goes are removed (never followed: only the link
-    goes), so that the outputs land inside ``outdir``. An empty or new folder is always fine.
+    With ``overwrite``, links standing where an output goes are removed (never followed: only the link goes), so
+    that the outputs land inside ``outdir``. An empty or new folder is always fine.
 
     Returns:
         The earlier results found (empty when there are none).
@@ -226,8 +226,8 @@ def refuse_earlier_results(
         more = f" and {len(found) - 1} more" if len(found) > 1 else ""
         raise UsageError(f"{flag} {outdir} holds earlier results ({first}{more}); {fix}")
     for path in found:
-        if path.is_symlink() and path.is_dir():
-            path.unlink()
+        if path.is_symlink():  # dangling or not, a link in an output's place goes; what it points to stays
+            path.unlink(missing_ok=True)  # missing_ok: torchrun's processes check the same folder at once
     return found
 
 

@@ -151,9 +151,11 @@ def check_budget(
             f"{human_size(size)} file; {culprit}; use the checkpoint as its publisher released it"
         )
     available = available_memory()
-    if available is not None and total > available:
+    held = sum(entry[0] for entry in views.values())  # already in memory: the reader has loaded the storages
+    more = total - held  # what copying the views out would still allocate
+    if available is not None and more > available:
         raise CheckpointError(
-            f"{path}: loading it needs {human_size(total)} of memory and only {human_size(available)} is available "
+            f"{path}: using it needs {human_size(more)} more memory and only {human_size(available)} is available "
             f"(largest tensor: {largest_name}); close other programs or use a machine with more memory"
         )
     return total
@@ -162,8 +164,8 @@ def check_budget(
 def is_finite(value: torch.Tensor | np.ndarray) -> bool:
     """Whether every value is finite; integer tensors always are.
 
-    The float64 sum is finite exactly when every float32/16 value is (it cannot overflow), so no mask the size of
-    the tensor is allocated; float64 tensors, whose sum can overflow, are checked value by value.
+    The float64 sum of float32 values is finite exactly when every value is (it cannot overflow), so no mask the size
+    of the tensor is allocated; 16-bit tensors are summed in float64 by chunks of 4M values (32 MB at a time); float64 tensors, whose sum can overflow, are checked value by value.
     """
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "fc" or value.size == 0:
@@ -181,6 +183,8 @@ def is_finite(value: torch.Tensor | np.ndarray) -> bool:
         value = torch.view_as_real(value)
     if value.dtype == torch.float64:
         return bool(torch.isfinite(value).all())
+    if value.dtype != torch.float32:  # a float64 sum of fp16/bf16 would first copy the tensor to float64
+        return all(bool(torch.isfinite(c.double().sum())) for c in value.reshape(-1).split(1 << 22))
     return bool(torch.isfinite(value.sum(dtype=torch.float64)))
 
 

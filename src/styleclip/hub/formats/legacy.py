@@ -65,7 +65,7 @@ class _Scanner(pickle.Unpickler):
         self.storages: dict[str, tuple[_StorageType, int]] = {}
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "torch":
+        if module in ("torch", "torch.cuda"):  # files saved from a GPU before torch 1.6 name torch.cuda.*Storage
             found = _storage_type(name)
             if found is not None:
                 return found
@@ -93,6 +93,8 @@ def check_legacy_stream(f: BinaryIO, total: int, where: str = "the file") -> Non
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise CheckpointError(f"{where}: truncated or corrupt ({type(exc).__name__}); download it again") from None
+    except MemoryError:  # the unpickler allocates what a bytes record declares before reading it
+        raise CheckpointError(f"{where}: declares data far larger than it holds; it is not a checkpoint") from None
     if not isinstance(keys, list):
         raise CheckpointError(f"{where}: truncated or corrupt (no storage list); download it again")
     for key, (kind, numel) in main.storages.items():

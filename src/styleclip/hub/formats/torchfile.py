@@ -51,6 +51,8 @@ def load_torch_file(path: Path, fmt: str | None = None) -> Any:
         raise CheckpointError(f"the file is truncated or corrupt ({type(exc).__name__}); download it again") from None
     except (EOFError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise CheckpointError(f"the file is truncated or corrupt ({type(exc).__name__}); download it again") from None
+    except MemoryError:  # a record that declares more than the machine has, allocated before it is read
+        raise CheckpointError("the file declares data far larger than it holds; it is not a checkpoint") from None
     check_budget(iter_tensors(data), path)
     return data
 
@@ -107,4 +109,8 @@ def load_weights_file(path: Path) -> Any:
     except CheckpointError as exc:
         text = str(exc)
         raise CheckpointError(text if text.startswith(str(path)) else f"{path}: {text}") from None
+    except MemoryError:
+        raise CheckpointError(
+            f"{path}: the file declares data far larger than it holds; it is not a checkpoint"
+        ) from None
     return data

@@ -132,6 +132,8 @@ def torchscript_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"{path}: the TorchScript archive is truncated or corrupt ({type(exc).__name__} in data.pkl); "
             "download it again"
         ) from None
+    except MemoryError:  # the unpickler allocates what a bytes record declares before reading it
+        raise CheckpointError(f"{path}: data.pkl declares data far larger than the archive holds") from None
     except (AttributeError, IndexError, KeyError, RuntimeError) as exc:
         raise CheckpointError(
             f"{path}: not a TorchScript archive styleclip can read ({type(exc).__name__}); download it again"
@@ -139,13 +141,17 @@ def torchscript_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def _flatten(obj: Any, prefix: str, out: dict[str, torch.Tensor], depth: int) -> None:
+def _flatten(obj: Any, prefix: str, out: dict[str, torch.Tensor], depth: int, seen: set[int] | None = None) -> None:
     if depth > 64:
         raise CheckpointError("the archive's modules nest too deeply")
     if not isinstance(obj, _ScriptObject):
         return
+    seen = set() if seen is None else seen
+    if id(obj) in seen:  # a module reached twice: walking it again would cost 2**depth on a crafted archive
+        return
+    seen.add(id(obj))
     for name, value in getattr(obj, "attributes", {}).items():
         if isinstance(value, torch.Tensor):
             out[prefix + name] = value
         elif isinstance(value, _ScriptObject):
-            _flatten(value, f"{prefix}{name}.", out, depth + 1)
+            _flatten(value, f"{prefix}{name}.", out, depth + 1, seen)
