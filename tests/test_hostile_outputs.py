@@ -408,3 +408,24 @@ def test_an_inversion_written_over_another_leaves_none_of_its_files(tmp_path):
              history=[], generator=G)  # fmt: skip
     write_inversion(inv, out, Path("me.jpg"), "tiny")
     assert sorted(p.name for p in out.iterdir()) == ["aligned.png", "latent.npy", "reconstruction.png", "report.json"]
+
+
+def test_mapper_resume_drops_a_damaged_log_line_and_refuses_a_linked_val_folder(gen, tiny_clip_file, base, capsys):
+    out = base / "run"
+    argv = ["mapper", "train", "--generator", gen, "--clip", tiny_clip_file, "--device", "cpu", "--prompt", "a dog",
+            "--steps", "2", "--train-size", "4", "--test-size", "2", "--val-count", "2", "--checkpoint-every", "1",
+            "--val-every", "1", "--log-every", "1", "--outdir", out]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"step": 3, "spl')  # a disk that filled in the middle of a line
+    assert main([str(a) for a in [*argv[:-4], "--steps", "3", *argv[-2:], "--resume"]]) == 0
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps and steps[-1] == 3
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir()
+    import shutil
+
+    shutil.rmtree(out / "val")
+    (out / "val").symlink_to(elsewhere, target_is_directory=True)
+    resume = [*argv[:-4], "--steps", "4", *argv[-2:], "--resume"]
+    refused(resume, capsys, match="val is a link.*make it a folder", watch=[elsewhere])

@@ -96,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.resume:
             fix = "pass --resume to continue it, --overwrite to start it again, or choose another folder"
             refuse_earlier_results(args.outdir, TRAIN_OUTPUTS, overwrite=args.overwrite, fix=fix)
+        else:
+            from ..training.checkpoints import refuse_linked_folders
+
+            refuse_linked_folders(args.outdir)
         return _train(args)
     refuse_earlier_results(args.outdir, APPLY_OUTPUTS, overwrite=args.overwrite)
     return _apply(args)

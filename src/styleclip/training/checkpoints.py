@@ -32,6 +32,13 @@ def step_files(folder: Path) -> list[Path]:
     return [p for _, _, p in sorted(found)]
 
 
+def refuse_linked_folders(outdir: Path) -> None:
+    """A resumed run writes into ``val/`` and ``tensorboard/``: refuse, in one line, either of them being a link."""
+    for folder in (Path(outdir) / "val", Path(outdir) / "tensorboard"):
+        if folder.is_symlink():
+            raise UsageError(f"{folder} is a link, and styleclip writes no output through a link: make it a folder")
+
+
 def clear_run(outdir: Path) -> None:
     """Remove an earlier run's checkpoints, validation pictures, logs and TensorBoard curves from ``outdir``
     (``--overwrite``): its

@@ -349,6 +349,15 @@ def _scaler(precision: str, device: torch.device):
     return torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
 
 
+def _step(line: str) -> float:
+    """The step a log line records; a damaged line (a disk that filled mid-write) counts as past every step."""
+    try:
+        step = json.loads(line)["step"]
+        return step if isinstance(step, int) else math.inf
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 class _Log:
     """JSON lines in ``log.jsonl`` (lines past the resumed step are dropped first) and TensorBoard if installed."""
 
@@ -362,8 +371,11 @@ class _Log:
 
         if path.is_symlink():  # the log is appended to: never through a link to a file elsewhere
             path.unlink()
+        from .checkpoints import refuse_linked_folders
+
+        refuse_linked_folders(outdir)
         if path.exists():  # a resumed run rewrites what came after its checkpoint
-            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
+            kept = [line for line in path.read_text(errors="replace").splitlines() if _step(line) <= start]
             atomic_write_text(path, "".join(line + "\n" for line in kept))
         self.file = open(path, "a")  # noqa: SIM115 (closed by close())
         try:
