@@ -92,15 +92,12 @@ def load_latent(path: str | Path, G: Generator, *, max_bytes: int | None = None)
 
 
 def _budget(max_bytes: int | None = None) -> int:
+    """Bytes a latent file may make styleclip allocate: the limit, or less when the machine has less free."""
+    from .hub.formats.budget import available_memory
+
     limit = MAX_LATENT_BYTES if max_bytes is None else max_bytes
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return min(limit, int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    return limit
+    available = available_memory()
+    return limit if available is None else min(limit, available)
 
 
 def _mib(n: int) -> str:

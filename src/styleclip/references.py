@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .hub.resolve import exists
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+@-]*")
@@ -34,34 +35,28 @@ class Reference:
     kind: str
 
 
-def is_url(text: str) -> bool:
-    """Anything with a scheme that reaches beyond a local path: ``http://``, ``file:/``, ``ftp://``, ``s3://``..."""
+def has_scheme(text: str) -> bool:
+    """Anything with a scheme that reaches beyond a local path: ``http://``, ``file:/``, ``ftp://``, ``s3://``...
+    (:func:`styleclip.hub.resolve.is_url` is narrower: what styleclip downloads, http(s) only)."""
     return bool(_SCHEME.match(text)) or text[:5].lower() == "file:"
-
-
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):  # names too long for the system, NUL bytes
-        return False
 
 
 def _is_file(path: Path) -> bool:
     """An existing path that is not a folder (a file, a device, a link to one)."""
-    return _exists(path) and not path.is_dir()
+    return exists(path) and not path.is_dir()
 
 
 def is_catalogue_name(value: str, kind: str, base: Path | None = None) -> bool:
     """Whether ``value`` names a verified asset rather than a file (a file of that name next to ``base``, or in
     the working folder when ``base`` is None, wins, as the loaders let it win; a folder does not)."""
-    if kind in ("file", "folder") or is_url(value) or not value.strip():
+    if kind in ("file", "folder") or has_scheme(value) or not value.strip():
         return False
     if value.startswith("~") or _is_file(Path(value)) or (base is not None and _is_file(base / value)):
         return False  # a folder never shadows a catalogue name (the loaders' rule: a folder is no checkpoint)
     if kind == "clip":  # open_clip's ARCH or ARCH:TAG; a tag that is a file is a path
         arch, _, tag = value.partition(":")
         return bool(
-            _NAME.fullmatch(arch) and (not tag or (_NAME.fullmatch(tag) and not _exists((base or Path()) / tag)))
+            _NAME.fullmatch(arch) and (not tag or (_NAME.fullmatch(tag) and not exists((base or Path()) / tag)))
         )
     from .hub.registry import find_asset
 
@@ -76,10 +71,10 @@ def inside_folder(value: str, folder: Path, kind: str = "file") -> str | None:
 
     For a CLIP ``ARCH:path`` value the path part is resolved and the architecture kept.
     """
-    if is_url(value) or value.startswith("~"):
+    if has_scheme(value) or value.startswith("~"):
         return None
     prefix = ""
-    if kind == "clip" and not _exists(folder / value):
+    if kind == "clip" and not exists(folder / value):
         arch, sep, tag = value.partition(":")
         if sep and _NAME.fullmatch(arch):
             prefix, value = f"{arch}:", tag
@@ -98,7 +93,7 @@ def inside_folder(value: str, folder: Path, kind: str = "file") -> str | None:
 
 def what(value: str) -> str:
     """'a URL' or 'a path': how a refused value is described."""
-    return "a URL" if is_url(value) else "a path"
+    return "a URL" if has_scheme(value) else "a path"
 
 
 def refuse(source: Path, ref: Reference, override: str | None, trust_flag: str, rule: str, why: str = "") -> UsageError:

@@ -41,7 +41,8 @@ def from_seeds(
     seeds = list(seeds)
     c = G.label(class_idx, batch=len(seeds))
     ws = G.mapping_forward(G.z_from_seed(seeds), c, truncation_psi=truncation_psi)
-    return Sources(ws, [f"seed{s:04d}" for s in seeds], G, f"seeds {', '.join(map(str, seeds[:8]))}", seeds)
+    shown = ", ".join(map(str, seeds[:8])) + (f", ... ({len(seeds)} seeds)" if len(seeds) > 8 else "")
+    return Sources(ws, [f"seed{s:04d}" for s in seeds], G, f"seeds {shown}", seeds)
 
 
 def from_latent_file(G: Generator, path: str | Path) -> Sources:

@@ -171,8 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image is not None and (args.seed is not None or args.latent is not None):
         raise UsageError("give one source: --image, --seed or --latent")
-    config, generator = _config(args)
-    config.check()
+    config, generator = _config(args)  # checked there
     if args.image is not None and config.space == "w":  # said before minutes of inversion, not after
         raise UsageError("an inverted photo is a W+ latent; edit it with --space w+ or s")
     if args.frame_every < 1 or args.fps <= 0 or args.hold < 0:

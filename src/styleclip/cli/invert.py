@@ -73,13 +73,17 @@ def invert_options(args: argparse.Namespace) -> dict:
     )  # fmt: skip
 
 
-def invert_photo(args: argparse.Namespace, G, photo: Path):
-    """Run :func:`styleclip.invert` with the shared photo options; prints what it did."""
-    from ..inversion.invert import invert
+def invert_into(args: argparse.Namespace, G, photo: Path, outdir: Path, generator: str):
+    """Invert ``photo`` with the shared photo options, say how well, and write the inversion to ``outdir``.
 
-    inv = invert(photo, G, **invert_options(args))
-    _say_inverted(inv, photo)
-    return inv
+    Returns the photo's :class:`~styleclip.sources.Sources` (its W+ ``[1, num_ws, w_dim]`` and the generator that
+    draws its edits)."""
+    from .. import sources
+
+    src = sources.from_photo(G, photo, **invert_options(args))
+    _say_inverted(src.inversion, photo)
+    write_inversion(src.inversion, outdir, photo, generator)
+    return src
 
 
 def _say_inverted(inv, photo: Path) -> None:
@@ -99,18 +103,15 @@ def sources_from_args(args: argparse.Namespace, G, generator: str, trunc: float,
     from ..sample import parse_seeds
 
     if args.image is not None:
-        src = sources.from_photo(G, args.image, **invert_options(args))
-        _say_inverted(src.inversion, args.image)
-        write_inversion(src.inversion, args.outdir / "inversion", args.image, generator)
-        return src
+        return invert_into(args, G, args.image, args.outdir / "inversion", generator)
     if args.latent is not None:
         return sources.from_latent_file(G, args.latent)
-    src = sources.from_seeds(G, parse_seeds(args.seeds or "0"), trunc, class_idx)
-    src.note = f"seeds {args.seeds or '0'}"
-    return src
+    return sources.from_seeds(G, parse_seeds(args.seeds or "0"), trunc, class_idx)
 
 
 def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
+    """``aligned.png``, ``reconstruction.png``, ``latent.npy`` (W+ ``[1, num_ws, w_dim]``), ``noise.npz`` and
+    ``generator_pti.safetensors`` when the inversion has them, and ``report.json``, each written atomically."""
     from ..hub.generators import save_generator
     from ..io.images import save_png, to_pil
     from ..utils.files import atomic_save_arrays, atomic_write, make_folder
@@ -151,7 +152,6 @@ def run(args: argparse.Namespace) -> int:
     check_outdir(args.outdir)  # before minutes of loading and inverting, not after
     refuse_earlier_results(args.outdir, OUTPUTS, overwrite=args.overwrite)
     G = load_generator(args.generator, device=args.device, cache=args.cache, offline=args.offline)
-    inv = invert_photo(args, G, args.photo)
-    write_inversion(inv, args.outdir, args.photo, args.generator)
+    invert_into(args, G, args.photo, args.outdir, args.generator)
     print(f"wrote aligned.png, reconstruction.png, latent.npy and report.json to {args.outdir}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 import tempfile
@@ -59,28 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     except OSError as exc:
-        if exc.errno in _USER_ERRNOS:
+        from ..utils.files import OS_ADVICE
+
+        if exc.errno in OS_ADVICE:  # the machine's error, not styleclip's: one line naming the file, no log
             where = f" {exc.filename}" if exc.filename else ""
-            print(f"{prefix}: error: cannot use{where}: {exc.strerror or exc}; {_USER_ERRNOS[exc.errno]}",
+            print(f"{prefix}: error: cannot use{where}: {exc.strerror or exc}; {OS_ADVICE[exc.errno]}",
                   file=sys.stderr)  # fmt: skip
             return 2
         return _internal_error(prefix, exc)
     except Exception as exc:
         return _internal_error(prefix, exc)
-
-
-# Errors of the user's machine, not of styleclip: one line naming the file and the fix, no log.
-_USER_ERRNOS = {
-    errno.ENOSPC: "free some space or choose another folder",
-    errno.EDQUOT: "free some space or choose another folder",
-    errno.EACCES: "check its permissions or choose another folder",
-    errno.EPERM: "check its permissions or choose another folder",
-    errno.EROFS: "the file system is read-only; choose another folder",
-    errno.ENOENT: "check the path",
-    errno.ENOTDIR: "a part of the path is a file, not a folder",
-    errno.EISDIR: "it is a folder; name a file",
-    errno.ENAMETOOLONG: "use a shorter name",
-}
 
 
 def _one_line(message: str) -> str:

@@ -13,7 +13,7 @@ from ..nets.stylegan3 import Generator3
 from ..utils.devices import resolve_device
 from ..utils.memory import keep_freed_memory
 from .formats import detect, native, nvidia_pkl, rosinality, tf_pkl
-from .formats.budget import check_budget, iter_tensors, refuse_zip_bomb
+from .formats.budget import check_budget, iter_tensors
 from .formats.safe_pickle import restricted_load
 from .formats.torchfile import load_torch_file
 from .resolve import exists, is_url, resolve_path
@@ -122,7 +122,3 @@ def _pickle_load(path: Path):
 
 def _torch_load(path: Path, zipped: bool):
     return load_torch_file(path, detect.TORCH_ZIP if zipped else detect.TORCH_LEGACY)
-
-
-def _refuse_zip_bomb(path: Path) -> None:
-    refuse_zip_bomb(path)

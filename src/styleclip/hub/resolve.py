@@ -32,11 +32,9 @@ def resolve_path(
         return path
     scheme = _SCHEME.match(text)
     if scheme and ("://" in text or scheme.group(1).lower() in _REFUSED_SCHEMES):
-        from .download import DownloadError
+        from .download import check_url
 
-        raise DownloadError(
-            f"{text[:200]}: only http:// and https:// URLs are downloaded; name a local file by its path instead"
-        )
+        check_url(text)  # refuses it, in the downloader's words (a well-formed http(s) URL went to fetch_url above)
     looks_like_path = "/" in text or "\\" in text or path.suffix
     if looks_like_path and find_asset(text) is None:
         raise CheckpointError(f"{text}: no such file")

@@ -35,8 +35,7 @@ class VideoWriter:
         if fps <= 0:
             raise UsageError(f"fps must be positive, got {fps}")
         self.fps, self.quality = float(fps), float(quality)
-        # The encoder picks the container from the extension, so the temporary name keeps it.
-        self._tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self._tmp: Path | None = None  # made with the first frame (keeping the extension the encoder reads)
         self._encoder = None
         self._gif: list[Image.Image] = []
         self._size: tuple[int, int] | None = None
@@ -104,7 +103,8 @@ class VideoWriter:
                 self._encoder.close()
             self._encoder = None
         self._gif = []
-        self._tmp.unlink(missing_ok=True)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
 
 
 def _mp4_encoder(path: Path, size: tuple[int, int], fps: float, quality: float):

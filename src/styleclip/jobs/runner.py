@@ -185,10 +185,12 @@ class _Worker:
 
     def source_ws(self, source: Source) -> torch.Tensor:
         """W+ ``[1, num_ws, w_dim]`` of a source; photos are inverted once and kept under ``sources/``."""
+        from ..sources import from_photo, from_seeds
+
         G = self.G
         with torch.no_grad():
             if source.kind == "seed":
-                return G.mapping_forward(G.z_from_seed(source.seed), truncation_psi=self.spec.truncation_psi)
+                return from_seeds(G, [source.seed], self.spec.truncation_psi).ws
             if source.kind == "latent":
                 from ..latents import load_latent
 
@@ -196,7 +198,6 @@ class _Worker:
                     self._latents[source.path] = load_latent(source.path, G)
                 return self._latents[source.path][source.row : source.row + 1]
         from ..latents import load_latent
-        from ..sources import from_photo
 
         where = self.outdir / "sources" / source.key
         # --overwrite inverts each photo again, once per run: the earlier inversion may have used other settings

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..references import Reference, inside_folder, is_catalogue_name, is_url, refuse
+from ..references import Reference, has_scheme, inside_folder, is_catalogue_name, refuse
 from ..sample import MAX_SEEDS, SEED_LIMIT, TRUNCATION_RANGE, parse_seeds
 from ..utils.values import check_choice, check_float, check_int, check_str, check_str_list
 
@@ -291,9 +291,9 @@ def _place(job: Path, ref: Reference, trust: bool) -> str:
     if inside is not None:
         return inside
     if not trust:
-        where = "" if is_url(ref.value) else ", outside the job file's folder"
+        where = "" if has_scheme(ref.value) else ", outside the job file's folder"
         raise refuse(job, ref, OVERRIDES.get(ref.field), TRUST_FLAG, JOB_RULE, why=where)
-    if is_url(ref.value):
+    if has_scheme(ref.value):
         return ref.value
     path = Path(ref.value).expanduser()  # ~/lat.npy means the user's home, not a folder named ~
     return str(path if path.is_absolute() else folder / path)

@@ -37,7 +37,8 @@ class OutputError(StyleclipError, OSError):
 
 
 # What the user can do about an error of the file system they chose to write to.
-_ADVICE = {
+# What to do about the file-system errors that are the machine's, not styleclip's (one line each).
+OS_ADVICE = {
     errno.ENOSPC: "the disk is full; free some space or choose another folder",
     errno.EDQUOT: "the disk quota is used up; free some space or choose another folder",
     errno.EFBIG: "the file is too large for this file system; choose another folder",
@@ -50,15 +51,18 @@ _ADVICE = {
     errno.ENAMETOOLONG: "the name is too long; choose a shorter folder",
     errno.ELOOP: "too many symbolic links; choose another folder",
     errno.EIO: "the disk reported an input/output error; choose another folder",
+    errno.ENOENT: "no such file or folder; check the path",
 }
 
 
 def output_error(exc: OSError, path: Path) -> OSError:
     """``exc`` as one line naming the folder ``path`` is in, or ``exc`` itself when it is not the folder's fault."""
-    if isinstance(exc, OutputError) or exc.errno not in _ADVICE:
+    if isinstance(exc, OutputError) or exc.errno not in OS_ADVICE:
         return exc
     path = Path(path)
-    return OutputError(f"cannot write {path.name} in {path.parent}: {_ADVICE[exc.errno]}", exc.errno, str(path.parent))
+    return OutputError(
+        f"cannot write {path.name} in {path.parent}: {OS_ADVICE[exc.errno]}", exc.errno, str(path.parent)
+    )
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -101,10 +105,12 @@ NEW_FILE_MODE = 0o666 & ~_UMASK  # the permissions an ordinary new file gets
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """``data`` written to ``path`` as :func:`atomic_write` writes (never through a link, never half-written)."""
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
+    """``text`` (UTF-8) written to ``path`` as :func:`atomic_write` writes."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
@@ -129,9 +135,9 @@ def make_folder(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        if exc.errno not in _ADVICE:
+        if exc.errno not in OS_ADVICE:
             raise
-        raise OutputError(f"cannot make the folder {path}: {_ADVICE[exc.errno]}", exc.errno, str(path)) from None
+        raise OutputError(f"cannot make the folder {path}: {OS_ADVICE[exc.errno]}", exc.errno, str(path)) from None
     return path
 
 

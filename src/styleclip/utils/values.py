@@ -67,12 +67,14 @@ def check_str(name: str, value: Any, *, where: str = "", optional: bool = False,
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str], *, where: str = "") -> str:
+    """``value`` if it is one of ``choices`` (strings), else a one-line :class:`UsageError` naming ``name``."""
     if not isinstance(value, str) or value not in choices:
         raise UsageError(f"{_where(name, where)} must be one of {', '.join(choices)}, got {_short(value)}")
     return value
 
 
 def check_bool(name: str, value: Any, *, where: str = "", optional: bool = False) -> bool | None:
+    """``value`` if it is a real bool (``None`` too when ``optional``), else a one-line :class:`UsageError`."""
     if value is None and optional:
         return None
     if not isinstance(value, bool):

@@ -97,6 +97,7 @@ def iter_tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor
 
 
 def human_size(n: int) -> str:
+    """``n`` bytes as people read them in a message: ``37.8 GiB``, ``12.0 MiB``."""
     if n >= 1 << 30:
         return f"{n / (1 << 30):.1f} GiB"
     return f"{n / (1 << 20):.1f} MiB"
