@@ -24,7 +24,7 @@ from styleclip.cli.main import main
 from styleclip.hub.generators import save_generator
 
 from conftest import tiny_generator
-from hostile import refused
+from hostile import refused, refused_by
 
 
 @pytest.fixture(scope="module")
@@ -459,3 +459,12 @@ def test_a_trusted_job_file_path_under_home_is_expanded(tmp_path, monkeypatch):
     job.write_text("generator: ffhq\nlatents: ~/lat.npy\nprompts: [a face]\nruns: [{method: optimize}]\n")
     spec = read_job_file(job, trust_paths=True)
     assert spec.latents == str(home / "lat.npy")
+
+
+def test_a_report_repeated_on_a_photo_neither_opens_nor_announces_its_own_latent(tmp_path, capsys):
+    from styleclip.reports import config_from_report
+
+    report = write_report(tmp_path / "r.json", a_report("stylegan2-ada:afhqdog", latent="/srv/inverted/latent.npy"))
+    refused_by(lambda: config_from_report(report), match="latent.*--trust-report")
+    config, _ = config_from_report(report, photo_given=True)
+    assert config.latent is None

@@ -70,12 +70,15 @@ def config_from_report(
     clip: str | None = None,
     identity: str | None = None,
     latent: str | None = None,
+    photo_given: bool = False,
     trust: bool = False,
 ) -> tuple[OptimizeConfig, str]:
     """The edit settings and generator a report holds, with what the command line gives in their place.
 
     Args:
         generator, clip, identity, latent: given on the command line: used instead of the report's (and trusted).
+        photo_given: the command line edits a photo instead (``--image``): the report's latent is neither opened
+            nor announced.
         trust: open the paths and URLs the report names (``--trust-report``); otherwise only catalogue names.
 
     Returns:
@@ -101,7 +104,7 @@ def config_from_report(
         config.identity = identity
     elif config.identity is not None:
         named.append(Reference("the identity model", config.identity, "identity"))
-    if latent is not None:
+    if latent is not None or photo_given:
         config.latent = latent
     elif config.latent is not None and config.mode == "edit":
         named.append(Reference("the latent", config.latent, "file"))

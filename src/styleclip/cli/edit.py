@@ -107,7 +107,8 @@ def _config(args: argparse.Namespace) -> tuple[OptimizeConfig, str]:
 
         latent = str(args.latent.resolve()) if args.latent is not None else None
         config, generator = config_from_report(args.from_report, generator=args.generator, clip=args.clip,
-                                               identity=args.identity, latent=latent, trust=args.trust_report)  # fmt: skip
+                                               identity=args.identity, latent=latent, photo_given=args.image is not None,
+                                               trust=args.trust_report)  # fmt: skip
         print(describe_loads(args.from_report, config, generator), flush=True)
     else:
         config, generator = _config_from_args(args), args.generator
