@@ -31,6 +31,7 @@ from .nets.stylegan2 import Generator, GeneratorConfig, MappingConfig, StyleLaye
 from .nets.stylegan3 import Generator3, GeneratorConfig3, SynthesisConfig3, make_transform
 from .sample import Sample, parse_seeds, sample
 from .stylespace import StyleLayout, StyleStats, style_statistics
+from .training.adapt import AdaptConfig, AdaptResult, adapt
 from .training.mapper import MapperTrainConfig, train_mapper
 from .utils.memory import keep_freed_memory
 
@@ -38,6 +39,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LPIPS",
+    "AdaptConfig",
+    "AdaptResult",
     "BatchSpec",
     "CheckpointError",
     "ClipGuide",
@@ -69,6 +72,7 @@ __all__ = [
     "SynthesisConfig3",
     "UsageError",
     "__version__",
+    "adapt",
     "evaluate",
     "global_direction",
     "invert",
