@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import StyleclipError, UsageError
 from ..guidance.clip import ClipGuide
 from ..nets.stylegan2 import Generator
-from .session import EditSession, Limits, OptimizeSettings, Studio, check_number
+from .session import ADAPT_LAYERS, SAMPLE_PREVIEW_PX, EditSession, Limits, OptimizeSettings, Studio, check_number
 
 log = logging.getLogger("styleclip.ui")
 
@@ -266,6 +266,70 @@ class Handlers:
             session.request_cancel()
         return "cancelling: the best result so far is kept"
 
+    # -- styles (adapted generators) --------------------------------------------------------------------
+
+    def style(self, session, spec):
+        """A style picked: ``(session, base picture, adapted picture, info)``; an empty picker clears the view."""
+        s = self.session(session)
+        if spec in (None, "") or (isinstance(spec, str) and not spec.strip()):
+            s.style = None
+            return s, None, None, ""
+        view = s.draw_style(spec)
+        return s, view.base, view.adapted, plain(view.info)
+
+    def follow_style(self, session):
+        """The picture changed: redraw it in the style last picked (one synthesis), or :data:`KEEP` without one."""
+        s = self.session(session)
+        view = s.follow_style()
+        if view is None:
+            return s, KEEP, KEEP, KEEP
+        return s, view.base, view.adapted, plain(view.info)
+
+    def style_upload(self, session, path):
+        """A generator file uploaded: ``(session, picker update)`` naming it in the picker (which then draws)."""
+        s = self.session(session)
+        if not path:
+            raise UsageError("upload a generator file (.safetensors, .pt or .pkl)")
+        name = s.add_style_upload(path)
+        return s, {"choices": s.style_choices(), "value": name}
+
+    def adapt(self, session, source, target, steps, layers, progress=None):
+        """Train a style in a worker thread and stream its sample grids; yields
+        ``(session, status, samples, picker update, generator file)``, :data:`KEEP` where nothing changed."""
+        s = self.session(session)
+        events: queue.Queue = queue.Queue()
+        done: dict[str, Any] = {}
+
+        def work():
+            try:
+                done["run"] = s.adapt_style(source, target, steps, layers or "auto", progress=False,
+                                            on_step=lambda k, n, grid: events.put((k, n, grid)))  # fmt: skip
+            except BaseException as exc:
+                done["error"] = exc
+            finally:
+                events.put(None)
+
+        thread = threading.Thread(target=work, name="styleclip-adapt", daemon=True)
+        thread.start()
+        while (item := events.get()) is not None:
+            step, n, grid = item
+            if progress is not None:
+                progress((step, n), desc="adapting")
+            yield s, f"step {step} of {n}", _preview(grid) if grid is not None else KEEP, KEEP, KEEP
+        thread.join()
+        if "error" in done:
+            raise done["error"]
+        run = done["run"]
+        how = "cancelled" if run.stopped == "interrupted" else "done"
+        status = plain(f"{how} after {run.steps_done} steps: {run.name} is in the style picker")
+        samples = _preview(run.samples) if run.samples is not None else KEEP
+        yield s, status, samples, {"choices": s.style_choices(), "value": run.name}, str(run.path)
+
+    def cancel_adapt(self, session):
+        if session is not None:
+            session.request_cancel()
+        return "cancelling: the steps done are kept"
+
     # -- history and downloads --------------------------------------------------------------------------
 
     def accept(self, session):
@@ -291,6 +355,16 @@ class Handlers:
     def downloads(self, session):
         s = self.session(session)
         return [str(p) for p in s.downloads()]
+
+
+def _preview(path: Path) -> np.ndarray:
+    """A sample grid as the page shows it: ``[H, W, 3]`` uint8, its longer side at most SAMPLE_PREVIEW_PX."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        im.thumbnail((SAMPLE_PREVIEW_PX, SAMPLE_PREVIEW_PX))
+        return np.asarray(im)
 
 
 def _class(value) -> int | None:
@@ -442,6 +516,40 @@ def build_app(
                     cancel_btn = gr.Button("Cancel (keep the best)", variant="stop", elem_id="cancel")
                 opt_status = gr.Markdown(elem_id="opt-status")
                 video = gr.Video(label="trajectory", interactive=False, height=320, elem_id="video")
+            with gr.Tab("Style", elem_id="style-tab"):
+                with gr.Row():
+                    style_name = gr.Dropdown(
+                        studio.style_names(), value=None, allow_custom_value=True, scale=3, elem_id="style-name",
+                        label="adapted generator (a catalogue name such as nada:sketch, one trained or uploaded here"
+                        + (", a URL" if studio.allow_urls else "")
+                        + (", a file of the server's allowed folders" if studio.allow_paths else "") + ")",
+                    )  # fmt: skip
+                    style_file = gr.File(label="or upload one (.safetensors / .pt / .pkl)", type="filepath",
+                                         scale=1, elem_id="style-file")  # fmt: skip
+                with gr.Row():
+                    style_base = gr.Image(label="this server's generator", type="numpy", format="png",
+                                          interactive=False, height=320, elem_id="style-base")  # fmt: skip
+                    style_after = gr.Image(label="the adapted generator", type="numpy", format="png",
+                                           interactive=False, height=320, elem_id="style-after")  # fmt: skip
+                style_info = gr.Markdown(elem_id="style-info")
+                with gr.Accordion("Train a style from two texts (StyleGAN-NADA)", open=False):
+                    with gr.Row():
+                        style_source = gr.Textbox("photo", label="source (what the generator draws now)",
+                                                  elem_id="style-source")  # fmt: skip
+                        style_target = gr.Textbox("sketch", label="target (the new style)", elem_id="style-target")
+                    with gr.Row():
+                        style_steps = gr.Number(300, label="steps", precision=0, minimum=1, elem_id="style-steps")
+                        style_layers = gr.Radio(list(ADAPT_LAYERS), value="auto", elem_id="style-layers",
+                                                label="layers (auto: NADA's adaptive choice; nada: its fixed set)")  # fmt: skip
+                    with gr.Row():
+                        train_btn = gr.Button("Train", variant="primary", elem_id="style-train")
+                        train_cancel = gr.Button("Cancel (keep the steps done)", variant="stop",
+                                                 elem_id="style-cancel")  # fmt: skip
+                    train_status = gr.Markdown(elem_id="style-status")
+                    style_samples = gr.Image(label="samples (base | adapted)", type="numpy", format="png",
+                                             interactive=False, elem_id="style-samples")  # fmt: skip
+                    style_download = gr.File(label="the trained generator (generator.safetensors)",
+                                             interactive=False, elem_id="style-download")  # fmt: skip
         with gr.Row():
             downloads_btn = gr.Button("Prepare downloads", elem_id="prepare-downloads")
         files = gr.File(label="downloads: PNG (with every parameter), latent, video, report, history zip",
@@ -492,6 +600,35 @@ def build_app(
             [state, after, opt_status, video, before, gallery, history_text], **device,
         )  # fmt: skip
         cancel_btn.click(h.cancel, [state], [opt_status], queue=False)
+
+        style_view = [state, style_base, style_after, style_info]
+
+        def shown(value):
+            return gr.skip() if value is KEEP else value
+
+        def picker(update):
+            return gr.skip() if update is KEEP else gr.Dropdown(choices=update["choices"], value=update["value"])
+
+        # a catalogue style downloads on first use: its progress bar shows
+        style_name.change(safe(lambda s, spec, progress=tracked: h.style(s, spec)), [state, style_name], style_view,
+                          **device)  # fmt: skip
+        after.change(safe(lambda s: tuple(map(shown, h.follow_style(s)))), [state], style_view, **live)
+
+        def upload_style(s, path):
+            s, update = h.style_upload(s, path)
+            return s, picker(update)
+
+        style_file.upload(safe(upload_style), [state, style_file], [state, style_name], **device)
+
+        def train(s, *args, progress=plain):
+            for out, status, samples, update, path in h.adapt(s, *args, progress=progress):
+                yield out, status, shown(samples), picker(update), shown(path)
+
+        train_btn.click(
+            readable_errors(train), [state, style_source, style_target, style_steps, style_layers],
+            [state, train_status, style_samples, style_name, style_download], **device,
+        )  # fmt: skip
+        train_cancel.click(h.cancel_adapt, [state], [train_status], queue=False)
 
         accept_btn.click(safe(h.accept), [state], [state, *view], **device)
         undo_btn.click(safe(h.undo), [state], [state, *view], **device)

@@ -49,6 +49,12 @@ SWEEP_COUNT = 7
 MAX_HISTORY = 100
 MAX_LABEL_CHARS = 2000
 MAX_MAPPERS = 8  # mappers kept loaded (and, for URLs, kept on disk) at once; the least recently used goes first
+# Adapted generators a session keeps loaded: each is a whole generator on the device (about 120 MB at 1024 px).
+MAX_STYLES = 3
+STYLE_PREFIX = "nada:"  # the catalogue's published adapted generators
+ADAPT_LAYERS = ("auto", "nada", "all")
+MAX_ADAPT_STEPS = 5000
+SAMPLE_PREVIEW_PX = 1024  # the taller side of the sample grid sent to the page while an adaptation runs
 PATHS_OFF = "the server's owner may allow a folder with styleclip ui --allow-paths DIR"
 
 
@@ -183,6 +189,12 @@ class Studio:
             while len(self._directions) > 64:
                 self._directions.popitem(last=False)
         return found
+
+    def style_names(self) -> list[str]:
+        """The catalogue's published adapted generators (``nada:*``), as the Style tab lists them."""
+        from ..hub.registry import all_assets
+
+        return sorted(a.name for a in all_assets() if a.kind == "generator" and a.name.startswith(STYLE_PREFIX))
 
     def local_file(self, path: Any, what: str, own: Path | None = None) -> Path:
         """``path`` resolved (symlinks followed) when it lies in a folder page users may open: the uploads
@@ -342,6 +354,27 @@ class Preview:
 
 
 @dataclass
+class StyleView:
+    """The current picture drawn by the session's generator and by an adapted one (``[H, W, 3]`` uint8 each)."""
+
+    name: str  # the style as the page named it
+    base: np.ndarray
+    adapted: np.ndarray
+    info: str
+
+
+@dataclass
+class StyleRun:
+    """An adaptation started from the page: the picker's name for it and its run folder's files."""
+
+    name: str
+    path: Path  # generator.safetensors
+    steps_done: int
+    stopped: str  # 'done' or 'interrupted'
+    samples: Path | None  # the newest sample grid (rows: base | adapted)
+
+
+@dataclass
 class OptimizeSettings:
     """The optimisation tab's settings (see :class:`styleclip.OptimizeConfig` for their meaning)."""
 
@@ -371,11 +404,17 @@ class EditSession:
         self.cancel = threading.Event()
         self._styles: tuple[int, dict[str, torch.Tensor]] | None = None  # (id of the source step, its styles)
         self._serial = 0
+        # adapted generators: loaded ones (cache key -> generator, least recently used first), the session's own
+        # (picker name -> generator file: trained here or uploaded) and the style last drawn (the picture follows)
+        self._adapted: OrderedDict[str, Generator] = OrderedDict()
+        self.own_styles: dict[str, Path] = {}
+        self.style: str | None = None
 
     # -- lifetime -------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Remove the session's folder (uploads, videos, downloads)."""
+        """Remove the session's folder (uploads, videos, downloads, adaptations) and its loaded generators."""
+        self._adapted.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def new_path(self, name: str) -> Path:
@@ -705,6 +744,170 @@ class EditSession:
     def request_cancel(self) -> None:
         self.cancel.set()
 
+    # -- styles (adapted generators) -------------------------------------------------------------------
+
+    def style_choices(self) -> list[str]:
+        """What the Style tab's picker lists: the catalogue's ``nada:*`` names, then this session's own."""
+        return [*self.studio.style_names(), *self.own_styles]
+
+    def add_style_upload(self, path: str | Path) -> str:
+        """An uploaded generator file, listed in the picker as ``upload:<file name>``; returns that name."""
+        resolved = self.studio.local_file(path, "generator", self.folder)
+        return self._own_name(f"upload:{resolved.name}", resolved)
+
+    def _own_name(self, name: str, path: Path) -> str:
+        taken, n = name, 1
+        while self.own_styles.get(taken, path) != path:
+            n += 1
+            taken = f"{name}-{n}"
+        self.own_styles[taken] = path
+        return taken
+
+    def adapted(self, spec: Any) -> tuple[str, Generator]:
+        """``(name, generator)`` for a style the picker names: a catalogue generator (``nada:sketch``), one trained
+        or uploaded in this session, a file in an ``allow_paths`` folder or an allowed URL. Loaded once and kept
+        among the session's :data:`MAX_STYLES` most recently used; refused in one line when it cannot draw this
+        server's codes."""
+        from ..hub.generators import load_generator
+
+        key, source, shown = self._style_source(spec)
+        hit = self._adapted.get(key)
+        if hit is not None:
+            self._adapted.move_to_end(key)
+            return shown, hit
+        path = source if isinstance(source, Path) else None
+        try:
+            A = load_generator(source, device=self.G.device, cache=self.studio.cache, offline=self.studio.offline)
+        except StyleclipError as exc:  # said without the server's own paths
+            raise UsageError(self.studio._redact(str(exc), path, shown)) from None
+        check_compatible(self.G, A, shown)
+        self._adapted[key] = A
+        while len(self._adapted) > MAX_STYLES:
+            self._adapted.popitem(last=False)
+        return shown, A
+
+    def _style_source(self, spec: Any) -> tuple[str, str | Path, str]:
+        """What the style picker names: ``(cache key, catalogue name | URL | local path, name to show)``."""
+        from ..hub.registry import find_asset, get_asset
+
+        example = f"a catalogue name such as {STYLE_PREFIX}sketch"
+        if not isinstance(spec, str) or not spec.strip():
+            raise UsageError(f"pick a style: {example}, or one trained or uploaded here")
+        spec = spec.strip()
+        if len(spec) > 2000 or "\0" in spec:
+            raise UsageError(f"the style box takes {example}")
+        if spec in self.own_styles:
+            path = self.own_styles[spec]
+            if not path.is_file():
+                raise UsageError(f"{spec} is no longer on the server: train or upload it again")
+            return f"path:{path}", path, spec
+        asset = find_asset(spec) or find_asset(f"{STYLE_PREFIX}{spec}")
+        if asset is not None and asset.kind == "generator":
+            return f"asset:{asset.name}", asset.name, asset.name
+        if "://" in spec:
+            if not spec.lower().startswith(("http://", "https://")):
+                raise UsageError("the style box takes a catalogue name or an http(s) URL, no other kind of URL")
+            if not self.studio.allow_urls:
+                raise UsageError(f"this server downloads no URLs typed in the page: name {example} (the server's "
+                                 "owner may allow URLs with styleclip ui --allow-urls)")  # fmt: skip
+            return f"url:{spec}", spec, spec
+        if asset is None and ("/" in spec or "\\" in spec or "." in spec or spec.startswith("~")):
+            try:
+                path = self.studio.local_file(spec, "generator", self.folder)
+            except UsageError:
+                raise UsageError(f"the page opens no server paths: name {example}, or upload the generator "
+                                 f"({PATHS_OFF})") from None  # fmt: skip
+            return f"path:{path}", path, spec
+        get_asset(spec, kind="generator")  # an unknown name: the error suggests close ones
+        raise UsageError(f"{spec!r} is not a generator")  # unreachable: get_asset refuses every other name
+
+    def draw_style(self, spec: Any) -> StyleView:
+        """The current picture (source or preview, its edit included) drawn by the style ``spec`` names, beside
+        the session generator's drawing; later pictures follow it (:meth:`follow_style`)."""
+        shown, A = self.adapted(spec)
+        current = self.current
+        with torch.no_grad(), computing_in(self.studio.precision):
+            pixels = to_uint8(draw_adapted(self.G, A, current.codes.to(self.G.device)))[0]
+        self.style = spec.strip()
+        return StyleView(shown, current.pixels, pixels, self._style_info(shown, A))
+
+    def follow_style(self) -> StyleView | None:
+        """The style last drawn, redrawn for the current picture (None when none was picked): one synthesis pass,
+        the generator is already loaded."""
+        if self.style is None or self.index < 0:
+            return None
+        try:
+            return self.draw_style(self.style)
+        except UsageError:
+            self.style = None  # said once; the next pictures are not drawn in a style that fails
+            raise
+
+    def _style_info(self, shown: str, A: Generator) -> str:
+        from ..stylespace import generator_fingerprint
+
+        adapted = A.meta.get("adapted")
+        if not isinstance(adapted, dict):
+            return f"{shown}: a generator of the same shape (no record of an adaptation)"
+        text = f"{shown}: {adapted.get('source', '?')!s} → {adapted.get('target', '?')!s}"
+        if isinstance(adapted.get("steps"), int):
+            text += f", {adapted['steps']} steps"
+        base = adapted.get("base") if isinstance(adapted.get("base"), dict) else {}
+        if base.get("fingerprint") and base["fingerprint"] != generator_fingerprint(self.G):
+            text += " (adapted from another generator than this server's: the codes may look different there)"
+        return text
+
+    def adapt_style(
+        self,
+        source: Any,
+        target: Any,
+        steps: Any = 300,
+        layers: str = "auto",
+        on_step: Callable[[int, int, Path | None], None] | None = None,
+        progress: bool = True,
+    ) -> StyleRun:
+        """Adapt the session's generator from ``source`` to ``target`` text (StyleGAN-NADA, :func:`styleclip.adapt`
+        with the server's CLIP) into the session's folder; the result joins the picker as ``trained:<target>``.
+
+        ``on_step(step, steps, sample grid or None)`` sees every step; :meth:`request_cancel` (from another
+        thread) stops the run and keeps the steps done.
+        """
+        from ..training.adapt import adapt
+
+        source = check_prompt(source, "source text")
+        target = check_prompt(target, "target text")
+        if source.lower() == target.lower():
+            raise UsageError("the source and target texts are the same: name the style to move to")
+        n = int(check_number(steps, "steps", 1, MAX_ADAPT_STEPS))
+        if layers not in ADAPT_LAYERS:
+            raise UsageError(f"layers must be one of {', '.join(ADAPT_LAYERS)}, got {layers!r}")
+        self._serial += 1
+        outdir = self.folder / "styles" / f"{self._serial:04d}-{_slug(target)}"
+        guide = self.studio.guide
+        every = max(1, n // 10)  # about ten previews per run
+
+        def check(step: int, info: dict) -> None:
+            if on_step is not None:
+                grid = outdir / "samples" / f"step-{step:06d}.png"
+                on_step(step, n, grid if grid.is_file() else None)
+            if self.cancel.is_set():
+                raise KeyboardInterrupt
+
+        self.cancel.clear()
+        result = adapt(
+            self.G, clips=[guide], outdir=outdir, device=self.G.device, progress=progress, callback=check,
+            source=source, target=target, steps=n, layers=layers, clip_models=(guide.name,), clip_weights=(1.0,),
+            sample_every=every, checkpoint_every=n, keep_checkpoints=1, precision=self.studio.precision,
+        )  # fmt: skip
+        shutil.rmtree(outdir / "checkpoints", ignore_errors=True)  # the page never resumes: the disk is freed
+        if result.path is None or not result.path.is_file():
+            raise UsageError("cancelled before the first step: nothing was trained")
+        name = self._own_name(f"trained:{_slug(target)}", result.path)
+        self._adapted[f"path:{result.path}"] = result.generator  # the weights just saved: no reload
+        while len(self._adapted) > MAX_STYLES:
+            self._adapted.popitem(last=False)
+        grids = sorted((outdir / "samples").glob("step-*.png"))
+        return StyleRun(name, result.path, result.steps_done, result.stopped, grids[-1] if grids else None)
+
     # -- history ------------------------------------------------------------------------------------------
 
     def accept(self) -> Step:
@@ -815,6 +1018,47 @@ class EditSession:
         if self.preview is not None and self.preview.video is not None:
             files.insert(2, self.preview.video)
         return files
+
+
+def _family(G: Generator) -> str:
+    from ..nets.stylegan3 import Generator3
+
+    return "StyleGAN3" if isinstance(G, Generator3) else "StyleGAN2"
+
+
+def check_compatible(base: Generator, adapted: Generator, shown: str) -> None:
+    """One :class:`UsageError` line listing what differs when ``adapted`` cannot draw ``base``'s codes: the
+    network family, W+ rows, w width, resolution, or the style layers (an edit's Δs is added layer by layer)."""
+    wanted = {"family": _family(base), "W+ rows": base.num_ws, "w_dim": base.w_dim, "resolution": base.img_resolution}
+    found = {"family": _family(adapted), "W+ rows": adapted.num_ws, "w_dim": adapted.w_dim,
+             "resolution": adapted.img_resolution}  # fmt: skip
+    diffs = [f"{k} {found[k]} (this server's: {wanted[k]})" for k in wanted if found[k] != wanted[k]]
+    if not diffs and type(adapted) is not type(base):
+        diffs.append(f"a {type(adapted).__name__} (this server's: {type(base).__name__})")
+    layers = [(layer.name, layer.channels) for layer in base.style_layers]
+    if not diffs and [(layer.name, layer.channels) for layer in adapted.style_layers] != layers:
+        diffs.append("other style layers (another channel width)")
+    if diffs:
+        raise UsageError(f"{shown} cannot draw this server's codes: {'; '.join(diffs)}. Pick a generator adapted "
+                         "from the one this server edits")  # fmt: skip
+
+
+def draw_adapted(base: Generator, adapted: Generator, codes: Codes) -> torch.Tensor:
+    """``codes`` (made with ``base``) drawn by ``adapted``: ``[N, C, R, R]`` in about ``[-1, 1]``.
+
+    W+ codes draw directly (an adaptation leaves the mapping network, hence W and W+, as they were). Codes that
+    carry a StyleSpace edit draw as ``adapted.styles(ws) + (codes.styles - base.styles(ws))``: the adapted
+    generator's own affines give its styles, and the base's edit Δs is transferred on top.
+    """
+    if codes.styles is None:
+        return adapted.synthesize(codes.ws)
+    before, after = base.styles(codes.ws), adapted.styles(codes.ws)
+    styles = {name: after[name] + (codes.styles[name] - before[name]) for name in after}
+    return adapted.synthesis_from_styles(styles)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "style"
 
 
 def _json(text: str, path: Path) -> dict:
@@ -947,6 +1191,10 @@ __all__ = [
     "Preview",
     "Step",
     "Studio",
+    "StyleRun",
+    "StyleView",
+    "check_compatible",
     "check_number",
     "check_prompt",
+    "draw_adapted",
 ]
