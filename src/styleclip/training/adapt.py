@@ -222,6 +222,9 @@ class Adapter:
         params = list(self.trainable.parameters())
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr * G_REG_RATIO, betas=(0**G_REG_RATIO, 0.99**G_REG_RATIO))
         self.last_layers: list[str] = []
+        from .mapper import _scaler
+
+        self.scaler = _scaler(self.precision, device)  # fp16 on CUDA: gradients through fp16 layers can underflow
 
     def _fixed_layers(self) -> list[adapt_layers.Layer]:
         if self.cfg.layers == "all":
@@ -286,8 +289,9 @@ class Adapter:
         patch_rng = np.random.RandomState(np.random.SeedSequence([self.cfg.seed, step, 4]).generate_state(1)[0])
         loss = self.loss(frozen_img, adapted_img, patch_rng)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.last_layers = self.layer_names(chosen)
         return {"loss": float(loss.detach()), "layers": len(params)}
 
