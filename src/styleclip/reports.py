@@ -115,6 +115,21 @@ def config_from_report(
     return config, name
 
 
+def adapted_from_report(path: Path, trust: bool = False) -> str | None:
+    """The adapted generator (``--adapted``) an edit's report records as having drawn it, or None; a name other than
+    a catalogue one is refused without ``trust``, as the report's generator is."""
+    path = Path(path)
+    record = read_report(path).get("adapted")
+    if record is None:
+        return None
+    name = record.get("name") if isinstance(record, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise UsageError(f"{path}: not a styleclip report (its adapted generator has no name)")
+    if not trust and not is_catalogue_name(name, "generator"):
+        raise refuse(path, Reference("the adapted generator", name, "generator"), "--adapted", TRUST_FLAG, REPORT_RULE)
+    return name
+
+
 def describe_loads(path: Path, config: OptimizeConfig, generator: str) -> str:
     """One line saying what repeating the report will load."""
     parts = [f"generator {generator}", f"CLIP {config.clip}"]

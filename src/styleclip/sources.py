@@ -2,7 +2,8 @@
 
 "photo -> inversion -> edit" is composed here, above ``inversion/`` and ``edits/``, so that every command, the batch
 runner and the UI turn their sources into codes the same way, and a photo inverted with pivotal tuning is drawn by
-its tuned generator wherever it is edited.
+its tuned generator wherever it is edited. ``adapted=`` (a StyleGAN-NADA generator, see :mod:`styleclip.adapted`)
+keeps the codes the base's (seeds mapped, photos inverted with ``G``) and has the adapted generator draw them.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any
 
 import torch
 
+from .errors import UsageError
 from .inversion.invert import Inversion, invert
 from .latents import load_latent
 from .nets.stylegan2 import Generator
+
+Adapted = Generator | str | Path | None
 
 
 @dataclass
@@ -33,26 +37,48 @@ class Sources:
     inversion: Inversion | None = None
 
 
+def drawing_generator(G: Generator, adapted: Adapted) -> Generator:
+    """``G`` itself, or the generator that draws ``G``'s codes in the style of ``adapted`` (a catalogue name such as
+    ``nada:pixar``, a path, or a loaded generator; see :func:`styleclip.adapted.load_adapted`)."""
+    if adapted is None:
+        return G
+    from .adapted import load_adapted
+
+    return load_adapted(adapted, G)
+
+
 @torch.no_grad()
 def from_seeds(
-    G: Generator, seeds: Sequence[int], truncation_psi: float = 0.7, class_idx: int | None = None
+    G: Generator,
+    seeds: Sequence[int],
+    truncation_psi: float = 0.7,
+    class_idx: int | None = None,
+    adapted: Adapted = None,
 ) -> Sources:
-    """The W+ that ``seeds`` map to (as NVIDIA's generate.py draws z), at truncation ``truncation_psi``."""
+    """The W+ that ``seeds`` map to with ``G`` (as NVIDIA's generate.py draws z), at truncation ``truncation_psi``;
+    drawn by ``adapted`` (composed with ``G``) when given."""
     seeds = list(seeds)
     c = G.label(class_idx, batch=len(seeds))
     ws = G.mapping_forward(G.z_from_seed(seeds), c, truncation_psi=truncation_psi)
     shown = ", ".join(map(str, seeds[:8])) + (f", ... ({len(seeds)} seeds)" if len(seeds) > 8 else "")
-    return Sources(ws, [f"seed{s:04d}" for s in seeds], G, f"seeds {shown}", seeds)
+    return Sources(ws, [f"seed{s:04d}" for s in seeds], drawing_generator(G, adapted), f"seeds {shown}", seeds)
 
 
-def from_latent_file(G: Generator, path: str | Path) -> Sources:
-    """Every row of a latent file (``.npy``/``.npz``/``.pt``, checked before it is read)."""
+def from_latent_file(G: Generator, path: str | Path, adapted: Adapted = None) -> Sources:
+    """Every row of a latent file (``.npy``/``.npz``/``.pt``, checked before it is read); drawn by ``adapted``
+    when given."""
     ws = load_latent(path, G)
-    return Sources(ws, [f"row{k}" for k in range(ws.shape[0])], G, str(path))
+    return Sources(ws, [f"row{k}" for k in range(ws.shape[0])], drawing_generator(G, adapted), str(path))
 
 
-def from_photo(G: Generator, photo: str | Path, **invert_options: Any) -> Sources:
-    """A photo, prepared and inverted by :func:`styleclip.invert` (``invert_options``: method, encoder, steps, pti,
-    lpips, align, ...); its edits are drawn by ``inversion.generator`` (a tuned copy after PTI)."""
+def from_photo(G: Generator, photo: str | Path, adapted: Adapted = None, **invert_options: Any) -> Sources:
+    """A photo, prepared and inverted into ``G`` by :func:`styleclip.invert` (``invert_options``: method, encoder,
+    steps, pti, lpips, align, ...); its edits are drawn by ``inversion.generator`` (a tuned copy after PTI), or by
+    ``adapted`` composed with ``G`` (PTI is refused with it: it tunes ``G``'s weights, not the adapted ones)."""
+    if adapted is not None and invert_options.get("pti"):
+        from .adapted import PTI_REFUSAL
+
+        raise UsageError(PTI_REFUSAL)
+    draw = drawing_generator(G, adapted)  # an incompatible adapted generator is refused before the inversion
     inv = invert(photo, G, **invert_options)
-    return Sources(inv.ws, ["photo"], inv.generator, str(photo), inversion=inv)
+    return Sources(inv.ws, ["photo"], inv.generator if adapted is None else draw, str(photo), inversion=inv)

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
 from ..utils.files import check_outdir, check_output_file, make_folder, refuse_earlier_results
-from .options import add_precision_argument
+from .options import add_adapted_argument, add_precision_argument, say_adapted
 
 NAME = "directions"
 
@@ -29,8 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub.required = True
     pre = sub.add_parser("precompute", help="channel relevance of a generator for a CLIP model (resumable)")
     app = sub.add_parser("apply", help="edit images along the direction from a neutral to a target text")
+    pre.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
+    app.add_argument("--generator", help="model name (styleclip models list), path or URL (with --adapted: its base)")
+    add_adapted_argument(app)
     for q in (pre, app):
-        q.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
         q.add_argument("--clip", default=DEFAULT_CLIP, help=f"CLIP model name or checkpoint path ({DEFAULT_CLIP})")
         q.add_argument("--samples", type=int, default=100_000, help="latents for the style statistics (100000)")
         q.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -89,7 +91,17 @@ def run(args: argparse.Namespace) -> int:
     ctx = setup(resolve_device(args.device)) if args.action == "precompute" else Context()
     try:
         device = ctx.device or resolve_device(args.device)
-        G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
+        if args.action == "apply":  # the relevance and statistics are the base's; the adapted network draws
+            if args.adapted is not None and args.pti:
+                from ..adapted import PTI_REFUSAL
+
+                raise UsageError(PTI_REFUSAL)
+            from ..adapted import load_pair
+
+            G, args.generator, args.drawn = load_pair(args.generator, args.adapted, device, args.cache, args.offline)
+            say_adapted(args.drawn)
+        else:
+            G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
         guide = load_clip(args.clip, device=device)
         precision = resolve_precision(args.precision, device)
         args.precision_used = describe(args.precision, precision, device)
@@ -186,10 +198,14 @@ def _apply(args, G, guide, get_stats) -> int:
         guide, args.target, args.neutral, matrix, stats, beta=beta, domain=G.meta.get("domain")
     )
     t_direction = time.perf_counter() - t0
+    from ..adapted import summary
     from .invert import sources_from_args
 
-    src = sources_from_args(args, G, args.generator, args.trunc, args.class_idx)
-    G, ws, names = src.generator, src.ws, src.names  # a photo tuned by PTI is drawn by its tuned generator
+    base = G
+    src = sources_from_args(args, G, args.generator, args.trunc, args.class_idx, adapted=args.drawn)
+    # a photo tuned by PTI is drawn by its tuned generator; with --adapted, the adapted network applies the base's
+    # Δs to its own style codes (G.styles(ws) below are the adapted generator's)
+    G, ws, names = src.generator, src.ws, src.names
     with torch.no_grad():
         styles = G.styles(ws)
         t1 = time.perf_counter()
@@ -201,6 +217,8 @@ def _apply(args, G, guide, get_stats) -> int:
     make_folder(args.outdir)
     text = {"styleclip:target": args.target, "styleclip:neutral": args.neutral, "styleclip:alpha": args.alpha,
             "styleclip:beta": direction.beta}  # fmt: skip
+    if summary(G) is not None:
+        text["styleclip:adapted"] = json.dumps(summary(G), default=str)
     for i, name in enumerate(names):
         where = args.outdir if len(names) == 1 else args.outdir / name
         own = dict(text)
@@ -219,7 +237,8 @@ def _apply(args, G, guide, get_stats) -> int:
     delta = {k: v.numpy() for k, v in direction.layout.unflatten(direction.delta).items()}
     atomic_save_arrays(args.outdir / "delta.npz", delta)
     report = {
-        "generator": {"name": args.generator, "asset": G.meta.get("asset"), "source": G.meta.get("source")},
+        "generator": {"name": args.generator, "asset": base.meta.get("asset"), "source": base.meta.get("source")},
+        "adapted": summary(G),
         "clip": guide.name,
         "target": args.target,
         "neutral": args.neutral,

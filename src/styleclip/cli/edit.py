@@ -20,7 +20,7 @@ from ..io.video import VideoWriter
 from ..reports import REPORT_KEY
 from ..sample import parse_seeds
 from ..utils.files import atomic_save_arrays, atomic_write, check_outdir, make_folder, refuse_earlier_results
-from .options import add_compile_argument, add_precision_argument
+from .options import add_adapted_argument, add_compile_argument, add_precision_argument, say_adapted
 
 NAME = "edit"
 
@@ -38,7 +38,8 @@ EARLIER_RESULTS = (*OUTPUTS, *(f"[0-9]*-*/{name}" for name in OUTPUTS), "inversi
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("what to edit")
-    src.add_argument("--generator", help="model name (styleclip models list), path or URL")
+    src.add_argument("--generator", help="model name (styleclip models list), path or URL (with --adapted: its base)")
+    add_adapted_argument(src)
     src.add_argument("--prompt", action="append", help="the target description; repeat for several prompts")
     src.add_argument("--seed", default=None, help="seed(s) of the source image, e.g. 9 or 1-4 (default 0)")
     src.add_argument("--latent", type=Path, help="edit latents saved by generate/edit/invert (.npy/.npz/.pt)")
@@ -109,7 +110,13 @@ def _config(args: argparse.Namespace) -> tuple[OptimizeConfig, str]:
         config, generator = config_from_report(args.from_report, generator=args.generator, clip=args.clip,
                                                identity=args.identity, latent=latent, photo_given=args.image is not None,
                                                trust=args.trust_report)  # fmt: skip
+        if args.adapted is None:  # the report's adapted generator, under the same rules as its generator
+            from ..reports import adapted_from_report
+
+            args.adapted = adapted_from_report(args.from_report, trust=args.trust_report)
         print(describe_loads(args.from_report, config, generator), flush=True)
+        if args.adapted is not None:
+            print(f"from report {args.from_report}: drawn by the adapted generator {args.adapted}", flush=True)
     else:
         config, generator = _config_from_args(args), args.generator
     config.check()
@@ -131,7 +138,7 @@ def _check_edits(edits: int, limit: int, what: str = "") -> None:
 def _config_from_args(args: argparse.Namespace) -> OptimizeConfig:
     if args.trust_report:
         raise UsageError("--trust-report goes with --from-report")
-    if not args.generator:
+    if not args.generator and not args.adapted:
         raise UsageError("name a generator: --generator NAME|PATH|URL (see styleclip models list)")
     if not args.prompt:
         raise UsageError("give a prompt: --prompt 'a really happy dog face with mouth open'")
@@ -167,7 +174,6 @@ def _config_from_args(args: argparse.Namespace) -> OptimizeConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub.generators import load_generator
     from ..utils.devices import resolve_device
 
     if args.image is not None and (args.seed is not None or args.latent is not None):
@@ -175,21 +181,35 @@ def run(args: argparse.Namespace) -> int:
     config, generator = _config(args)  # checked there
     if args.image is not None and config.space == "w":  # said before minutes of inversion, not after
         raise UsageError("an inverted photo is a W+ latent; edit it with --space w+ or s")
+    if args.adapted is not None and args.image is not None and args.pti:
+        from ..adapted import PTI_REFUSAL
+
+        raise UsageError(PTI_REFUSAL)
     if args.frame_every < 1 or args.fps <= 0 or args.hold < 0:
         raise UsageError("--frame-every must be >= 1, --fps > 0 and --hold >= 0")
     check_outdir(args.outdir)
     refuse_earlier_results(args.outdir, EARLIER_RESULTS, overwrite=args.overwrite)  # before minutes of loading
     device = resolve_device(args.device)
-    G = load_generator(generator, device=device, cache=args.cache, offline=args.offline)
+    from ..adapted import load_pair, summary
+
+    G, generator, drawn = load_pair(generator, args.adapted, device, args.cache, args.offline)
+    say_adapted(drawn)
     if args.domain:
         G.meta["domain"] = args.domain
+        if drawn is not None:
+            drawn.meta["domain"] = args.domain
+    base_meta = G.meta
     if args.image is not None:  # invert first; the edit then starts from the photo's latent (and tuned generator)
         from .invert import sources_from_args
 
-        photo = sources_from_args(args, G, generator, config.truncation_psi)
+        photo = sources_from_args(args, G, generator, config.truncation_psi, adapted=drawn)
         config.latent = str((args.outdir / "inversion" / "latent.npy").resolve())
-        if photo.generator is not G:
+        if drawn is None and photo.generator is not G:
             G, generator = photo.generator, str((args.outdir / "inversion" / "generator_pti.safetensors").resolve())
+            base_meta = G.meta
+    if drawn is not None:
+        # the codes are the base's (its mapping is shared); the CLIP and identity losses judge the adapted pictures
+        G = drawn
 
     from ..guidance.clip import load_clip
     from ..latents import latent_rows, load_latent
@@ -215,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
             writers[i] = VideoWriter(folders[i] / video, fps=args.fps)
         writers[i].append(frame)
 
-    what = G.meta.get("asset") or G.meta.get("source")
+    what = G.meta.get("adapted_name") or G.meta.get("asset") or G.meta.get("source")
     print(f"styleclip edit: {len(names)} edit(s) with {what} and {guide.name} on {device}", file=sys.stderr)
     try:
         results = optimize(
@@ -236,12 +256,13 @@ def run(args: argparse.Namespace) -> int:
         "styleclip": _versions(),
         "generator": {
             "name": generator,
-            "source": G.meta.get("source"),
-            "format": G.meta.get("format"),
-            "asset": G.meta.get("asset"),
-            "domain": G.meta.get("domain"),
+            "source": base_meta.get("source"),
+            "format": base_meta.get("format"),
+            "asset": base_meta.get("asset"),
+            "domain": base_meta.get("domain"),
             "resolution": G.img_resolution,
         },
+        "adapted": summary(G),
         "clip": guide.name,
         "device": str(device),
         "config": config.to_dict(),

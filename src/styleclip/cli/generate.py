@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..errors import UsageError
-from ..hub.generators import load_generator
 from ..io.images import save_png, to_pil
 from ..nets.stylegan3 import Generator3
 from ..sample import parse_seeds, sample
 from ..utils.files import atomic_save_arrays, check_outdir, make_folder, refuse_earlier_results
 from ..utils.precision import computing_in, resolve_precision
+from .options import add_adapted_argument, say_adapted
 
 NAME = "generate"
 HELP = "draw images from seeds with a StyleGAN2/3 generator (same seeds, same images as NVIDIA's generate.py)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generator", required=True, help="model name (styleclip models list), path or URL")
+    p.add_argument("--generator", help="model name (styleclip models list), path or URL (with --adapted: its base)")
+    add_adapted_argument(p)
     p.add_argument("--seeds", default="0-7", help="seed list, e.g. 0-7 or 1,5,9 (default 0-7)")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1 = none; 0.7 is common)")
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N W+ layers")
@@ -61,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     check_outdir(args.outdir)
     names = [f"seed{s:04d}.{ext}" for s in seeds for ext in ("png", "npy")]
     refuse_earlier_results(args.outdir, names, overwrite=args.overwrite)  # before minutes of loading
-    G = load_generator(args.generator, device=args.device, cache=args.cache, offline=args.offline)
+    from ..adapted import load_pair, summary
+
+    base, generator, drawn = load_pair(args.generator, args.adapted, args.device, args.cache, args.offline)
+    say_adapted(drawn)
+    G = drawn or base  # the base's mapping, the adapted synthesis network
+    adapted = summary(G)
     make_folder(args.outdir)
     rotate = args.rotate
     if isinstance(G, Generator3):
@@ -90,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 disable=None,
             ):
                 text = {
-                    "styleclip:generator": G.meta.get("source", args.generator),
+                    "styleclip:generator": base.meta.get("source", generator),
                     "styleclip:seed": s.seed,
                     "styleclip:trunc": args.trunc,
                     "styleclip:trunc_cutoff": args.trunc_cutoff,
@@ -98,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
                     "styleclip:noise_mode": args.noise_mode,
                     "styleclip:precision": precision or "as generate.py",
                 }
+                if adapted is not None:
+                    text["styleclip:adapted"] = json.dumps(adapted, default=str)
                 if translate is not None or rotate is not None:
                     text["styleclip:translate"] = [float(v) for v in translate or (0, 0)]
                     text["styleclip:rotate"] = float(rotate or 0)

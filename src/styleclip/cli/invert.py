@@ -73,14 +73,14 @@ def invert_options(args: argparse.Namespace) -> dict:
     )  # fmt: skip
 
 
-def invert_into(args: argparse.Namespace, G, photo: Path, outdir: Path, generator: str):
-    """Invert ``photo`` with the shared photo options, say how well, and write the inversion to ``outdir``.
+def invert_into(args: argparse.Namespace, G, photo: Path, outdir: Path, generator: str, adapted=None):
+    """Invert ``photo`` into ``G`` with the shared photo options, say how well, and write the inversion to ``outdir``.
 
     Returns the photo's :class:`~styleclip.sources.Sources` (its W+ ``[1, num_ws, w_dim]`` and the generator that
-    draws its edits)."""
+    draws its edits: ``adapted`` when given)."""
     from .. import sources
 
-    src = sources.from_photo(G, photo, **invert_options(args))
+    src = sources.from_photo(G, photo, adapted=adapted, **invert_options(args))
     _say_inverted(src.inversion, photo)
     write_inversion(src.inversion, outdir, photo, generator)
     return src
@@ -96,17 +96,20 @@ def _say_inverted(inv, photo: Path) -> None:
     )
 
 
-def sources_from_args(args: argparse.Namespace, G, generator: str, trunc: float, class_idx: int | None = None):
+def sources_from_args(
+    args: argparse.Namespace, G, generator: str, trunc: float, class_idx: int | None = None, adapted=None
+):
     """The :class:`~styleclip.sources.Sources` of an editing command: ``--image`` (inverted; the inversion written to
-    ``OUTDIR/inversion``), ``--latent`` or ``--seeds``."""
+    ``OUTDIR/inversion``), ``--latent`` or ``--seeds``, as codes of ``G``; drawn by ``adapted`` when given (the
+    generator :func:`styleclip.adapted.load_pair` composed for ``--adapted``)."""
     from .. import sources
     from ..sample import parse_seeds
 
     if args.image is not None:
-        return invert_into(args, G, args.image, args.outdir / "inversion", generator)
+        return invert_into(args, G, args.image, args.outdir / "inversion", generator, adapted=adapted)
     if args.latent is not None:
-        return sources.from_latent_file(G, args.latent)
-    return sources.from_seeds(G, parse_seeds(args.seeds or "0"), trunc, class_idx)
+        return sources.from_latent_file(G, args.latent, adapted=adapted)
+    return sources.from_seeds(G, parse_seeds(args.seeds or "0"), trunc, class_idx, adapted=adapted)
 
 
 def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:

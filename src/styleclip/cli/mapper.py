@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
-from .options import add_compile_argument, add_precision_argument
+from .options import add_adapted_argument, add_compile_argument, add_precision_argument, say_adapted
 
 NAME = "mapper"
 HELP = "latent mappers: train one for a prompt (torchrun for several GPUs), apply one in a single forward pass"
@@ -62,7 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_precision_argument(ap)
     ap.add_argument("--mapper", required=True, help="mapper name (styleclip-mapper:mohawk or mohawk), path or URL")
-    ap.add_argument("--generator", help="generator to edit with (default: the mapper's own)")
+    ap.add_argument("--generator", help="generator to edit with (default: the mapper's own; with --adapted: its base)")
+    add_adapted_argument(ap)
     ap.add_argument("--allow-other-generator", action="store_true",
                     help="use --generator even if the mapper was trained with another one (then try --strength)")  # fmt: skip
     ap.add_argument("--strength", type=float, default=None, help="s in w' = w + s·M(w) (default: the mapper's, 0.1)")
@@ -165,6 +166,10 @@ def _apply_in_scope(args: argparse.Namespace) -> int:
     if sum(x is not None for x in (args.latent, args.seeds, args.image)) > 1:
         raise UsageError("give one source: --seeds, --latent or --image")
     if args.pti:  # said before minutes of inversion, not after
+        if args.adapted is not None:
+            from ..adapted import PTI_REFUSAL
+
+            raise UsageError(PTI_REFUSAL)
         raise UsageError("--pti tunes a copy of the generator, which the mapper was not trained for; drop --pti")
     if args.sweep_count < 2 or args.fps <= 0:
         raise UsageError("--sweep-count must be >= 2 and --fps > 0")
@@ -173,28 +178,37 @@ def _apply_in_scope(args: argparse.Namespace) -> int:
         args.mapper, generator=args.generator, device=device, check_generator=not args.allow_other_generator,
         cache=args.cache, offline=args.offline,
     )  # fmt: skip
-    G = mapper.generator
+    from ..adapted import summary
+
+    G = mapper.generator  # the base: the mapper edits its codes
+    drawn = None
+    if args.adapted is not None:
+        from ..adapted import load_adapted
+
+        drawn = load_adapted(args.adapted, G, cache=args.cache, offline=args.offline)
+        say_adapted(drawn)
     strength = mapper.config.strength if args.strength is None else args.strength
     prompt = args.prompt or mapper.meta.get("prompt")
     if not prompt:
         raise UsageError("this mapper records no prompt; pass --prompt for the report's CLIP score")
     from .invert import sources_from_args
 
-    src = sources_from_args(args, G, args.generator or args.mapper, args.trunc)
-    ws, names, source_note = src.ws, src.names, src.note
+    src = sources_from_args(args, G, args.generator or args.mapper, args.trunc, adapted=drawn)
+    ws, names, source_note, D = src.ws, src.names, src.note, src.generator  # D draws: G, or the adapted one
     with torch.no_grad():
         t0 = time.perf_counter()
         edited = mapper.edit(ws, strength)
         _sync(device)
         t_mapper = time.perf_counter() - t0
-        before, after = G.synthesize(ws), G.synthesize(edited)
+        before, after = D.synthesize(ws), D.synthesize(edited)
         _sync(device)
         t_total = time.perf_counter() - t0
     scores = _scores(args, G, device, prompt, before, after)
-    outputs = _write(args, mapper, ws, edited, before, after, names, strength, prompt, scores, source_note)
+    outputs = _write(args, mapper, ws, edited, before, after, names, strength, prompt, scores, source_note, D)
     report = {
         "mapper": {"name": args.mapper, **{k: v for k, v in mapper.meta.items() if k != "training"}},
         "generator": {"name": args.generator, "asset": G.meta.get("asset"), "source": G.meta.get("source")},
+        "adapted": summary(D),
         "groups": {g: [lo, hi - 1] for g, (lo, hi) in mapper.rows.items()},
         "strength": strength,
         "prompt": prompt,
@@ -238,9 +252,10 @@ def _scores(args, G, device, prompt: str, before, after) -> list[dict]:
     ]
 
 
-def _write(args, mapper, ws, edited, before, after, names, strength, prompt, scores, source_note) -> list[str]:
+def _write(args, mapper, ws, edited, before, after, names, strength, prompt, scores, source_note, D) -> list[str]:
     import torch
 
+    from ..adapted import summary
     from ..io.images import compare_image, image_grid, save_png, to_pil
     from ..io.video import VideoWriter
     from ..reports import REPORT_KEY
@@ -249,6 +264,8 @@ def _write(args, mapper, ws, edited, before, after, names, strength, prompt, sco
     make_folder(args.outdir)
     params = {"mapper": args.mapper, "generator": args.generator, "strength": strength, "prompt": prompt,
               "source": source_note}  # fmt: skip
+    if summary(D) is not None:
+        params["adapted"] = summary(D)
     outputs = []
     for i, name in enumerate(names):
         where = args.outdir if len(names) == 1 else args.outdir / name
@@ -264,7 +281,7 @@ def _write(args, mapper, ws, edited, before, after, names, strength, prompt, sco
         outputs += [f"{prefix}{n}" for n in ("before.png", "after.png", "compare.png", "latent.npy")]
     strengths = [round(float(v), 4) for v in np.linspace(0, 2 * strength, args.sweep_count)]
     with torch.no_grad():
-        sweep = [to_pil(mapper.generator.synthesize(mapper.edit(ws, s))) for s in strengths]
+        sweep = [to_pil(D.synthesize(mapper.edit(ws, s))) for s in strengths]
     rows = [[frames[i] for frames in sweep] for i in range(len(names))]
     save_png(
         image_grid(rows, [f"s {s:g}" for s in strengths]),

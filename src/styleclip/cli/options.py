@@ -18,3 +18,21 @@ def add_compile_argument(group) -> None:
         help="torch.compile the generator: each step faster, the first one slow (a minute or more on a small CPU; "
              "seconds once cached); falls back to eager PyTorch where compiling is unavailable",
     )  # fmt: skip
+
+
+def add_adapted_argument(group) -> None:
+    """``--adapted``: draw the base generator's codes with an adapted one (see :mod:`styleclip.adapted`)."""
+    group.add_argument(
+        "--adapted", default=None, metavar="NAME|PATH",
+        help="draw with this adapted generator (StyleGAN-NADA: nada:pixar, or a run's generator.safetensors); "
+             "--generator is its base, which maps seeds and inverts photos (default: the base it records)",
+    )  # fmt: skip
+
+
+def say_adapted(G) -> None:
+    """One line on stderr when the adapted generator records another base (or none) than the one given."""
+    import sys
+
+    note = G.meta.get("adapted_note") if G is not None else None
+    if note:
+        print(f"styleclip: warning: {note}", file=sys.stderr)

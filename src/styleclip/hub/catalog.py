@@ -167,6 +167,45 @@ ASSETS.append(
     )
 )
 
+# -- StyleGAN-NADA's published FFHQ models: rosinality ``{'g_ema'}`` files (config-f 1024, channel multiplier 2) on
+# Hugging Face. Names come from where the files are used: NADA's README (pixar, ukiyoe, edvard_munch, botero; its
+# generate_videos.py), its cog_predict.py default style list (joker, anime, modigliani), and the StyleGANEX demo's
+# "Domain Transfer" list, which downloads them from this repository (disney_princess, vintage_comics). sketch and
+# van_gogh, shown in NADA's paper, are left out: no code or model card names such a file in the repository, and the
+# maintainer said some paper models were never released (NADA issue #44). The training prompts of these files are
+# not published: "target" names the style, not the exact prompt. Their mapping network is the base's, frozen.
+_NADA_HF = "https://huggingface.co/rinong/stylegan-nada-models/resolve/main"
+NADA_BASE = "rosinality:ffhq"
+_NADA = {
+    "pixar": "Pixar character",
+    "ukiyoe": "Ukiyo-e painting",
+    "edvard_munch": "Edvard Munch painting",
+    "botero": "Botero painting",
+    "joker": "The Joker",
+    "anime": "anime character",
+    "modigliani": "Modigliani painting",
+    "disney_princess": "Disney princess",
+    "vintage_comics": "vintage comics",
+}
+ASSETS += [
+    Asset(
+        name=f"nada:{key}",
+        kind="generator",
+        domain="face",
+        filename=f"stylegan-nada-{key}.pt",
+        urls=(f"{_NADA_HF}/{key}.pt",),
+        licence=NVIDIA_NC_DERIVED,
+        file_format="rosinality",
+        resolution=1024,
+        defaults={
+            "base": NADA_BASE,
+            "adapted": {"method": "stylegan-nada", "source": "photo", "target": target, "published": True},
+        },
+        description=f"StyleGAN-NADA FFHQ adapted to '{target}' (draw the base's codes with it: --adapted nada:{key})",
+    )
+    for key, target in _NADA.items()
+]
+
 # -- encoders (e4e README; ReStyle README)
 ASSETS += [
     Asset(

@@ -56,6 +56,9 @@ def load_generator(
     asset = _catalogue_entry(name_or_path)
     if asset is not None:  # the catalogue knows its domain (face generators get the identity loss) and defaults
         G.meta.update({"asset": asset.name, "domain": asset.domain, "defaults": dict(asset.defaults)})
+        if "adapted" in asset.defaults:  # a published adapted model records its base as a trained run does
+            base = {"fingerprint": None, "name": asset.defaults.get("base"), "source": None}
+            G.meta["adapted"] = {**asset.defaults["adapted"], "base": base}
     return G.eval().requires_grad_(False).to(resolve_device(device))
 
 
