@@ -30,7 +30,7 @@ from styleclip.stylespace import generator_fingerprint
 from styleclip.ui.app import Handlers, plain, readable_errors
 from styleclip.ui.session import SESSION_KEY, EditSession, Limits, Preview, Studio
 
-from conftest import varied_generator
+from conftest import tiny_generator, tiny_generator3, varied_generator
 from hostile import memory_bound, refused, refused_by
 
 SECRET = "TOP-SECRET-7f3a"
@@ -483,3 +483,89 @@ def test_a_mapper_apply_png_is_named_for_what_it_is_not_called_damaged(session, 
     png = save_png(Image.new("RGB", (8, 8)), uploads / "after.png", text={REPORT_KEY: json.dumps(report)})
     message = refused_by(lambda: session.from_png(png), match="mapper edit.*Latent tab")
     assert "damaged" not in message
+
+
+# -- the Style tab: adapted generators named, uploaded and trained by page users ----------------------------
+
+
+@pytest.mark.parametrize(
+    "spec", ["/etc/passwd", "../x", "~/.ssh/id_rsa", "file:///etc/passwd", "SERVER/secret.txt", "SERVER/g.safetensors"]
+)
+def test_the_style_box_opens_no_server_path(session, server_files, tmp_path, spec, monkeypatch):
+    import styleclip.hub.generators as generators_module
+    from styleclip.hub.generators import save_generator
+
+    save_generator(session.G, server_files / "g.safetensors")
+    monkeypatch.setattr(generators_module, "load_generator", lambda *a, **k: pytest.fail("opened a server file"))
+    spec = spec.replace("SERVER", str(server_files))
+    message = refused_by(lambda: session.draw_style(spec), match="catalogue|--allow-paths", watch=[tmp_path])
+    assert SECRET not in message and str(server_files) not in message
+    assert not session._adapted and session.style is None
+
+
+def test_the_style_box_downloads_no_url_unless_allowed(session, web, tmp_path):
+    for spec in (f"{web}/g.safetensors", f"{web.replace('http', 'HTTP')}/g.pkl", "ftp://127.0.0.1/g.pt"):
+        refused_by(lambda spec=spec: session.draw_style(spec), match="--allow-urls|http", watch=[tmp_path])
+    assert Counter.requests == []  # not even asked
+
+
+def test_another_sessions_trained_style_is_not_open(studio, tmp_path):
+    from styleclip.hub.generators import save_generator
+
+    a, b = EditSession(studio, tmp_path), EditSession(studio, tmp_path)
+    b.from_seed(1)
+    theirs = save_generator(studio.G, a.folder / "styles" / "0001-sketch" / "generator.safetensors")
+    a.own_styles["trained:sketch"] = theirs
+    refused_by(lambda: b.draw_style(str(theirs)), match="--allow-paths")
+    refused_by(lambda: b.draw_style("trained:sketch"), match="unknown model name")  # a's names are a's
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: tiny_generator(resolution=16), r"W\+ rows 6 \(needs 8\); resolution 16 \(needs 32\)"),
+        (lambda: tiny_generator3(resolution=32), r"family StyleGAN3 \(needs StyleGAN2\)"),
+        (lambda: tiny_generator(channel_max=16), "other style layers"),
+    ],
+)
+def test_an_incompatible_generator_is_one_line(session, uploads, make, match):
+    from styleclip.hub.generators import save_generator
+
+    path = save_generator(make(), uploads / "other.safetensors")
+    h = Handlers(session.studio, uploads.parent)
+    s, update = h.style_upload(session, str(path))
+    assert update["value"] == "upload:other.safetensors" and update["value"] in update["choices"]
+    message = refused_by(lambda: readable_errors(h.style)(s, update["value"]), error=gr.Error, match=match)
+    assert "cannot draw the codes of this server" in message and "adapted from the one this server edits" in message
+    assert not session._adapted and session.style is None
+
+
+def test_an_uploaded_file_that_is_no_generator_is_not_echoed(session, uploads):
+    (uploads / "notes.pt").write_text(SECRET * 10)
+    name = session.add_style_upload(uploads / "notes.pt")
+    message = refused_by(lambda: session.draw_style(name))
+    assert SECRET not in message and str(uploads) not in message and name in message
+
+
+@pytest.mark.parametrize(
+    ("texts", "match"),
+    [
+        (("photo", ""), "target text is empty"),
+        (("photo", "   "), "target text is empty"),
+        (("", "sketch"), "source text is empty"),
+        (("photo", "x" * 10_000), "10000 characters"),
+        (("Photo", "photo"), "the same"),
+    ],
+)
+def test_bad_adaptation_texts_are_one_line_before_training(session, tmp_path, texts, match, monkeypatch):
+    import styleclip.training.adapt as adapt_module
+
+    monkeypatch.setattr(adapt_module, "Adapter", lambda *a, **k: pytest.fail("started training"))
+    h = Handlers(session.studio, tmp_path)
+    refused_by(lambda: list(readable_errors(h.adapt)(session, *texts, 2, "auto")), error=gr.Error, match=match,
+               watch=[tmp_path])  # fmt: skip
+    for steps, layers, said in ((float("nan"), "auto", "finite"), (10**9, "auto", "between"), (2, "x", "layers")):
+        refused_by(lambda s=steps, l=layers: session.adapt_style("photo", "sketch", s, l), match=said)
+    assert not (session.folder / "styles").exists()

@@ -350,3 +350,117 @@ def test_a_png_with_damaged_metadata_is_one_line(studio, tmp_path):
     path = save_png(Image.new("RGB", (8, 8)), tmp_path / "x.png", text={SESSION_KEY: "{not json"})
     with pytest.raises(UsageError, match="metadata is damaged"):
         EditSession(studio, tmp_path).from_png(path)
+
+
+# -- the Style tab: adapted generators -------------------------------------------------------------------
+
+
+def adapted_copy(G, seed: int = 0):
+    """``G`` with its synthesis (affines included) moved at random: an adapted generator's shape, its own styles."""
+    import copy
+
+    A = copy.deepcopy(G)
+    A.meta = {"adapted": {"method": "stylegan-nada", "source": "photo", "target": f"test {seed}", "steps": 7}}
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in A.synthesis.parameters():
+            p.add_(0.3 * (p.abs().mean() + 0.01) * torch.randn(p.shape, generator=g))
+    return A
+
+
+def test_style_tab_draws_w_and_stylespace_edits_with_the_adapted_generator(session, G, tmp_path, monkeypatch):
+    import styleclip.hub.generators as generators
+    from styleclip.hub.generators import save_generator
+
+    A = adapted_copy(G)
+    path = str(save_generator(A, tmp_path / "sketch.safetensors"))  # in the folder the studio allows
+    ws = session.source.codes.ws
+    view = session.draw_style(path)
+    assert np.array_equal(view.base, session.source.pixels)
+    with torch.no_grad():
+        assert np.abs(view.adapted.astype(int) - to_uint8(A.synthesize(ws))[0]).max() <= 1  # W+ drawn directly
+    assert "photo → test 0, 7 steps" in view.info and np.abs(view.adapted.astype(int) - view.base).max() > 10
+
+    def boom(*args, **kwargs):
+        raise AssertionError("loaded the adapted generator again")
+
+    monkeypatch.setattr(generators, "load_generator", boom)
+    preview = session.preview_direction("a happy dog", "a dog", 5, 0.1)  # a StyleSpace edit: its Δs transfers
+    followed = session.follow_style()
+    with torch.no_grad():
+        base_styles, own = G.styles(ws), A.styles(ws)
+        moved = {k: own[k] + (preview.codes.styles[k] - base_styles[k]) for k in own}
+        expected = to_uint8(A.synthesis_from_styles(moved))[0]
+        unedited = to_uint8(A.synthesize(ws))[0]
+        foreign = to_uint8(A.synthesis_from_styles(preview.codes.styles))[0]  # the base's styles, not transferred
+    assert np.array_equal(followed.base, preview.pixels)
+    assert np.abs(followed.adapted.astype(int) - expected).max() <= 1
+    assert np.abs(followed.adapted.astype(int) - unedited).max() > 10  # the edit shows in the style
+    assert np.abs(followed.adapted.astype(int) - foreign).max() > 10
+    session.accept()
+    assert np.array_equal(session.follow_style().adapted, followed.adapted)  # accepted: the same picture
+
+
+def test_style_tab_keeps_a_few_adapted_generators_loaded(session, G, tmp_path, monkeypatch):
+    import styleclip.hub.generators as generators
+    from styleclip.hub.generators import save_generator
+    from styleclip.ui.session import MAX_STYLES
+
+    paths = [str(save_generator(adapted_copy(G, i), tmp_path / f"a{i}.safetensors")) for i in range(MAX_STYLES + 1)]
+    loads = []
+    load = generators.load_generator
+    monkeypatch.setattr(generators, "load_generator", lambda p, **k: loads.append(p) or load(p, **k))
+    for path in [*paths, paths[-1], paths[1]]:
+        session.draw_style(path)
+        assert len(session._adapted) <= MAX_STYLES
+    assert len(loads) == MAX_STYLES + 1  # the repeat was cached, and a[1] still was (the least recent, a[0], went)
+    session.draw_style(paths[0])
+    assert len(loads) == MAX_STYLES + 2
+    session.close()
+    assert not session._adapted
+
+
+def test_style_picker_lists_the_catalogues_adapted_generators(session):
+    from styleclip.hub.registry import all_assets
+
+    published = sorted(a.name for a in all_assets() if a.name.startswith("nada:"))
+    assert session.style_choices() == published
+    for name in published[:1]:  # a catalogue name, with or without its family, is a generator asset
+        short = name.split(":", 1)[1]
+        assert session._style_source(short)[:2] == (f"asset:{name}", name)
+
+
+def test_a_style_trained_in_the_page_streams_samples_and_joins_the_picker(session, studio, G, monkeypatch):
+    import styleclip.hub.generators as generators
+    from styleclip.ui.app import KEEP, Handlers
+
+    h = Handlers(studio, session.folder.parent)
+    outputs = list(h.adapt(session, "photo", "a pencil sketch", 2, "nada"))
+    assert [o[1] for o in outputs[:-1]] == ["step 1 of 2", "step 2 of 2"]
+    assert all(o[2].ndim == 3 and o[2].shape[2] == 3 for o in outputs[:-1])  # a sample grid after every step
+    assert all(o[3] is KEEP and o[4] is KEEP for o in outputs[:-1])
+    s, status, _samples, picker, path = outputs[-1]
+    assert picker["value"] == "trained:a-pencil-sketch" and picker["choices"][-1] == picker["value"]
+    assert "done after 2 steps" in shown(status) and path.endswith("generator.safetensors")
+    assert str(session.folder) in path and not list((session.folder / "styles").glob("*/checkpoints/*"))  # no resume
+    adapted = generators.load_generator(path, device="cpu")
+    assert adapted.meta["adapted"]["target"] == "a pencil sketch" and adapted.meta["adapted"]["steps"] == 2
+
+    monkeypatch.setattr(generators, "load_generator", lambda *a, **k: pytest.fail("reloaded what it trained"))
+    s, base, drawn, info = h.style(s, picker["value"])
+    assert np.array_equal(base, session.current.pixels) and "photo → a pencil sketch" in shown(info)
+    with torch.no_grad():
+        expected = to_uint8(adapted.synthesize(session.source.codes.ws))[0]
+    assert np.abs(drawn.astype(int) - expected).max() <= 1
+    assert np.abs(drawn.astype(int) - base).max() > 0  # two steps moved it
+    assert h.style(s, "")[1:] == (None, None, "") and h.follow_style(s)[1] is KEEP  # cleared: nothing follows
+
+
+def test_a_cancelled_adaptation_keeps_the_steps_done(session):
+    def cancel_at_step_1(step, steps, grid):
+        if step == 1:
+            session.request_cancel()
+
+    run = session.adapt_style("photo", "sketch", 50, "nada", on_step=cancel_at_step_1, progress=False)
+    assert run.stopped == "interrupted" and run.steps_done == 1 and run.path.is_file()
+    assert run.name in session.style_choices()

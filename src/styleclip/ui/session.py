@@ -1032,14 +1032,14 @@ def check_compatible(base: Generator, adapted: Generator, shown: str) -> None:
     wanted = {"family": _family(base), "W+ rows": base.num_ws, "w_dim": base.w_dim, "resolution": base.img_resolution}
     found = {"family": _family(adapted), "W+ rows": adapted.num_ws, "w_dim": adapted.w_dim,
              "resolution": adapted.img_resolution}  # fmt: skip
-    diffs = [f"{k} {found[k]} (this server's: {wanted[k]})" for k in wanted if found[k] != wanted[k]]
+    diffs = [f"{k} {found[k]} (needs {wanted[k]})" for k in wanted if found[k] != wanted[k]]
     if not diffs and type(adapted) is not type(base):
-        diffs.append(f"a {type(adapted).__name__} (this server's: {type(base).__name__})")
+        diffs.append(f"a {type(adapted).__name__} (needs a {type(base).__name__})")
     layers = [(layer.name, layer.channels) for layer in base.style_layers]
     if not diffs and [(layer.name, layer.channels) for layer in adapted.style_layers] != layers:
         diffs.append("other style layers (another channel width)")
     if diffs:
-        raise UsageError(f"{shown} cannot draw this server's codes: {'; '.join(diffs)}. Pick a generator adapted "
+        raise UsageError(f"{shown} cannot draw the codes of this server: {'; '.join(diffs)}. Pick a generator adapted "
                          "from the one this server edits")  # fmt: skip
 
 
