@@ -295,6 +295,35 @@ def test_edit_optimises_the_base_codes_judged_on_the_adapted_pictures(pair, tmp_
     assert np.abs(pixels(tmp_path / "again" / "before.png") - drawn(A, ws0)).max() <= 1
 
 
+def test_a_photo_is_inverted_with_the_base_and_edited_in_the_adapted_style(pair, tmp_path, tiny_clip_file):
+    base, A, base_file, adapted_file = pair
+    photo = tmp_path / "me.png"
+    Image.fromarray(drawn(base, base_ws(base, [9], 0.7)).astype(np.uint8)).save(photo)
+    out = tmp_path / "edit"
+    assert main(["edit", "--generator", str(base_file), "--adapted", str(adapted_file), "--image", str(photo),
+                 "--method", "project", "--invert-steps", "3", "--lpips", "off", "--align", "none",
+                 "--clip", str(tiny_clip_file), "--prompt", "a sketch", "--steps", "2", "--no-video",
+                 "--device", "cpu", "--outdir", str(out)]) == 0  # fmt: skip
+    inverted = torch.from_numpy(np.load(out / "inversion" / "latent.npy"))
+    # the inversion reconstructs the photo with the base; the edit starts from that code, drawn by the adapted one
+    assert json.loads((out / "inversion" / "report.json").read_text())["generator"] == str(base_file)
+    assert np.abs(pixels(out / "inversion" / "reconstruction.png") - drawn(base, inverted)).max() <= 1
+    assert np.abs(pixels(out / "before.png") - drawn(A, inverted)).max() <= 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["adapted"]["name"] == str(adapted_file) and report["generator"]["name"] == str(base_file)
+
+
+def test_stylegan3_generators_compose_too():
+    from conftest import tiny_generator3
+
+    base = tiny_generator3(seed=1)
+    A = adapted_from(base, seed=3, w_avg_shift=0.5)
+    G = styleclip.load_adapted(A, base)
+    ws = base_ws(base, [0], 0.7)
+    assert torch.equal(G.mapping_forward(base.z_from_seed(0), truncation_psi=0.7), ws)
+    assert np.array_equal(drawn(G, ws), drawn(A, ws)) and not np.array_equal(drawn(G, ws), drawn(base, ws))
+
+
 def test_directions_apply_moves_the_adapted_style_codes_by_the_base_delta(pair, tmp_path, tiny_clip_file):
     base, A, base_file, adapted_file = pair
     cache = tmp_path / "cache"
@@ -396,3 +425,8 @@ def test_a_nada_file_whose_optimiser_state_asks_for_code_is_refused(nada_assets,
     line = refused(["generate", "--generator", str(forged), "--device", "cpu", "--outdir", str(tmp_path / "o")],
                    capsys, match="refusing", watch=[tmp_path])  # fmt: skip
     assert "system" in line
+
+
+@pytest.mark.parametrize("command", [["generate"], ["directions", "apply", "--neutral", "a", "--target", "b"]])
+def test_without_generator_or_adapted_the_command_asks_for_a_generator(command, tmp_path, capsys):
+    refused([*command, "--device", "cpu", "--outdir", str(tmp_path / "o")], capsys, match="name a generator")

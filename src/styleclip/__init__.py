@@ -10,6 +10,7 @@ moves the latent or style code until it does. The public API lives here:
     [result] = styleclip.optimize(G, "a man with a beard", seeds=[9])   # result.image, result.latent
 """
 
+from .adapted import load_adapted
 from .edits.base import Edit
 from .edits.global_direction import DirectionEdit, GlobalDirection, global_direction
 from .edits.mapper import MapperEdit
@@ -77,6 +78,7 @@ __all__ = [
     "global_direction",
     "invert",
     "keep_freed_memory",
+    "load_adapted",
     "load_clip",
     "load_encoder",
     "load_generator",
