@@ -164,6 +164,13 @@ def test_the_page_edits_stacks_undoes_optimises_and_survives_bad_input(server, t
         video_src = video.get_attribute("src")
         assert page.request.get(video_src).ok
 
+        # the Style tab is there: its picker, the two pictures side by side, and training behind an accordion
+        page.get_by_role("tab", name="Style").click()
+        expect(page.locator("#style-name")).to_be_visible()
+        expect(page.locator("#style-base")).to_be_visible()
+        expect(page.locator("#style-after")).to_be_visible()
+        expect(page.get_by_text("Train a style from two texts")).to_be_visible()
+
         # a file that is not an image: a readable message, and the server keeps serving
         bad = tmp_path / "holiday.jpg"
         bad.write_text("this is not a picture")

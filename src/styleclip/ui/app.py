@@ -37,7 +37,10 @@ ALPHA_RANGE = (-10.0, 10.0)
 KEEP = object()
 # Small generators (and thumbnails) are shown enlarged with crisp pixels; pass it to ``launch(css=CSS)``.
 CSS = """
-#before img, #after img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+#before img, #after img, #style-base img, #style-after img {
+  width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated;
+}
+#style-samples img { image-rendering: pixelated; }
 #history img { image-rendering: pixelated; }
 """
 DEFAULT_TEXTS = {  # (neutral, target) the page starts with, by the generator's domain
