@@ -112,28 +112,57 @@ class IRSEEncoder(nn.Module):
         return _progressive(self.styles, lambda i: c3 if i < 3 else p2 if i < 7 else p1)
 
 
+class WEncoder(nn.Module):
+    """HyperStyle's W encoder (``faces_w_encoder.pt``): IR-SE50, average-pooled to one 512-wide code, an equalised
+    linear, the same w in every one of the ``n_styles`` rows. Input ``[N, 3, 256, 256]`` in ``[-1, 1]``; output
+    ``[N, n_styles, width]`` (before the average latent is added)."""
+
+    def __init__(self, n_styles: int, stages: list[Stage] | None = None, stem: int = 64) -> None:
+        super().__init__()
+        stages = stages or IRSE50
+        self.n_styles, self.input_nc, self.fpn = n_styles, 3, False
+        self.input_layer = nn.Sequential(nn.Conv2d(3, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.PReLU(stem))
+        units = []
+        for cin, cout, n in stages:
+            units.append(_Unit(cin, cout, 2))
+            units += [_Unit(cout, cout, 1) for _ in range(n - 1)]
+        self.body = nn.Sequential(*units)
+        self.width = stages[-1][1]
+        self.linear = EqualLinear(self.width, self.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(self.body(self.input_layer(x)), 1).view(-1, self.width)
+        return self.linear(x).unsqueeze(1).expand(-1, self.n_styles, -1)
+
+
+def resnet_body(stages: list[Stage]) -> nn.Sequential:
+    """torchvision's ResNet-34 ``layer1``..``layer4`` BasicBlocks as one flat ``Sequential`` (ReStyle's and
+    HyperStyle's ``body``): layer 1 keeps the size, the others halve it."""
+    from torchvision.models.resnet import BasicBlock
+
+    blocks = []
+    for k, (cin, cout, n) in enumerate(stages):
+        stride = 1 if k == 0 else 2
+        down = None
+        if stride != 1 or cin != cout:
+            down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        blocks.append(BasicBlock(cin, cout, stride, down))
+        blocks += [BasicBlock(cout, cout) for _ in range(n - 1)]
+    return nn.Sequential(*blocks)
+
+
 class ResNetEncoder(nn.Module):
     """ReStyle's ``ResNetProgressiveBackboneEncoder`` (non-face domains): a ResNet-34 body without max-pool,
     a PReLU stem, all styles from the 16-px features. Input ``[N, 6, 256, 256]``."""
 
     def __init__(self, n_styles: int, input_nc: int = 6, stages: list[Stage] | None = None, stem: int = 64) -> None:
         super().__init__()
-        from torchvision.models.resnet import BasicBlock
-
         stages = stages or RESNET34
         self.n_styles, self.input_nc, self.fpn = n_styles, input_nc, False
         self.conv1 = nn.Conv2d(input_nc, stem, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.PReLU(stem)
-        blocks = []
-        for k, (cin, cout, n) in enumerate(stages):
-            stride = 1 if k == 0 else 2  # torchvision's layer1 keeps the size, layers 2-4 halve it
-            down = None
-            if stride != 1 or cin != cout:
-                down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            blocks.append(BasicBlock(cin, cout, stride, down))
-            blocks += [BasicBlock(cout, cout) for _ in range(n - 1)]
-        self.body = nn.Sequential(*blocks)
+        self.body = resnet_body(stages)
         self.styles = nn.ModuleList(GradualStyleBlock(stages[-1][1], 16) for _ in range(n_styles))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,9 +170,16 @@ class ResNetEncoder(nn.Module):
         return _progressive(self.styles, lambda i: x)
 
 
-def encoder_from_state_dict(sd: dict[str, torch.Tensor]) -> IRSEEncoder | ResNetEncoder:
+def encoder_from_state_dict(
+    sd: dict[str, torch.Tensor], n_styles: int | None = None
+) -> IRSEEncoder | ResNetEncoder | WEncoder:
     """Build the encoder that an ``encoder.*`` state dict (prefix removed) describes, from its key names and
-    tensor shapes - the published sizes and the tests' tiny ones alike. Raises ``KeyError``/``ValueError``."""
+    tensor shapes - the published sizes and the tests' tiny ones alike. ``n_styles``: the W+ rows of a W encoder
+    (its weights do not say). Raises ``KeyError``/``ValueError``."""
+    if "linear.weight" in sd and not any(k.startswith("styles.") for k in sd):
+        if not n_styles:
+            raise ValueError("a W encoder, but the number of W+ rows is unknown (no output_size in its opts)")
+        return WEncoder(n_styles, _irse_stages(sd), sd["input_layer.0.weight"].shape[0])
     n_styles = sum(1 for k in sd if k.startswith("styles.") and k.endswith(".linear.weight"))
     if n_styles == 0:
         raise ValueError("no styles.N.linear weights: not an e4e / ReStyle encoder")
@@ -152,12 +188,17 @@ def encoder_from_state_dict(sd: dict[str, torch.Tensor]) -> IRSEEncoder | ResNet
         shapes = [sd[f"body.{b}.conv1.weight"].shape for b in blocks]
         stages = _stages([(s[1], s[0]) for s in shapes], [f"body.{b}.downsample.0.weight" in sd for b in blocks])
         return ResNetEncoder(n_styles, sd["conv1.weight"].shape[1], stages, sd["conv1.weight"].shape[0])
+    stages = _irse_stages(sd)
+    stem = sd["input_layer.0.weight"]
+    return IRSEEncoder(n_styles, stem.shape[1], "latlayer1.weight" in sd, stages, stem.shape[0])
+
+
+def _irse_stages(sd: dict[str, torch.Tensor]) -> list[Stage]:
+    """The IR-SE stages that ``body.N.res_layer`` weights describe."""
     units = sorted({int(k.split(".")[1]) for k in sd if k.startswith("body.")})
     shapes = [sd[f"body.{u}.res_layer.1.weight"].shape for u in units]
     starts = [u == 0 or shapes[u][1] != shapes[u][0] for u in units]
-    stages = _stages([(s[1], s[0]) for s in shapes], starts)
-    stem = sd["input_layer.0.weight"]
-    return IRSEEncoder(n_styles, stem.shape[1], "latlayer1.weight" in sd, stages, stem.shape[0])
+    return _stages([(s[1], s[0]) for s in shapes], starts)
 
 
 def _stages(channels: list[tuple[int, int]], starts: list[bool]) -> list[Stage]:
