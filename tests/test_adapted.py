@@ -274,6 +274,7 @@ def test_edit_optimises_the_base_codes_judged_on_the_adapted_pictures(pair, tmp_
     report = json.loads((out / "report.json").read_text())
     assert report["generator"]["name"] == str(base_file)
     assert report["adapted"]["name"] == str(adapted_file) and report["adapted"]["target"] == "sketch"
+    assert report["adapted"]["source"] == "photo" and report["adapted"]["file"] == str(adapted_file)
     assert "training" not in report["adapted"]
     ws0 = base_ws(base, [5], 0.7)
     assert np.abs(pixels(out / "before.png") - drawn(A, ws0)).max() <= 1
@@ -430,3 +431,15 @@ def test_a_nada_file_whose_optimiser_state_asks_for_code_is_refused(nada_assets,
 @pytest.mark.parametrize("command", [["generate"], ["directions", "apply", "--neutral", "a", "--target", "b"]])
 def test_without_generator_or_adapted_the_command_asks_for_a_generator(command, tmp_path, capsys):
     refused([*command, "--device", "cpu", "--outdir", str(tmp_path / "o")], capsys, match="name a generator")
+
+
+def test_another_base_than_the_recorded_one_is_warned_about_once_and_recorded(pair, tmp_path, capsys):
+    _, _, _, adapted_file = pair
+    other = styleclip.save_generator(tiny_generator(seed=4), tmp_path / "other.safetensors")
+    capsys.readouterr()
+    assert main(["generate", "--generator", str(other), "--adapted", str(adapted_file), "--seeds", "0",
+                 "--device", "cpu", "--outdir", str(tmp_path / "o")]) == 0  # fmt: skip
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "was adapted from base.safetensors" in warnings[0]
+    recorded = json.loads(Image.open(tmp_path / "o" / "seed0000.png").text["styleclip:adapted"])
+    assert "was adapted from base.safetensors" in recorded["note"]

@@ -155,12 +155,13 @@ def load_pair(
 
 def summary(G: Generator) -> dict[str, Any] | None:
     """What reports record about the adapted generator that drew the pictures (None for a plain generator):
-    its name, file, the method and prompts it was adapted with, and its base."""
+    its ``name`` (as given), ``asset``, ``file``, the ``method``, ``source``/``target`` prompts and ``steps`` it was
+    adapted with, its ``base`` record and, when that base differs from the one given, a ``note``."""
     if "adapted_name" not in G.meta:
         return None
     record = G.meta.get("adapted") or {}
-    out: dict[str, Any] = {"name": G.meta["adapted_name"], "asset": G.meta.get("asset"), "source": G.meta.get("source")}
-    out.update({k: record[k] for k in _SUMMARY_KEYS if k in record})
+    out: dict[str, Any] = {"name": G.meta["adapted_name"], "asset": G.meta.get("asset"), "file": G.meta.get("source")}
+    out.update({k: record[k] for k in _SUMMARY_KEYS if k in record})  # "source"/"target": the prompts
     out["base"] = record.get("base")
     if G.meta.get("adapted_note"):
         out["note"] = G.meta["adapted_note"]
