@@ -13,7 +13,10 @@ from .options import add_compile_argument, add_precision_argument
 
 NAME = "batch"
 MAX_EDITS = 10_000  # jobs one batch may start: a seed range or latent file beyond it is a typo or a hostile file
-HELP = "edit many sources with many prompts (optimize, directions or mapper); resumable; torchrun shards it"
+HELP = (
+    "edit many sources with many prompts (optimize, directions or mapper), also drawn by adapted generators; "
+    "resumable; torchrun shards it"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--prompts", type=Path, help="a text file with one prompt per line")
     what.add_argument("--method", choices=["optimize", "directions", "mapper"], help="the edit method")
     what.add_argument("--trunc", type=float, default=None, help="truncation psi of seed sources (0.7)")
+    what.add_argument("--adapted", action="append", default=None, metavar="NAME|PATH",
+                      help="also draw every edit with this adapted generator (nada:pixar, runs/sketch/generator."
+                           "safetensors) into styles/<style>/; repeat for several")  # fmt: skip
     what.add_argument("--trust-paths", action="store_true",
                       help="let the job file name any path or URL (else catalogue names and files in its folder)")  # fmt: skip
     what.add_argument("--max-edits", type=int, default=MAX_EDITS,
@@ -82,10 +88,12 @@ def spec_from_args(args: argparse.Namespace):
 
         if args.method:
             raise UsageError("name the methods in the job file's runs, not with --method")
-        on_command_line = tuple(k for k in ("generator", "clip") if getattr(args, k))
+        on_command_line = tuple(k for k in ("generator", "clip", "adapted") if getattr(args, k))
         spec = read_job_file(args.job, trust_paths=args.trust_paths, given=on_command_line)
         if args.generator:
             spec.generator = args.generator
+        if args.adapted:
+            spec.adapted = list(args.adapted)
         if args.clip:
             spec.clip = args.clip
         print(describe_references(args.job, spec), flush=True)
@@ -108,14 +116,17 @@ def spec_from_args(args: argparse.Namespace):
         latents=str(args.latents) if args.latents else None,
         truncation_psi=0.7 if args.trunc is None else args.trunc,
         clip=args.clip,
+        adapted=list(args.adapted or []),
     )
 
 
 # What a batch writes (see styleclip.jobs.runner and styleclip.evaluation): a folder holding any of it holds a batch.
 OUTPUTS = ("batch.json", "manifest.json", "jobs/*/report.json", "jobs/*/failed.json", "jobs/*/after.png",
-           "sources/*/latent.npy", "summary.csv", "summary.html", "aggregate.csv", "comparison.csv")  # fmt: skip
+           "sources/*/latent.npy", "summary.csv", "summary.html", "aggregate.csv", "comparison.csv",
+           "styles/*/jobs/*/report.json", "styles/*/jobs/*/failed.json", "styles/*/jobs/*/after.png",
+           "adaptation.csv")  # fmt: skip
 # The settings that decide the jobs and their results; the others (batch size, precision, ...) may change on resuming.
-_SAME_BATCH = ("generator", "clip", "prompts", "runs", "seeds", "images", "latents", "truncation_psi")
+_SAME_BATCH = ("generator", "clip", "prompts", "runs", "seeds", "images", "latents", "truncation_psi", "adapted")
 
 
 def check_earlier_batch(outdir: Path, spec, resume: bool, overwrite: bool) -> None:
@@ -149,6 +160,20 @@ def check_earlier_batch(outdir: Path, spec, resume: bool, overwrite: bool) -> No
     refuse_earlier_results(outdir, OUTPUTS, overwrite=True)  # with --overwrite: the links go (never followed)
 
 
+def describe_style(row: dict) -> str:
+    """One line of an adapted generator's scores (a row of :func:`styleclip.evaluation.evaluate_styles`)."""
+
+    def num(key: str) -> str:
+        value = row.get(key)
+        return "-" if value is None else f"{value:+.4f}"
+
+    text = f"directional CLIP {num('directional_mean')} ({row.get('source')!r} -> {row.get('target')!r})"
+    text += f", CLIP to the target {num('clip_target_mean')} (base {num('clip_target_base_mean')})"
+    if row.get("identity_mean") is not None:
+        text += f", identity {num('identity_mean')}"
+    return f"{text} over {row.get('pairs', row.get('samples'))} pictures"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..jobs.runner import run_batch
     from ..utils.files import check_outdir
@@ -169,11 +194,13 @@ def run(args: argparse.Namespace) -> int:
 
         faces = G.meta.get("domain") == "face"
         lpips, identity, notes = load_judges(args.lpips, args.identity, faces, guide.device, args.cache, args.offline)
-        evaluate(outdir, guide, out=outdir, identity=identity, lpips=lpips, name="summary",
-                 title=f"styleclip batch {outdir}", notes=notes)  # fmt: skip
+        result = evaluate(outdir, guide, out=outdir, identity=identity, lpips=lpips, name="summary",
+                          title=f"styleclip batch {outdir}", notes=notes)  # fmt: skip
         for note in notes:
             print(f"styleclip batch: {note}", file=sys.stderr)
         print(f"summary of {len(find_edits(outdir))} edits: {outdir / 'summary.csv'}, {outdir / 'summary.html'}")
+        for row in result.styles:
+            print(f"style {row['style']}: {describe_style(row)} ({outdir / 'adaptation.csv'})")
 
     try:
         result = run_batch(

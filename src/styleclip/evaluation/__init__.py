@@ -5,19 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .adaptation import evaluate_adaptation, evaluate_styles
 from .edits import Edit, find_edits, score
-from .report import COLUMNS, aggregate, comparison, plots, write_csv, write_html
+from .report import COLUMNS, STYLE_COLUMNS, aggregate, comparison, plots, write_csv, write_html
 
 
 @dataclass
 class Evaluation:
-    """``rows``: one per edit (:func:`score`); ``aggregate``/``comparison``: see :mod:`.report`; ``files``: written."""
+    """``rows``: one per edit (:func:`score`); ``aggregate``/``comparison``: see :mod:`.report`; ``styles``: one
+    per adapted generator of a batch (:func:`evaluate_styles`); ``files``: written."""
 
     rows: list[dict]
     aggregate: list[dict]
     comparison: list[dict]
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    styles: list[dict] = field(default_factory=list)
 
 
 def evaluate(
@@ -32,8 +35,9 @@ def evaluate(
     notes: list[str] | None = None,
 ) -> Evaluation:
     """Score every edit under ``root`` (a folder or several) and write ``<out>/<name>.csv``, ``aggregate.csv``,
-    ``comparison.csv`` (several methods), ``tradeoff.png``, ``histograms.png`` and ``<name>.html`` (``out`` default:
-    the first folder).
+    ``comparison.csv`` (several methods), ``adaptation.csv`` (a batch with adapted generators: their directional
+    CLIP score against the generator's pictures of the same edits, per style), ``tradeoff.png``, ``histograms.png``
+    and ``<name>.html`` (``out`` default: the first folder).
 
     Args:
         guide: the CLIP model that judges (:func:`styleclip.load_clip`).
@@ -55,11 +59,15 @@ def evaluate(
         files.append(write_csv(out / "aggregate.csv", agg, list(agg[0])))
     if comp:
         files.append(write_csv(out / "comparison.csv", comp, list(comp[0])))
+    styles = [s for r in roots for s in evaluate_styles(r, guide, identity=identity)]
+    if styles:
+        files.append(write_csv(out / "adaptation.csv", styles, STYLE_COLUMNS))
     images = plots(rows, out)
     files += images
     files.append(write_html(out / f"{name}.html", title or f"styleclip evaluation of {', '.join(map(str, roots))}", rows, agg, comp, images,
-                            notes))  # fmt: skip
-    return Evaluation(rows, agg, comp, notes, files)
+                            notes, styles))  # fmt: skip
+    return Evaluation(rows, agg, comp, notes, files, styles)
 
 
-__all__ = ["Edit", "Evaluation", "aggregate", "comparison", "evaluate", "find_edits", "score"]
+__all__ = ["Edit", "Evaluation", "aggregate", "comparison", "evaluate", "evaluate_adaptation", "evaluate_styles",
+           "find_edits", "score"]  # fmt: skip

@@ -43,6 +43,7 @@ class Edit:
     reason: str | None = None
     seconds: float | None = None
     domain: str | None = None
+    style: str | None = None  # the adapted generator that drew it (a batch's styles/<style>/), None for the base
 
 
 def find_edits(root: str | Path) -> list[Edit]:
@@ -77,7 +78,7 @@ def _from_job(folder: Path, data: dict, state: str = "done") -> Edit:
     settings = data.get("settings") or {}
     return Edit(
         folder, data["source"]["key"], data["prompt"], data["method"], settings, settings.get("neutral"), state,
-        data.get("reason"), data.get("seconds"), data.get("domain"),
+        data.get("reason"), data.get("seconds"), data.get("domain"), data.get("style"),
     )  # fmt: skip
 
 
@@ -142,7 +143,7 @@ def score(edits: list[Edit], guide, identity=None, lpips=None, neutral: str | No
     rows = []
     for e in edits:
         row: dict[str, Any] = {
-            "folder": str(e.folder), "source": e.source, "prompt": e.prompt, "method": e.method,
+            "folder": str(e.folder), "source": e.source, "prompt": e.prompt, "method": e.method, "style": e.style,
             "settings": json.dumps(e.settings, sort_keys=True, default=str), "state": e.state, "reason": e.reason,
             "seconds": e.seconds, "clip_before": None, "clip_after": None, "clip_gain": None, "directional": None,
             "identity": None, "lpips": None, "psnr": None,

@@ -23,7 +23,9 @@ from typing import Any
 from ..utils.files import atomic_write
 
 SCORES = ("clip_before", "clip_after", "clip_gain", "directional", "identity", "lpips", "psnr", "seconds")
-COLUMNS = ("source", "prompt", "method", "settings", "state", "reason", *SCORES, "folder")
+COLUMNS = ("source", "prompt", "method", "settings", "style", "state", "reason", *SCORES, "folder")
+STYLE_COLUMNS = ("style", "adapted", "source", "target", "pairs", "directional_mean", "directional_std",
+                 "clip_target_mean", "clip_target_base_mean", "identity_mean")  # fmt: skip
 
 
 def _finite(values) -> list[float]:
@@ -31,14 +33,16 @@ def _finite(values) -> list[float]:
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
-    """Mean and std of each score per (method, prompt), with how many edits were done and failed."""
+    """Mean and std of each score per (method, prompt, style), with how many edits were done and failed (``style``:
+    the adapted generator that drew them, empty for the generator itself)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        groups[(r["method"], r["prompt"])].append(r)
+        groups[(r["method"], r["prompt"], r.get("style") or "")].append(r)
     out = []
-    for (method, prompt), rs in sorted(groups.items()):
+    for (method, prompt, style), rs in sorted(groups.items()):
         done = [r for r in rs if r["state"] == "done"]
-        entry: dict[str, Any] = {"method": method, "prompt": prompt, "done": len(done), "failed": len(rs) - len(done)}
+        entry: dict[str, Any] = {"method": method, "prompt": prompt, "style": style or None, "done": len(done),
+                                 "failed": len(rs) - len(done)}  # fmt: skip
         for s in SCORES:
             vals = _finite(r[s] for r in done)
             entry[f"{s}_mean"] = statistics.fmean(vals) if vals else None
@@ -48,23 +52,25 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
 
 def comparison(rows: list[dict]) -> list[dict]:
-    """Per method, mean scores over the (source, prompt) pairs that every method completed; [] for one method."""
-    methods = sorted({(r["method"], r["settings"]) for r in rows if r["state"] == "done"})
+    """Per method (and style), mean scores over the (source, prompt) pairs that every method completed; [] for one
+    method."""
+    methods = sorted({(r["method"], r["settings"], r.get("style") or "") for r in rows if r["state"] == "done"})
     if len(methods) < 2:
         return []
     done = [r for r in rows if r["state"] == "done"]
     pairs = None
     for m in methods:
-        have = {(r["source"], r["prompt"]) for r in done if (r["method"], r["settings"]) == m}
+        have = {(r["source"], r["prompt"]) for r in done if (r["method"], r["settings"], r.get("style") or "") == m}
         pairs = have if pairs is None else pairs & have
     out = []
-    for method, settings in methods:
+    for method, settings, style in methods:
         rs = [
             r
             for r in done
-            if (r["method"], r["settings"]) == (method, settings) and (r["source"], r["prompt"]) in pairs
+            if (r["method"], r["settings"], r.get("style") or "") == (method, settings, style)
+            and (r["source"], r["prompt"]) in pairs
         ]
-        entry: dict[str, Any] = {"method": method, "settings": settings, "pairs": len(rs)}
+        entry: dict[str, Any] = {"method": method, "settings": settings, "style": style or None, "pairs": len(rs)}
         for s in SCORES:
             vals = _finite(r[s] for r in rs)
             entry[s] = statistics.fmean(vals) if vals else None
@@ -164,22 +170,28 @@ def _table(rows: list[dict], columns) -> str:
 
 
 def write_html(path: Path, title: str, rows: list[dict], agg: list[dict], comp: list[dict], images: list[Path],
-               notes: list[str]) -> Path:  # fmt: skip
-    """One page: notes, the per-method table, the comparison, the plots and a contact sheet of every edit."""
+               notes: list[str], styles: list[dict] | None = None) -> Path:  # fmt: skip
+    """One page: notes, the per-method table, the comparison, the adapted generators' scores (``styles``: rows of
+    :func:`styleclip.evaluation.adaptation.evaluate_styles`), the plots and a contact sheet of every edit."""
     where = path.parent
 
     def rel(p) -> str:
         return html.escape(os.path.relpath(p, where).replace(os.sep, "/"))
 
-    agg_cols = ["method", "prompt", "done", "failed"] + [
+    styled = any(a.get("style") for a in agg)
+    agg_cols = ["method", "prompt", *(["style"] if styled else []), "done", "failed"] + [
         f"{s}_mean" for s in SCORES if any(a.get(f"{s}_mean") is not None for a in agg)
     ]
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
     parts += ["<h2>Per method and prompt</h2>", _table(agg, agg_cols)]
     if comp:
-        cols = ["method", "settings", "pairs"] + [s for s in SCORES if any(c.get(s) is not None for c in comp)]
+        cols = ["method", "settings", *(["style"] if styled else []), "pairs"]
+        cols += [s for s in SCORES if any(c.get(s) is not None for c in comp)]
         parts += ["<h2>Methods on the same sources and prompts</h2>", _table(comp, cols)]
+    if styles:
+        cols = [c for c in STYLE_COLUMNS if any(s.get(c) is not None for s in styles)]
+        parts += ["<h2>Adapted generators (the same edits drawn by each)</h2>", _table(styles, cols)]
     parts += [f'<img class=plot src="{rel(p)}">' for p in images]
     cards = []
     for r in rows:

@@ -6,6 +6,11 @@ so a crash or Ctrl-C never leaves half-written work counted as done, and running
 only what is left. A job that fails (no face in the photo, a NaN loss) leaves ``failed.json`` with its one-line
 reason; the others go on. Jobs of one method, prompt and setting run several sources per forward pass.
 
+With adapted generators (StyleGAN-NADA's: the batch's ``adapted`` list), each edit is made once with the generator
+and also drawn by each adapted one into ``<outdir>/styles/<style>/jobs/<job id>/`` (``before.png``: the source in
+that style; the codes saved there draw ``after.png`` with the adapted generator). A style added to a finished batch
+draws the edits saved under ``jobs/`` instead of making them again.
+
 Under ``torchrun --nproc_per_node N -m styleclip batch ...`` process ``r`` takes every N-th forward pass (a chunk of
 jobs that share a method, setting and prompt) still to do, so its results are those of one process; each
 job folder is written by exactly one process and only process 0 writes ``manifest.json`` and the summary, after
@@ -48,7 +53,10 @@ class BatchResult:
 
 
 def job_folder(outdir: Path, job: Job) -> Path:
-    """``<outdir>/jobs/<job id>``: where one job's outputs go."""
+    """``<outdir>/jobs/<job id>`` (``<outdir>/styles/<style>/jobs/<job id>`` for an adapted generator's drawing):
+    where one job's outputs go."""
+    if job.style is not None:
+        return Path(outdir) / "styles" / job.style / "jobs" / job.base_id
     return Path(outdir) / "jobs" / job.id
 
 
@@ -102,6 +110,7 @@ def run_batch(
         G = load_generator(spec.generator, device=ctx.device, cache=cache, offline=offline)
         rows = latent_rows(spec.latents, G) if spec.latents else None  # from the file's header
         jobs = spec.jobs(rows, limit=max_jobs)
+        styles = load_styles(spec, G, cache, offline)
         guide = load_clip(spec.clip or DEFAULT_CLIP, device=ctx.device)
         result = BatchResult(outdir, rank=ctx.rank, world=ctx.world)
         result.skipped = [] if redo else [j.id for j in jobs if (job_folder(outdir, j) / REPORT).is_file()]
@@ -116,6 +125,7 @@ def run_batch(
             atomic_write(outdir / "batch.json", lambda tmp: tmp.write_text(text))
         inversion = {"method": invert_method, "lpips": invert_lpips, "steps": invert_steps, "redo": redo}
         worker = _Worker(G, guide, outdir, spec, cache, offline, inversion, stats_samples, ctx.rank)
+        worker.styles = styles
         with computing_in(resolve_precision(precision, ctx.device)), compiling(compile) as compiled:
             worker.compiled = compiled
             bar = tqdm(total=sum(map(len, mine)), desc=f"batch (process {ctx.rank})" if ctx.world > 1 else "batch",
@@ -142,12 +152,31 @@ def run_batch(
         ctx.close()
 
 
+def load_styles(spec: BatchSpec, G, cache=None, offline: bool | None = None) -> dict[str, Any]:
+    """``{style: adapted generator}`` for every adapted generator the batch names, each checked against ``G``
+    before any job starts (one line naming the misfit)."""
+    from ..evaluation.adaptation import check_compatible
+    from ..hub.generators import load_generator
+
+    styles = {}
+    for name, ref in spec.styles().items():
+        A = load_generator(ref, device=G.device, cache=cache, offline=offline)
+        check_compatible(G, A, f"adapted generator {ref}")
+        styles[name] = A
+    return styles
+
+
 def _groups(jobs: list[Job], size: int) -> list[list[Job]]:
-    """Jobs that share a method, setting and prompt, in chunks of ``size`` sources (first-seen order)."""
-    by_key: dict[tuple, list[Job]] = {}
+    """Jobs that share a method, setting and prompt, in chunks of ``size`` sources (first-seen order); the drawings
+    of one edit by the adapted generators go with it."""
+    by_key: dict[tuple, dict[str, list[Job]]] = {}
     for job in jobs:
-        by_key.setdefault((job.run, job.prompt), []).append(job)
-    return [group[i : i + size] for group in by_key.values() for i in range(0, len(group), size)]
+        by_key.setdefault((job.run, job.prompt), {}).setdefault(job.source.key, []).append(job)
+    chunks = []
+    for by_source in by_key.values():
+        lists = list(by_source.values())
+        chunks += [[j for js in lists[i : i + size] for j in js] for i in range(0, len(lists), size)]
+    return chunks
 
 
 def _describe(spec: BatchSpec, batch_size: int, precision: str, compile: bool) -> dict:
@@ -156,11 +185,14 @@ def _describe(spec: BatchSpec, batch_size: int, precision: str, compile: bool) -
 
 def describe_batch(spec: BatchSpec) -> dict:
     """What ``batch.json`` records of ``spec``: the settings that decide the jobs and their results."""
+    runs = [{"method": r.method, **r.settings, **({} if r.adapted is None else {"adapted": list(r.adapted)})}
+            for r in spec.runs]  # fmt: skip
     return {
         "generator": spec.generator,
         "clip": spec.clip,
+        "adapted": spec.adapted,
         "prompts": spec.prompts,
-        "runs": [{"method": r.method, **r.settings} for r in spec.runs],
+        "runs": runs,
         "seeds": spec.seeds,
         "images": spec.images,
         "latents": spec.latents,
@@ -176,6 +208,7 @@ class _Worker:
         self.cache, self.offline, self.inversion, self.stats_samples = cache, offline, inversion, stats_samples
         self.rank = rank
         self.compiled = CompileRecord(False)  # the batch's, once it runs
+        self.styles: dict[str, Any] = {}  # style name -> adapted generator
         self._stats = self._matrices = None
         self._mappers: dict[str, Any] = {}
         self._latents: dict[str, torch.Tensor] = {}  # a latent file is read once, not once per row
@@ -213,33 +246,80 @@ class _Worker:
     # -- methods ---------------------------------------------------------------------------------------------
 
     def run(self, group: list[Job]) -> dict[str, str]:
-        """Do ``group`` (one method, setting and prompt); returns ``{job id: reason}`` of the failed ones."""
+        """Do ``group`` (one method, setting and prompt; each edit with its drawings by adapted generators);
+        returns ``{job id: reason}`` of the failed ones."""
         failed: dict[str, str] = {}
-        ready, ws = [], []
+        by_source: dict[str, list[Job]] = {}
         for job in group:
             # an earlier report (--overwrite) must not count this job as done if it now fails or stops half-way
             (job_folder(self.outdir, job) / REPORT).unlink(missing_ok=True)
             (job_folder(self.outdir, job) / FAILED).unlink(missing_ok=True)
+            by_source.setdefault(job.source.key, []).append(job)
+        ready, ws, outputs = [], [], {}
+        for key, jobs in by_source.items():
             try:
-                ws.append(self.source_ws(job.source))
-                ready.append(job)
+                source_ws = self.source_ws(jobs[0].source)
+                if any(j.style is None for j in jobs):
+                    ready.append(key)
+                    ws.append(source_ws)
+                else:  # only new drawings of an edit done before: its saved codes, not a new edit
+                    outputs[key] = self._saved(jobs[0].base, source_ws)
             except StyleclipError as exc:
-                failed[job.id] = self._fail(job, str(exc))
-        if not ready:
+                failed.update({j.id: self._fail(j, str(exc)) for j in jobs})
+        if not ready and not outputs:
             return failed
-        run, prompt = ready[0].run, ready[0].prompt
+        run, prompt = group[0].run, group[0].prompt
         t0 = time.perf_counter()
-        try:
-            outputs = getattr(self, f"_{run.method}")(torch.cat(ws), prompt, run.settings)
-        except StyleclipError as exc:
-            return {**failed, **{job.id: self._fail(job, str(exc)) for job in ready}}
-        seconds = (time.perf_counter() - t0) / len(ready)
-        for job, out in zip(ready, outputs, strict=True):
-            if out.get("error"):
-                failed[job.id] = self._fail(job, out["error"])
-            else:
-                self._write(job, out, seconds)
+        if ready:
+            try:
+                made = getattr(self, f"_{run.method}")(torch.cat(ws), prompt, run.settings)
+            except StyleclipError as exc:
+                made = [{"error": str(exc)}] * len(ready)
+            outputs.update(zip(ready, made, strict=True))
+        seconds = (time.perf_counter() - t0) / max(len(ready), 1)
+        for key, out in outputs.items():
+            for job in by_source[key]:
+                if out.get("error"):
+                    failed[job.id] = self._fail(job, out["error"])
+                    continue
+                try:
+                    t1 = time.perf_counter()
+                    drawn = out if job.style is None else self._draw(job.style, out)
+                    self._write(job, drawn, seconds + time.perf_counter() - t1)
+                except StyleclipError as exc:
+                    failed[job.id] = self._fail(job, str(exc))
         return failed
+
+    def _saved(self, base: Job, ws: torch.Tensor) -> dict:
+        """The edit a finished job saved (its codes), to be drawn by adapted generators."""
+        from ..latents import load_latent
+
+        where = job_folder(self.outdir, base)
+        if (where / "codes.npz").is_file():
+            import numpy as np
+
+            with np.load(where / "codes.npz") as arrays:
+                codes = Codes.from_arrays(dict(arrays), self.G)
+        else:
+            codes = Codes(load_latent(where / "latent.npy", self.G))
+        report = json.loads((where / REPORT).read_text())
+        extra = {k: v for k, v in report.items() if k not in _job_dict(base) and k not in _OWN}
+        return {"ws": ws, "codes": codes, "extra": extra}
+
+    def _draw(self, style: str, out: dict) -> dict:
+        """An edit's output (made with the generator) drawn by the adapted generator ``style``."""
+        from ..evaluation.adaptation import adaptation_prompts, adapted_codes
+        from ..stylespace import generator_fingerprint
+
+        A, codes = self.styles[style], out["codes"]
+        source_ws = out.get("ws", codes.ws)
+        with torch.no_grad():
+            mine = adapted_codes(self.G, A, codes.to(self.G.device))
+            before, after = A.synthesize(source_ws.to(self.G.device)), mine.image(A)
+        source, target = adaptation_prompts(A)
+        adapted = {"style": style, "generator": self.spec.styles()[style], "source": source, "target": target,
+                   "fingerprint": generator_fingerprint(A)}  # fmt: skip
+        return {"before": before, "after": after, "codes": mine, "extra": {**out["extra"], "adapted": adapted}}
 
     def _optimize(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
         from ..edits.optimize import optimize
@@ -247,12 +327,12 @@ class _Worker:
         results = optimize(self.G, prompt, self.guide, source=ws, progress=False, **settings)
         return [
             {
-                "before": r.source_image, "after": r.image,
+                "ws": ws[i : i + 1], "before": r.source_image, "after": r.image,
                 "codes": Codes(r.latent, r.styles if r.styles is not None else None),
                 "extra": {"steps_done": r.steps_done, "stopped": r.stopped},
                 "error": r.message if r.stopped == "nan" else None,
             }
-            for r in results
+            for i, r in enumerate(results)
         ]  # fmt: skip
 
     def _directions(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
@@ -275,7 +355,7 @@ class _Worker:
             before, after = G.synthesis_from_styles(styles), edited.image(G)
         extra = {"beta": direction.beta, "channels_changed": direction.channels_changed}
         return [
-            {"before": before[i : i + 1], "after": after[i : i + 1], "extra": extra,
+            {"ws": ws[i : i + 1], "before": before[i : i + 1], "after": after[i : i + 1], "extra": extra,
              "codes": Codes(ws[i : i + 1], {k: v[i : i + 1] for k, v in edited.styles.items()})}
             for i in range(ws.shape[0])
         ]  # fmt: skip
@@ -294,8 +374,8 @@ class _Worker:
             before, after = self.G.synthesize(ws), edited.image(self.G)
         extra = {"strength": edit.describe()["strength"], "mapper_prompt": self._mappers[name].meta.get("prompt")}
         return [
-            {"before": before[i : i + 1], "after": after[i : i + 1], "codes": Codes(edited.ws[i : i + 1]),
-             "extra": extra}
+            {"ws": ws[i : i + 1], "before": before[i : i + 1], "after": after[i : i + 1],
+             "codes": Codes(edited.ws[i : i + 1]), "extra": extra}
             for i in range(ws.shape[0])
         ]  # fmt: skip
 
@@ -323,11 +403,15 @@ class _Worker:
         return reason
 
 
+# What a job's report says of the run rather than of the edit (not carried over when a saved edit is drawn again).
+_OWN = ("state", "process", "seconds", "generator", "domain", "clip", "precision", "compile", "adapted")
+
+
 def _job_dict(job: Job) -> dict:
     s = job.source
     source = {"kind": s.kind, "key": s.key, "seed": s.seed, "path": s.path, "row": s.row}
     return {"job": job.id, "source": source, "prompt": job.prompt, "method": job.run.method,
-            "settings": job.run.settings}  # fmt: skip
+            "settings": job.run.settings, "style": job.style}  # fmt: skip
 
 
 def write_manifest(outdir: Path, jobs: list[Job]) -> dict:
@@ -352,4 +436,4 @@ def write_manifest(outdir: Path, jobs: list[Job]) -> dict:
     return manifest
 
 
-__all__ = ["BatchResult", "describe_batch", "job_folder", "run_batch", "write_manifest"]
+__all__ = ["BatchResult", "describe_batch", "job_folder", "load_styles", "run_batch", "write_manifest"]

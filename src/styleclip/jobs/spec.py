@@ -9,6 +9,11 @@ A batch comes from the command line or from a YAML/JSON job file naming the same
       - {method: optimize, steps: 150, l2_weight: 0.008}
       - {method: directions, neutral: a dog, alpha: 4, beta: 0.12}
       - {method: mapper, mapper: my-mapper.safetensors, strength: 0.1}
+    adapted: [nada:pixar, runs/sketch/generator.safetensors]   # optional: every edit also in these styles
+
+With ``adapted`` (at the top, or in a run to replace the top list for that run, ``adapted: []`` for none), each
+edit is made once with the generator and drawn again by each adapted generator (StyleGAN-NADA's, sharing its W
+space): a job per style, under ``styles/<style>/jobs/``, beside the generator's own under ``jobs/``.
 
 Relative paths in a job file are relative to its folder. A job file is data that people share, so what it names
 is opened only when it is a catalogue name or a path inside the job file's folder; an absolute path, a ``..``
@@ -55,10 +60,14 @@ class Source:
 
 @dataclass(frozen=True)
 class Run:
-    """A method with its settings (``options`` as sorted ``(name, value)`` pairs, so that runs compare equal)."""
+    """A method with its settings (``options`` as sorted ``(name, value)`` pairs, so that runs compare equal).
+
+    ``adapted``: the adapted generators this run's edits are also drawn by (None: the batch's list).
+    """
 
     method: str
     options: tuple[tuple[str, Any], ...]
+    adapted: tuple[str, ...] | None = None
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -72,13 +81,27 @@ class Run:
 
 @dataclass(frozen=True)
 class Job:
+    """One edit of one source; ``style``: the adapted generator that draws it (its folder name), None for the
+    generator itself."""
+
     source: Source
     prompt: str
     run: Run
+    style: str | None = None
+
+    @property
+    def base_id(self) -> str:
+        """The folder name of the edit, the same in every style."""
+        return f"{self.source.key}--{slug(self.prompt)}--{self.run.tag}"
 
     @property
     def id(self) -> str:
-        return f"{self.source.key}--{slug(self.prompt)}--{self.run.tag}"
+        return self.base_id if self.style is None else f"{self.style}:{self.base_id}"
+
+    @property
+    def base(self) -> Job:
+        """The same edit drawn by the generator itself."""
+        return Job(self.source, self.prompt, self.run)
 
 
 @dataclass
@@ -93,9 +116,29 @@ class BatchSpec:
     latents: str | None = None
     truncation_psi: float = 0.7
     clip: str | None = None
+    adapted: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_float("truncation psi (--trunc)", self.truncation_psi, *TRUNCATION_RANGE)
+
+    def run_adapted(self, run: Run) -> tuple[str, ...]:
+        """The adapted generators that draw ``run``'s edits."""
+        return tuple(self.adapted) if run.adapted is None else run.adapted
+
+    def styles(self) -> dict[str, str]:
+        """``{style folder name: adapted generator}`` of every adapted generator named, in first-named order."""
+        refs = list(dict.fromkeys([*self.adapted, *(a for r in self.runs for a in (r.adapted or ()))]))
+        if len(refs) > MAX_STYLES:
+            raise UsageError(f"{len(refs)} adapted generators is more than {MAX_STYLES}; split the batch")
+        names: dict[str, str] = {}
+        for ref in refs:
+            name = base = style_name(ref)
+            n = 1
+            while name in names:  # two runs/*/generator.safetensors of the same name: numbered in order
+                n += 1
+                name = f"{base}-{n}"
+            names[name] = ref
+        return names
 
     def sources(self, latent_rows: int | None = None) -> list[Source]:
         """The sources; ``latent_rows``: how many W+ latents the ``latents`` file holds (read with the generator)."""
@@ -123,14 +166,20 @@ class BatchSpec:
             raise UsageError("give at least one prompt: --prompt TEXT or --prompts FILE")
         if not self.runs:
             raise UsageError("give a method: --method optimize|directions|mapper")
+        by_ref = {ref: name for name, ref in self.styles().items()}
+        drawn = {r: [None, *(by_ref[a] for a in self.run_adapted(r))] for r in self.runs}
         if limit is not None:
             sources = len(self.seeds) if self.seeds else latent_rows if self.latents and latent_rows else None
-            count = (sources or len(self.sources(latent_rows))) * len(self.prompts) * len(self.runs)
+            per_source = len(self.prompts) * sum(map(len, drawn.values()))
+            count = (sources or len(self.sources(latent_rows))) * per_source
             if count > limit:
-                raise UsageError(f"{count} jobs ({count // (len(self.prompts) * len(self.runs))} sources x "
-                                 f"{len(self.prompts)} prompts x {len(self.runs)} runs) is more than --max-edits "
-                                 f"{limit}; raise --max-edits to start them all")  # fmt: skip
-        jobs = [Job(s, p, r) for s in self.sources(latent_rows) for p in self.prompts for r in self.runs]
+                styles = sum(map(len, drawn.values())) - len(self.runs)
+                also = f" + {styles} adapted drawings" if styles else ""
+                raise UsageError(f"{count} jobs ({count // per_source} sources x {len(self.prompts)} prompts x "
+                                 f"{len(self.runs)} runs{also}) is more than --max-edits {limit}; raise "
+                                 f"--max-edits to start them all")  # fmt: skip
+        jobs = [Job(s, p, r, style) for s in self.sources(latent_rows) for p in self.prompts for r in self.runs
+                for style in drawn[r]]  # fmt: skip
         ids = [j.id for j in jobs]
         if len(set(ids)) != len(ids):
             raise UsageError("two jobs would share a folder: the prompts or sources repeat themselves")
@@ -202,11 +251,13 @@ MAX_JOB_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000
 MAX_RUNS = 1_000
 MAX_PROMPTS = 100_000
+MAX_STYLES = 100
 TRUST_FLAG = "--trust-paths"
 JOB_RULE = "a job file may name catalogue models and files inside its own folder"
-KNOWN = ("generator", "seeds", "images", "latents", "prompts", "prompts_file", "runs", "truncation_psi", "clip")
+KNOWN = ("generator", "seeds", "images", "latents", "prompts", "prompts_file", "runs", "truncation_psi", "clip",
+         "adapted")  # fmt: skip
 # The command-line option that names the same thing as a job file's entry (given there, it is trusted).
-OVERRIDES = {"generator": "--generator", "clip": "--clip"}
+OVERRIDES = {"generator": "--generator", "clip": "--clip", "adapted": "--adapted"}
 
 
 def read_job_file(path: str | Path, *, trust_paths: bool = False, given: tuple[str, ...] = ()) -> BatchSpec:
@@ -215,7 +266,8 @@ def read_job_file(path: str | Path, *, trust_paths: bool = False, given: tuple[s
     Args:
         trust_paths: open any path or URL the file names (``--trust-paths``); otherwise catalogue names and paths
             inside the job file's folder only.
-        given: entries the command line gives instead (``generator``, ``clip``): not opened from the file.
+        given: entries the command line gives instead (``generator``, ``clip``, ``adapted``): not opened from the
+            file.
     """
     path = Path(path)
     if not path.is_file():
@@ -255,7 +307,12 @@ def read_job_file(path: str | Path, *, trust_paths: bool = False, given: tuple[s
                 label = f"runs[{i}].{key}"
                 value = check_str(label, settings[key], where=where)
                 settings[key] = _place(path, Reference(label, value, kind), trust_paths)
-        runs.append(make_run(item["method"], settings, where=f"{path}: runs[{i}]"))
+        adapted = settings.pop("adapted", None)
+        run = make_run(item["method"], settings, where=f"{path}: runs[{i}]")
+        if adapted is not None:
+            refs = _adapted(path, f"runs[{i}].adapted", adapted, trust_paths)
+            run = Run(run.method, run.options, tuple(refs))
+        runs.append(run)
     psi = data.get("truncation_psi", 0.7)
     return BatchSpec(
         generator=generator or "",
@@ -266,13 +323,40 @@ def read_job_file(path: str | Path, *, trust_paths: bool = False, given: tuple[s
         latents=latents,
         truncation_psi=check_float("truncation_psi", psi, *TRUNCATION_RANGE, where=where),  # type: ignore[arg-type]
         clip=clip,
+        adapted=[] if "adapted" in given else _adapted(path, "adapted", data.get("adapted"), trust_paths),
     )
+
+
+def _adapted(job: Path, label: str, value: Any, trust: bool) -> list[str]:
+    """A job file's list of adapted generators (one name may stand alone), each placed by the trust rules."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    refs = check_str_list(label, items, where=str(job), max_items=MAX_STYLES, max_len=1_000)
+    return [_place(job, Reference(f"{label}[{i}]", ref, "generator"), trust) for i, ref in enumerate(refs)]
+
+
+def style_name(ref: str) -> str:
+    """The folder name of an adapted generator's drawings: ``nada:pixar`` -> ``nada-pixar``,
+    ``runs/sketch/generator.safetensors`` -> ``sketch`` (an adaptation's run folder names it), else the file's stem."""
+    text = ref.rstrip("/")
+    if not has_scheme(text) and ":" in text and "/" not in text and "\\" not in text:
+        return slug(text)
+    name = re.split(r"[/\\]", text.split("?", 1)[0])
+    leaf = name[-1]
+    stem = leaf.rsplit(".", 1)[0] if "." in leaf else leaf
+    if stem == "generator" and len(name) > 1 and name[-2]:
+        stem = name[-2]
+    return slug(stem)
 
 
 def describe_references(path: Path, spec: BatchSpec) -> str:
     """One line saying what running the job file will open."""
     parts = [f"{k} {v}" for k, v in (("generator", spec.generator), ("CLIP", spec.clip), ("images", spec.images),
                                       ("latents", spec.latents)) if v]  # fmt: skip
+    for ref in spec.styles().values():
+        if f"adapted {ref}" not in parts:
+            parts.append(f"adapted {ref}")
     for run in spec.runs:
         for key in ("mapper", "relevance"):
             value = run.settings.get(key)
