@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, UsageError
-from ..nets.encoders import encoder_from_state_dict
+from ..nets.encoders import WEncoder, encoder_from_state_dict
 from ..nets.stylegan2 import Generator
 
 INPUT_SIZE = 256  # both encoders see 256 x 256 pictures, and compare at 256
@@ -22,7 +22,7 @@ INPUT_SIZE = 256  # both encoders see 256 x 256 pictures, and compare at 256
 
 @dataclass
 class Encoder:
-    """A loaded encoder: ``kind`` 'e4e' or 'restyle', the network, ``latent_avg`` ``[n_styles, w_dim]`` and the
+    """A loaded encoder: ``kind`` 'e4e', 'restyle' or 'w' (HyperStyle's W encoder), the network, ``latent_avg`` ``[n_styles, w_dim]`` and the
     generator it was trained with (the checkpoint's decoder), when the file carries one."""
 
     kind: str
@@ -68,12 +68,12 @@ def load_encoder(
     sd = {k[len("encoder.") :]: v for k, v in ckpt["state_dict"].items() if str(k).startswith("encoder.")}
     check_finite(((f"encoder.{k}", v) for k, v in sd.items() if isinstance(v, torch.Tensor)), str(path))
     try:
-        net = encoder_from_state_dict(sd)
+        net = encoder_from_state_dict(sd, _n_styles(ckpt))
         net.load_state_dict(sd)  # strict: every key accounted for (the original loads ReStyle with strict=False)
     except (KeyError, ValueError, RuntimeError) as exc:
         first = " ".join(str(exc).split())[:200]
         raise CheckpointError(f"{path}: encoder weights do not fit an e4e / ReStyle encoder ({first})") from None
-    kind = "e4e" if net.input_nc == 3 else "restyle"
+    kind = "w" if isinstance(net, WEncoder) else "e4e" if net.input_nc == 3 else "restyle"
     G = None
     if any(k.startswith("decoder.") for k in ckpt["state_dict"]):
         G = generator_from_rosinality(ckpt).eval().requires_grad_(False)
@@ -85,10 +85,22 @@ def load_encoder(
         avg = G.w_avg
     avg = torch.as_tensor(avg, dtype=torch.float32)
     avg = avg.reshape(-1, avg.shape[-1]).expand(net.n_styles, -1) if avg.shape[0] != net.n_styles else avg
-    if avg.shape[-1] != net.styles[0].linear.weight.shape[0]:
+    width = net.linear.weight.shape[0] if isinstance(net, WEncoder) else net.styles[0].linear.weight.shape[0]
+    if avg.shape[-1] != width:
         raise CheckpointError(f"{path}: latent_avg has width {avg.shape[-1]}, the encoder's codes another")
     encoder = Encoder(kind, net.eval().requires_grad_(False), avg.contiguous(), G, str(path))
     return encoder.to(resolve_device(device))
+
+
+def _n_styles(ckpt: dict) -> int | None:
+    """W+ rows of the generator a checkpoint was trained for: from its opts' ``output_size``, else its decoder."""
+    import math
+
+    size = (ckpt.get("opts") or {}).get("output_size") if isinstance(ckpt.get("opts"), dict) else None
+    if isinstance(size, int) and size >= 4 and size & (size - 1) == 0:
+        return 2 * int(math.log2(size)) - 2
+    n_up = {k.split(".")[2] for k in ckpt["state_dict"] if str(k).startswith("decoder.convs.")}
+    return 2 + len(n_up) if n_up else None
 
 
 def _to_256(img: torch.Tensor) -> torch.Tensor:
@@ -112,7 +124,7 @@ def encode(encoder: Encoder, G: Generator, image: torch.Tensor, steps: int | Non
         )
     x = _to_256(image.to(G.device, torch.float32))
     avg = encoder.latent_avg.to(G.device)[None].expand(x.shape[0], -1, -1)
-    if encoder.kind == "e4e":
+    if encoder.kind in ("e4e", "w"):
         return [encoder.net(x) + avg]
     steps = 5 if steps is None else steps
     if steps < 1:
