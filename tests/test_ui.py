@@ -380,6 +380,7 @@ def test_style_tab_draws_w_and_stylespace_edits_with_the_adapted_generator(sessi
     with torch.no_grad():
         assert np.abs(view.adapted.astype(int) - to_uint8(A.synthesize(ws))[0]).max() <= 1  # W+ drawn directly
     assert "photo → test 0, 7 steps" in view.info and np.abs(view.adapted.astype(int) - view.base).max() > 10
+    assert "records no base generator" in view.info
 
     def boom(*args, **kwargs):
         raise AssertionError("loaded the adapted generator again")
@@ -399,6 +400,12 @@ def test_style_tab_draws_w_and_stylespace_edits_with_the_adapted_generator(sessi
     assert np.abs(followed.adapted.astype(int) - foreign).max() > 10
     session.accept()
     assert np.array_equal(session.follow_style().adapted, followed.adapted)  # accepted: the same picture
+
+    other = adapted_copy(G, 1)
+    other.meta["adapted"]["base"] = {"fingerprint": "0123456789abcdef", "name": "ffhq", "source": None}
+    monkeypatch.undo()
+    info = session.draw_style(str(save_generator(other, tmp_path / "other.safetensors"))).info
+    assert "adapted from ffhq (weights 0123456789abcdef), not from this base" in info  # drawn, with a warning
 
 
 def test_style_tab_keeps_a_few_adapted_generators_loaded(session, G, tmp_path, monkeypatch):
@@ -449,6 +456,7 @@ def test_a_style_trained_in_the_page_streams_samples_and_joins_the_picker(sessio
     monkeypatch.setattr(generators, "load_generator", lambda *a, **k: pytest.fail("reloaded what it trained"))
     s, base, drawn, info = h.style(s, picker["value"])
     assert np.array_equal(base, session.current.pixels) and "photo → a pencil sketch" in shown(info)
+    assert "note" not in shown(info)  # it records this server's generator as its base
     with torch.no_grad():
         expected = to_uint8(adapted.synthesize(session.source.codes.ws))[0]
     assert np.abs(drawn.astype(int) - expected).max() <= 1

@@ -409,6 +409,7 @@ class EditSession:
         self._adapted: OrderedDict[str, Generator] = OrderedDict()
         self.own_styles: dict[str, Path] = {}
         self.style: str | None = None
+        self._style_lock = threading.Lock()  # with --concurrency above 1, one page's events may overlap
 
     # -- lifetime -------------------------------------------------------------------------------------
 
@@ -771,20 +772,25 @@ class EditSession:
         from ..hub.generators import load_generator
 
         key, source, shown = self._style_source(spec)
-        hit = self._adapted.get(key)
-        if hit is not None:
-            self._adapted.move_to_end(key)
-            return shown, hit
+        with self._style_lock:
+            hit = self._adapted.get(key)
+            if hit is not None:
+                self._adapted.move_to_end(key)
+                return shown, hit
         path = source if isinstance(source, Path) else None
         try:
             A = load_generator(source, device=self.G.device, cache=self.studio.cache, offline=self.studio.offline)
         except StyleclipError as exc:  # said without the server's own paths
             raise UsageError(self.studio._redact(str(exc), path, shown)) from None
         check_compatible(self.G, A, shown)
-        self._adapted[key] = A
-        while len(self._adapted) > MAX_STYLES:
-            self._adapted.popitem(last=False)
+        self._keep_style(key, A)
         return shown, A
+
+    def _keep_style(self, key: str, A: Generator) -> None:
+        with self._style_lock:
+            self._adapted[key] = A
+            while len(self._adapted) > MAX_STYLES:
+                self._adapted.popitem(last=False)
 
     def _style_source(self, spec: Any) -> tuple[str, str | Path, str]:
         """What the style picker names: ``(cache key, catalogue name | URL | local path, name to show)``."""
@@ -843,7 +849,7 @@ class EditSession:
             raise
 
     def _style_info(self, shown: str, A: Generator) -> str:
-        from ..stylespace import generator_fingerprint
+        from ..adapted import base_note
 
         adapted = A.meta.get("adapted")
         if not isinstance(adapted, dict):
@@ -851,10 +857,8 @@ class EditSession:
         text = f"{shown}: {adapted.get('source', '?')!s} → {adapted.get('target', '?')!s}"
         if isinstance(adapted.get("steps"), int):
             text += f", {adapted['steps']} steps"
-        base = adapted.get("base") if isinstance(adapted.get("base"), dict) else {}
-        if base.get("fingerprint") and base["fingerprint"] != generator_fingerprint(self.G):
-            text += " (adapted from another generator than this server's: the codes may look different there)"
-        return text
+        note = base_note(A, self.G, shown)
+        return f"{text} (note: {note})" if note else text
 
     def adapt_style(
         self,
@@ -902,9 +906,7 @@ class EditSession:
         if result.path is None or not result.path.is_file():
             raise UsageError("cancelled before the first step: nothing was trained")
         name = self._own_name(f"trained:{_slug(target)}", result.path)
-        self._adapted[f"path:{result.path}"] = result.generator  # the weights just saved: no reload
-        while len(self._adapted) > MAX_STYLES:
-            self._adapted.popitem(last=False)
+        self._keep_style(f"path:{result.path}", result.generator)  # the weights just saved: no reload
         grids = sorted((outdir / "samples").glob("step-*.png"))
         return StyleRun(name, result.path, result.steps_done, result.stopped, grids[-1] if grids else None)
 
