@@ -17,8 +17,10 @@ from PIL import Image
 from styleclip.cli.main import main
 from styleclip.errors import UsageError
 from styleclip.hub.generators import save_generator
+from test_adapt_eval import make_adapted
 
-from conftest import varied_generator
+from conftest import tiny_generator, varied_generator
+from hostile import refused
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +147,11 @@ def test_bad_batches_are_one_line_errors(assets, tmp_path):
 
 
 def test_torchrun_two_processes_match_one_process(assets, tmp_path):
-    """The same results as one process: each process takes whole forward passes, one thread each, as the reference."""
-    args = ["--seeds", "0-3", "--prompt", "a red dog", "--method", "optimize", "--steps", "3", "--batch-size", "2"]
+    """The same results as one process: each process takes whole forward passes, one thread each, as the reference;
+    the drawings of an edit by an adapted generator go with the edit."""
+    sketch = save_generator(make_adapted(assets["G"]), tmp_path / "sketch.safetensors")
+    args = ["--seeds", "0-3", "--prompt", "a red dog", "--method", "optimize", "--steps", "3", "--batch-size", "2",
+            "--adapted", str(sketch)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     command = ["-m", "styleclip", "batch", *assets["common"], "--lpips", "off", *args]
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -157,10 +162,13 @@ def test_torchrun_two_processes_match_one_process(assets, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     assert done_jobs(two) == done_jobs(one) and len(done_jobs(one)) == 4
     manifest = json.loads((two / "manifest.json").read_text())
-    assert sorted(j["process"] for j in manifest["jobs"]) == [0, 0, 1, 1]  # every job once, both processes used
+    processes = {(j["source"]["key"], j["style"]): j["process"] for j in manifest["jobs"]}
+    assert sorted(processes.values()) == [0, 0, 0, 0, 1, 1, 1, 1]  # every job once, both processes used
+    assert all(processes[(key, "sketch")] == processes[(key, None)] for key, _ in processes)
     for job in done_jobs(one):
-        a, b = np.load(one / "jobs" / job / "latent.npy"), np.load(two / "jobs" / job / "latent.npy")
-        assert np.allclose(a, b, atol=1e-6), (job, np.abs(a - b).max())
+        for where in ("jobs", "styles/sketch/jobs"):
+            a, b = np.load(one / where / job / "latent.npy"), np.load(two / where / job / "latent.npy")
+            assert np.allclose(a, b, atol=1e-6), (job, np.abs(a - b).max())
 
 
 def test_eval_scores_any_styleclip_outputs(assets, tmp_path):
@@ -195,3 +203,137 @@ def test_torchrun_precompute_shards_the_channels_and_merges_the_same_matrix(asse
     with np.load(one) as a, np.load(two) as b:
         assert a["matrix"].shape == b["matrix"].shape and np.array_equal(a["matrix"], b["matrix"])
     assert not list(tmp_path.glob("*.partial*"))  # the shards are merged and gone
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def png_of(img: torch.Tensor) -> np.ndarray:
+    from styleclip.io.images import to_pil
+
+    return np.asarray(to_pil(img)[0].convert("RGB"), dtype=np.int16)
+
+
+def test_edits_are_drawn_by_each_adapted_generator_into_its_own_folder(assets, tmp_path, tiny_clip_file):
+    import shutil
+
+    from styleclip.guidance.clip import load_clip
+    from styleclip.guidance.templates import templates
+
+    G = assets["G"]
+    job = tmp_path / "job"
+    (job / "sketch").mkdir(parents=True)
+    sketch, joker = make_adapted(G, seed=5), make_adapted(G, seed=6, target="the joker")
+    save_generator(sketch, job / "sketch" / "generator.safetensors")
+    save_generator(joker, job / "joker.safetensors")
+    shutil.copy(assets["mapper"], job / "mapper.safetensors")
+    text = """seeds: 3-4
+prompts: [a happy dog]
+adapted: [sketch/generator.safetensors]
+runs:
+  - {method: directions, neutral: a dog, alpha: 4, beta: 0.1}
+  - {method: mapper, mapper: mapper.safetensors, strength: 2.0,
+     adapted: [sketch/generator.safetensors, joker.safetensors]}
+"""
+    (job / "job.yaml").write_text(text)
+    out = tmp_path / "b"
+    assert batch(assets, out, "--job", str(job / "job.yaml")) == 0  # files inside the job's folder: no trust needed
+    base_jobs = done_jobs(out)
+    assert len(base_jobs) == 4
+    assert sorted(p.parent.name for p in (out / "styles" / "sketch" / "jobs").glob("*/report.json")) == base_jobs
+    mapper_jobs = [j for j in base_jobs if "--mapper-" in j]
+    assert sorted(p.parent.name for p in (out / "styles" / "joker" / "jobs").glob("*/report.json")) == mapper_jobs
+
+    for name in base_jobs:
+        seed = 3 if name.startswith("seed0003") else 4
+        with torch.no_grad():
+            ws = G.mapping_forward(G.z_from_seed(seed), truncation_psi=0.7)
+        mine, base = out / "styles" / "sketch" / "jobs" / name, out / "jobs" / name
+        report = json.loads((mine / "report.json").read_text())
+        assert report["style"] == "sketch" and report["adapted"]["style"] == "sketch"
+        assert (report["adapted"]["source"], report["adapted"]["target"]) == ("photo", "sketch")
+        assert report["adapted"]["name"] == str(job / "sketch" / "generator.safetensors")
+        with torch.no_grad():
+            assert np.abs(pixels(mine / "before.png") - png_of(sketch.synthesize(ws))).max() <= 1  # the source, styled
+            if "--mapper-" in name:  # a W+ edit: the same codes, drawn by the adapted generator
+                codes = np.load(mine / "latent.npy")
+                assert np.array_equal(codes, np.load(base / "latent.npy"))
+                drawn = sketch.synthesize(torch.from_numpy(codes))
+            else:  # a StyleSpace edit: the base's change carried over to the adapted generator's own styles
+                with np.load(mine / "codes.npz") as c, np.load(base / "codes.npz") as b:
+                    assert np.array_equal(c["ws"], b["ws"])
+                    own, theirs = sketch.styles(ws), G.styles(ws)
+                    styles = {}
+                    for layer in own:
+                        expected = own[layer] + (torch.from_numpy(b[f"styles/{layer}"]) - theirs[layer])
+                        assert torch.allclose(torch.from_numpy(c[f"styles/{layer}"]), expected, atol=1e-5)
+                        styles[layer] = expected
+                drawn = sketch.synthesis_from_styles(styles)
+            assert np.abs(pixels(mine / "after.png") - png_of(drawn)).max() <= 1
+        assert not np.array_equal(pixels(mine / "after.png"), pixels(base / "after.png"))
+
+    with open(out / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["style"] for r in rows) == ["", "", "", "", "joker", "joker", *["sketch"] * 4]
+    with open(out / "adaptation.csv") as f:
+        styles = {r["style"]: r for r in csv.DictReader(f)}
+    assert (styles["joker"]["pairs"], styles["sketch"]["pairs"]) == ("2", "4")
+    assert styles["joker"]["target"] == "the joker"
+    # NADA's directional score from the PNGs, by hand: each job's base and styled after.png of the same codes
+    guide = load_clip(str(tiny_clip_file), device="cpu")
+    with torch.no_grad():
+        t_source = guide.encode_text([t("photo") for t in templates("styleclip")])
+        t_target = guide.encode_text([t("sketch") for t in templates("styleclip")])
+        direction = (t_target - t_source).mean(0)
+        direction = direction / direction.norm()
+        scores = []
+        for name in base_jobs:
+            pair = [torch.from_numpy(pixels(f / name / "after.png")).float().permute(2, 0, 1)[None] / 127.5 - 1
+                    for f in (out / "jobs", out / "styles" / "sketch" / "jobs")]  # fmt: skip
+            e = guide.encode_image(torch.cat(pair), preprocess="clip")
+            change = e[1] - e[0]
+            scores.append(float(change @ direction / change.norm()))
+    assert float(styles["sketch"]["directional_mean"]) == pytest.approx(np.mean(scores), abs=1e-5)
+    assert "Adapted generators" in (out / "summary.html").read_text()
+
+    # a style added to the finished batch: only its drawings are made, from the saved edits
+    stamps = {j: (out / "jobs" / j / "after.png").stat().st_mtime_ns for j in base_jobs}
+    (job / "job.yaml").write_text(text.replace("adapted: [sketch/generator.safetensors]\n",
+                                               "adapted: [sketch/generator.safetensors, joker.safetensors]\n"))  # fmt: skip
+    assert batch(assets, out, "--job", str(job / "job.yaml"), "--resume") == 0
+    assert sorted(p.parent.name for p in (out / "styles" / "joker" / "jobs").glob("*/report.json")) == base_jobs
+    assert {j: (out / "jobs" / j / "after.png").stat().st_mtime_ns for j in base_jobs} == stamps
+    name = next(j for j in base_jobs if "--directions-" in j)
+    with np.load(out / "jobs" / name / "codes.npz") as b, torch.no_grad():
+        ws = torch.from_numpy(b["ws"])
+        own, theirs = joker.styles(ws), G.styles(ws)
+        drawn = joker.synthesis_from_styles({k: own[k] + torch.from_numpy(b[f"styles/{k}"]) - theirs[k] for k in own})
+    assert np.abs(pixels(out / "styles" / "joker" / "jobs" / name / "after.png") - png_of(drawn)).max() <= 1
+    report = json.loads((out / "styles" / "joker" / "jobs" / name / "report.json").read_text())
+    assert report["channels_changed"] > 0 and report["beta"] == 0.1  # the saved edit's record carried over
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"done": 12, "failed": 0, "pending": 0}
+
+
+def test_adapted_generators_are_refused_in_one_line_before_any_job(assets, tmp_path, capsys):
+    outside = save_generator(make_adapted(assets["G"]), tmp_path / "outside.safetensors")
+    job = tmp_path / "job"
+    job.mkdir()
+    common = ["batch", *assets["common"], "--samples", "300", "--lpips", "off"]
+    for entry, field in ((f"adapted: [{outside}]", "adapted\\[0\\]"),
+                         ("adapted: ../outside.safetensors", "adapted\\[0\\]"),
+                         ("runs: [{method: optimize, steps: 1, adapted: [../outside.safetensors]}]",
+                          "runs\\[0\\].adapted\\[0\\]")):  # fmt: skip
+        runs = "" if entry.startswith("runs") else "runs: [{method: optimize, steps: 1}]\n"
+        (job / "job.yaml").write_text(f"seeds: 0\nprompts: [a dog]\n{runs}{entry}\n")
+        line = refused([*common, "--job", str(job / "job.yaml"), "--outdir", str(tmp_path / "o")], capsys,
+                       match=f"names {field} .*outside the job file's folder.*--trust-paths", watch=[tmp_path])  # fmt: skip
+        assert "--adapted on the command line" in line or "runs[0]" in line
+
+    small = save_generator(tiny_generator(resolution=16), tmp_path / "small.safetensors")
+    out = tmp_path / "o"
+    refused([*common, "--seeds", "0-1", "--prompt", "a dog", "--method", "optimize", "--steps", "1", "--adapted",
+             str(small), "--outdir", str(out)], capsys, match="adapted from a 16-px generator",
+            may_write=[out], watch=[tmp_path])  # fmt: skip
+    assert not (out / "jobs").exists() and not (out / "batch.json").exists()

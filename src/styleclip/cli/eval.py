@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ad.add_argument("--adapted", metavar="NAME|PATH",
                     help="score this adapted generator (runs/sketch/generator.safetensors, nada:sketch) against "
                          "--generator on the same seeds: NADA's directional CLIP score, CLIP to the target, identity")  # fmt: skip
-    ad.add_argument("--generator", help="the generator it was adapted from (name, path or URL)")
+    ad.add_argument("--generator",
+                    help="the generator it was adapted from (name, path or URL; default: the catalogue base it records)")  # fmt: skip
     ad.add_argument("--source", help="the source text (default: what the adapted generator records)")
     ad.add_argument("--target", help="the target text (default: what the adapted generator records)")
     ad.add_argument("--seeds", default="0-15", help="the seeds drawn by both (0-15)")
@@ -88,18 +89,16 @@ def run_adapted(args: argparse.Namespace) -> int:
     """``styleclip eval --adapted GEN --generator BASE``: the adapted generator's scores against its base."""
     import json
 
+    from ..adapted import load_pair
     from ..evaluation.adaptation import check_compatible, evaluate_adaptation
     from ..evaluation.judges import load_judges
     from ..guidance.clip import load_clip
-    from ..hub.generators import load_generator
     from ..sample import TRUNCATION_RANGE, parse_seeds
     from ..utils.devices import resolve_device
     from ..utils.files import atomic_write, check_outdir, make_folder
     from ..utils.values import check_float
     from .batch import describe_style
 
-    if not args.generator:
-        raise UsageError("--adapted needs --generator: the generator it was adapted from (its codes are drawn by both)")
     seeds = parse_seeds(args.seeds)
     check_float("--trunc", args.trunc, *TRUNCATION_RANGE)
     if args.batch_size < 1:
@@ -107,15 +106,17 @@ def run_adapted(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_outdir(args.out, flag="--out")
     device = resolve_device(args.device)
-    base = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
-    adapted = load_generator(args.adapted, device=device, cache=args.cache, offline=args.offline)
+    # without --generator: the catalogue base the adapted generator records
+    base, base_name, adapted = load_pair(args.generator, args.adapted, device, args.cache, args.offline)
     check_compatible(base, adapted, f"--adapted {args.adapted}")
+    if adapted.meta.get("adapted_note"):
+        print(f"styleclip eval: {adapted.meta['adapted_note']}")
     guide = load_clip(args.clip, device=device)
     faces = base.meta.get("domain") == "face"
     _, identity, notes = load_judges("off", args.identity, faces, device, args.cache, args.offline)
     result = evaluate_adaptation(base, adapted, args.source, args.target, seeds=seeds, clip=guide, identity=identity,
                                  truncation_psi=args.trunc, batch_size=args.batch_size)  # fmt: skip
-    result = {"adapted": args.adapted, "generator": args.generator, **result}
+    result = {"adapted": args.adapted, "generator": base_name, **result}
     for note in notes:
         if not note.startswith("LPIPS"):  # LPIPS is no score of an adaptation
             print(f"styleclip eval: {note}")

@@ -27,22 +27,14 @@ from ..latents import Codes
 
 
 def check_compatible(base, adapted, name: str = "the adapted generator") -> None:
-    """Refuse, in one line, an adapted generator that cannot draw ``base``'s codes (another architecture, W+
-    layout, W width, resolution or StyleSpace)."""
-    what = []
-    if type(base) is not type(adapted):
-        what.append(f"it is a {type(adapted).__name__}, the generator a {type(base).__name__}")
-    for attr, label in (("num_ws", "W+ rows"), ("w_dim", "W width"), ("img_resolution", "resolution")):
-        a, b = getattr(adapted, attr, None), getattr(base, attr, None)
-        if a != b:
-            what.append(f"{label} {a} against {b}")
-    if not what:
-        widths = [(x.name, x.channels) for x in adapted.style_layers]
-        if widths != [(x.name, x.channels) for x in base.style_layers]:
-            what.append("its style layers differ")
-    if what:
-        raise UsageError(f"{name} does not fit the generator ({'; '.join(what)}): adapt this generator, or give "
-                         f"the one it was adapted from with --generator")  # fmt: skip
+    """Refuse, in one line, an adapted generator that cannot draw ``base``'s codes: another family, resolution or W+
+    layout (:func:`styleclip.adapted.check_compatible`), or other style layers (StyleSpace edits carry over)."""
+    from ..adapted import check_compatible as check_family
+
+    check_family(adapted, base, name)
+    if [(x.name, x.channels) for x in adapted.style_layers] != [(x.name, x.channels) for x in base.style_layers]:
+        raise UsageError(f"{name} has other style layers (channel widths) than the base, so its StyleSpace codes "
+                         f"differ; pass its base with --generator")  # fmt: skip
 
 
 def adaptation_prompts(adapted) -> tuple[str | None, str | None]:
@@ -135,7 +127,8 @@ def evaluate_adaptation(
     ``truncation_psi``, drawn by both).
 
     Args:
-        base, adapted: generators (:func:`styleclip.load_generator`), compatible (:func:`check_compatible`).
+        base, adapted: generators (:func:`styleclip.load_generator`; ``adapted`` may be composed with ``base`` by
+            :func:`styleclip.load_adapted`), compatible (:func:`check_compatible`).
         source, target: the texts of the change (default: what ``adapted.meta["adapted"]`` records).
         clip: the judging CLIP model (a :class:`~styleclip.guidance.clip.ClipGuide`, or a name/path for
             :func:`styleclip.load_clip`; None: the default model).
@@ -201,7 +194,7 @@ def evaluate_styles(root: str | Path, guide, identity=None, batch_size: int = 16
             got = score_adaptation(guide, base_img, adapted_img, source, target, identity)
             for key in SCORES:
                 scores[key] += got[key]
-        rows.append({"style": style.name, "adapted": info.get("generator"), "source": source, "target": target,
+        rows.append({"style": style.name, "adapted": info.get("name"), "source": source, "target": target,
                      "pairs": len(pairs), **summarise(scores)})  # fmt: skip
     return rows
 

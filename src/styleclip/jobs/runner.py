@@ -153,15 +153,19 @@ def run_batch(
 
 
 def load_styles(spec: BatchSpec, G, cache=None, offline: bool | None = None) -> dict[str, Any]:
-    """``{style: adapted generator}`` for every adapted generator the batch names, each checked against ``G``
-    before any job starts (one line naming the misfit)."""
+    """``{style: adapted generator composed with G}`` (:func:`styleclip.load_adapted`) for every adapted generator
+    the batch names, each checked against ``G`` before any job starts (one line naming the misfit)."""
+    import sys
+
+    from ..adapted import load_adapted
     from ..evaluation.adaptation import check_compatible
-    from ..hub.generators import load_generator
 
     styles = {}
     for name, ref in spec.styles().items():
-        A = load_generator(ref, device=G.device, cache=cache, offline=offline)
-        check_compatible(G, A, f"adapted generator {ref}")
+        A = load_adapted(ref, G, cache=cache, offline=offline)
+        check_compatible(G, A, ref)
+        if A.meta.get("adapted_note"):
+            print(f"styleclip batch: {A.meta['adapted_note']}", file=sys.stderr)
         styles[name] = A
     return styles
 
@@ -308,17 +312,15 @@ class _Worker:
 
     def _draw(self, style: str, out: dict) -> dict:
         """An edit's output (made with the generator) drawn by the adapted generator ``style``."""
-        from ..evaluation.adaptation import adaptation_prompts, adapted_codes
-        from ..stylespace import generator_fingerprint
+        from ..adapted import summary
+        from ..evaluation.adaptation import adapted_codes
 
         A, codes = self.styles[style], out["codes"]
         source_ws = out.get("ws", codes.ws)
         with torch.no_grad():
             mine = adapted_codes(self.G, A, codes.to(self.G.device))
             before, after = A.synthesize(source_ws.to(self.G.device)), mine.image(A)
-        source, target = adaptation_prompts(A)
-        adapted = {"style": style, "generator": self.spec.styles()[style], "source": source, "target": target,
-                   "fingerprint": generator_fingerprint(A)}  # fmt: skip
+        adapted = {"style": style, **(summary(A) or {"name": self.spec.styles()[style]})}
         return {"before": before, "after": after, "codes": mine, "extra": {**out["extra"], "adapted": adapted}}
 
     def _optimize(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:

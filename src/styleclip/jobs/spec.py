@@ -376,7 +376,8 @@ def _place(job: Path, ref: Reference, trust: bool) -> str:
         return inside
     if not trust:
         where = "" if has_scheme(ref.value) else ", outside the job file's folder"
-        raise refuse(job, ref, OVERRIDES.get(ref.field), TRUST_FLAG, JOB_RULE, why=where)
+        # an entry of a list (adapted[1]) is given on the command line as the list's option
+        raise refuse(job, ref, OVERRIDES.get(ref.field.split("[")[0]), TRUST_FLAG, JOB_RULE, why=where)
     if has_scheme(ref.value):
         return ref.value
     path = Path(ref.value).expanduser()  # ~/lat.npy means the user's home, not a folder named ~
