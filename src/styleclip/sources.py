@@ -64,21 +64,41 @@ def from_seeds(
     return Sources(ws, [f"seed{s:04d}" for s in seeds], drawing_generator(G, adapted), f"seeds {shown}", seeds)
 
 
-def from_latent_file(G: Generator, path: str | Path, adapted: Adapted = None) -> Sources:
+def from_latent_file(
+    G: Generator, path: str | Path, adapted: Adapted = None, offsets: str | Path | None = None
+) -> Sources:
     """Every row of a latent file (``.npy``/``.npz``/``.pt``, checked before it is read); drawn by ``adapted``
-    when given."""
+    when given, and with a HyperStyle inversion's ``offsets`` file (``offsets.safetensors``) applied."""
     ws = load_latent(path, G)
-    return Sources(ws, [f"row{k}" for k in range(ws.shape[0])], drawing_generator(G, adapted), str(path))
+    draw = drawing_generator(G, adapted)
+    if offsets is not None:
+        from .inversion.hyperstyle import load_offsets
+
+        draw = apply_offsets(draw, load_offsets(offsets, G), adapted is not None)
+    return Sources(ws, [f"row{k}" for k in range(ws.shape[0])], draw, str(path))
+
+
+def apply_offsets(draw: Generator, offsets: dict[str, torch.Tensor], adapted: bool = False) -> Generator:
+    """``draw`` with a photo's HyperStyle offsets applied; on an adapted generator only those from 128 px up
+    (HyperStyle's recipe for generators fine-tuned to another domain: the coarse layers carry the new style)."""
+    from .inversion.hyperstyle import ADAPTED_FROM_RESOLUTION, offset_generator
+
+    return offset_generator(draw, offsets, ADAPTED_FROM_RESOLUTION if adapted else None)
 
 
 def from_photo(G: Generator, photo: str | Path, adapted: Adapted = None, **invert_options: Any) -> Sources:
     """A photo, prepared and inverted into ``G`` by :func:`styleclip.invert` (``invert_options``: method, encoder,
-    steps, pti, lpips, align, ...); its edits are drawn by ``inversion.generator`` (a tuned copy after PTI), or by
-    ``adapted`` composed with ``G`` (PTI is refused with it: it tunes ``G``'s weights, not the adapted ones)."""
+    steps, pti, lpips, align, ...); its edits are drawn by ``inversion.generator`` (a tuned copy after PTI, the
+    offset copy after HyperStyle), or by ``adapted`` composed with ``G`` (PTI is refused with it: it tunes ``G``'s
+    weights, not the adapted ones; HyperStyle's offsets apply from 128 px up, as HyperStyle's recipe does)."""
     if adapted is not None and invert_options.get("pti"):
         from .adapted import PTI_REFUSAL
 
         raise UsageError(PTI_REFUSAL)
     draw = drawing_generator(G, adapted)  # an incompatible adapted generator is refused before the inversion
     inv = invert(photo, G, **invert_options)
-    return Sources(inv.ws, ["photo"], inv.generator if adapted is None else draw, str(photo), inversion=inv)
+    if adapted is None:
+        draw = inv.generator
+    elif inv.offsets is not None:
+        draw = apply_offsets(draw, inv.offsets, adapted=True)
+    return Sources(inv.ws, ["photo"], draw, str(photo), inversion=inv)

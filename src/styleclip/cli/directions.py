@@ -55,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     app.add_argument("--relevance", help="relevance matrix file or catalogue name (default: official or precomputed)")
     app.add_argument("--seeds", default=None, help="source seeds, e.g. 0-3 (default 0)")
     app.add_argument("--latent", type=Path, help="edit latents saved by generate/edit/invert instead of seeds")
+    app.add_argument("--offsets", type=Path, metavar="FILE",
+                     help="with --latent: the HyperStyle offsets saved beside it (offsets.safetensors)")  # fmt: skip
     app.add_argument("--image", type=Path, help="edit a photo: inverted first (photo options below)")
     from .invert import add_photo_arguments
 

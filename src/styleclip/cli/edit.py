@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--prompt", action="append", help="the target description; repeat for several prompts")
     src.add_argument("--seed", default=None, help="seed(s) of the source image, e.g. 9 or 1-4 (default 0)")
     src.add_argument("--latent", type=Path, help="edit latents saved by generate/edit/invert (.npy/.npz/.pt)")
+    src.add_argument("--offsets", type=Path, metavar="FILE",
+                     help="with --latent: the HyperStyle offsets saved beside it (offsets.safetensors)")  # fmt: skip
     src.add_argument("--image", type=Path, help="edit a photo: inverted first (see the photo options below)")
     src.add_argument("--mode", choices=["edit", "free"], default="edit", help="free: start from the mean latent")
     src.add_argument("--from-report", type=Path, help="repeat an edit from its report.json or output PNG")
@@ -204,9 +206,24 @@ def run(args: argparse.Namespace) -> int:
 
         photo = sources_from_args(args, G, generator, config.truncation_psi, adapted=drawn)
         config.latent = str((args.outdir / "inversion" / "latent.npy").resolve())
-        if drawn is None and photo.generator is not G:
+        if drawn is None and photo.generator is not G and photo.inversion.offsets is not None:
+            G = photo.generator  # HyperStyle's offsets applied; a repeat of this edit inverts the photo again
+        elif drawn is None and photo.generator is not G:
             G, generator = photo.generator, str((args.outdir / "inversion" / "generator_pti.safetensors").resolve())
             base_meta = G.meta
+        elif drawn is not None:
+            drawn = photo.generator  # with HyperStyle's offsets from 128 px up, when it inverted the photo
+    elif args.offsets is not None:
+        if args.latent is None:
+            raise UsageError("--offsets go with the --latent they were inverted with (HyperStyle's latent.npy)")
+        from ..inversion.hyperstyle import load_offsets
+        from ..sources import apply_offsets
+
+        offsets = load_offsets(args.offsets, G)
+        if drawn is not None:
+            drawn = apply_offsets(drawn, offsets, adapted=True)
+        else:
+            G = apply_offsets(G, offsets)
     if drawn is not None:
         # the codes are the base's (its mapping is shared); the CLIP and identity losses judge the adapted pictures
         G = drawn

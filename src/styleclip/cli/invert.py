@@ -14,19 +14,25 @@ from .options import add_compile_argument, add_precision_argument
 NAME = "invert"
 
 # What an inversion writes (also as the inversion/ folder of edit, directions apply and mapper apply).
-OUTPUTS = ("aligned.png", "reconstruction.png", "latent.npy", "noise.npz", "generator_pti.safetensors", "report.json")
-HELP = "invert a photo into a generator (e4e, ReStyle or projection; optional pivotal tuning)"
+OUTPUTS = ("aligned.png", "reconstruction.png", "latent.npy", "noise.npz", "generator_pti.safetensors",
+           "offsets.safetensors", "report.json")  # fmt: skip
+HELP = "invert a photo into a generator (HyperStyle, ReStyle, e4e or projection; optional pivotal tuning)"
 
 
 def add_photo_arguments(p, steps_flag: str = "--invert-steps") -> None:
     """The options every command that takes ``--image`` shares (``edit`` keeps ``--steps`` for its own loop)."""
     p.add_argument("--method", choices=METHODS, default="auto",
-                   help="e4e, restyle, project, or auto: the generator's encoder if it has one, else projection")  # fmt: skip
-    p.add_argument("--encoder", help="encoder name or path (default: the one the catalogue pairs with the generator)")
+                   help="hyperstyle, restyle, e4e, project, or auto: the most faithful the catalogue knows for the "
+                        "generator (HyperStyle > ReStyle > e4e), else projection")  # fmt: skip
+    p.add_argument("--encoder", help="encoder name or path (default: the one the catalogue pairs with the generator; "
+                                     "with --method hyperstyle, its W encoder)")  # fmt: skip
+    p.add_argument("--hyperstyle", metavar="NAME|FILE", help="HyperStyle model (default: the catalogue's for the "
+                                                            "generator, e.g. hyperstyle:ffhq)")  # fmt: skip
     flags = [steps_flag] + (["--invert-steps"] if steps_flag != "--invert-steps" else [])
     p.add_argument(
-        *flags, dest="invert_steps", type=int, default=None, help="ReStyle steps (5) or projection steps (1000)"
-    )
+        *flags, dest="invert_steps", type=int, default=None,
+        help="ReStyle steps (5), HyperStyle passes (5) or projection steps (1000)",
+    )  # fmt: skip
     p.add_argument("--pti", action="store_true", help="pivotal tuning: fine-tune a copy of the generator to the photo")
     p.add_argument("--pti-steps", type=int, default=350, help="at most this many tuning steps (350, as PTI)")
     p.add_argument("--lpips", default="vgg", metavar="vgg|alex|off|FILE",
@@ -67,7 +73,8 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
 def invert_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of :func:`styleclip.invert` that the shared photo options give."""
     return dict(
-        method=args.method, encoder=args.encoder, steps=args.invert_steps, pti=args.pti, pti_steps=args.pti_steps,
+        method=args.method, encoder=args.encoder, hyperstyle=getattr(args, "hyperstyle", None),
+        steps=args.invert_steps, pti=args.pti, pti_steps=args.pti_steps,
         lpips=getattr(args, "lpips", None), align=args.align, face=args.face, box=parse_box(args.box),
         precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", None),
     )  # fmt: skip
@@ -89,9 +96,11 @@ def invert_into(args: argparse.Namespace, G, photo: Path, outdir: Path, generato
 def _say_inverted(inv, photo: Path) -> None:
     m = inv.metrics
     parts = [f"LPIPS {m['lpips']:.3f}" if m["lpips"] is not None else None, f"PSNR {m['psnr']:.1f} dB"]
+    parts.append(f"MS-SSIM {m['ms_ssim']:.3f}" if m.get("ms_ssim") is not None else None)
     parts.append(f"identity {m['identity']:.3f}" if m.get("identity") is not None else None)
+    why = f" ({inv.why})" if inv.why.startswith("auto") else ""
     print(
-        f"inverted {photo} with {inv.method} in {inv.seconds:.1f} s: {', '.join(p for p in parts if p)}",
+        f"inverted {photo} with {inv.method}{why} in {inv.seconds:.1f} s: {', '.join(p for p in parts if p)}",
         file=sys.stderr,
     )
 
@@ -105,16 +114,19 @@ def sources_from_args(
     from .. import sources
     from ..sample import parse_seeds
 
+    if getattr(args, "offsets", None) is not None and args.latent is None:
+        raise UsageError("--offsets go with the --latent they were inverted with (HyperStyle's latent.npy)")
     if args.image is not None:
         return invert_into(args, G, args.image, args.outdir / "inversion", generator, adapted=adapted)
     if args.latent is not None:
-        return sources.from_latent_file(G, args.latent, adapted=adapted)
+        return sources.from_latent_file(G, args.latent, adapted=adapted, offsets=getattr(args, "offsets", None))
     return sources.from_seeds(G, parse_seeds(args.seeds or "0"), trunc, class_idx, adapted=adapted)
 
 
 def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
-    """``aligned.png``, ``reconstruction.png``, ``latent.npy`` (W+ ``[1, num_ws, w_dim]``), ``noise.npz`` and
-    ``generator_pti.safetensors`` when the inversion has them, and ``report.json``, each written atomically."""
+    """``aligned.png``, ``reconstruction.png``, ``latent.npy`` (W+ ``[1, num_ws, w_dim]``), ``noise.npz``,
+    ``generator_pti.safetensors`` and HyperStyle's ``offsets.safetensors`` when the inversion has them, and
+    ``report.json``, each written atomically."""
     from ..hub.generators import save_generator
     from ..io.images import save_png, to_pil
     from ..utils.files import atomic_save_arrays, atomic_write, make_folder
@@ -130,13 +142,19 @@ def write_inversion(inv, outdir: Path, photo: Path, generator: str) -> None:
     if inv.method.endswith("+pti"):
         save_generator(inv.generator, outdir / "generator_pti.safetensors")
         outputs.append("generator_pti.safetensors")
-    for stale in {"noise.npz", "generator_pti.safetensors"} - set(outputs):
+    if inv.offsets is not None:
+        from ..inversion.hyperstyle import save_offsets
+
+        save_offsets(outdir / "offsets.safetensors", inv.offsets, inv.generator.meta["offsets_of"])
+        outputs.append("offsets.safetensors")
+    for stale in {"noise.npz", "generator_pti.safetensors", "offsets.safetensors"} - set(outputs):
         # an earlier inversion's (replaced with --overwrite) would pass for this latent's noise or tuned generator
         (outdir / stale).unlink(missing_ok=True)
     report = {
         "photo": str(photo),
         "generator": generator,
         "method": inv.method,
+        "why": inv.why,
         "distance": inv.distance,
         "metrics": inv.metrics,
         "precision": inv.precision,

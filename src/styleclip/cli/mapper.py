@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ap.add_argument("--strength", type=float, default=None, help="s in w' = w + s·M(w) (default: the mapper's, 0.1)")
     ap.add_argument("--seeds", default=None, help="source seeds, e.g. 0-7 (default 0)")
     ap.add_argument("--latent", type=Path, help="edit latents saved by generate/edit/invert instead of seeds")
+    ap.add_argument("--offsets", type=Path, metavar="FILE",
+                     help="with --latent: the HyperStyle offsets saved beside it (offsets.safetensors)")  # fmt: skip
     ap.add_argument("--image", type=Path, help="edit a photo: inverted first (photo options below)")
     ap.add_argument("--trunc", type=float, default=0.7, help="truncation psi of seed sources (0.7)")
     ap.add_argument("--prompt", help="text the report scores against (default: the mapper's own prompt)")

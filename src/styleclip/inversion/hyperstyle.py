@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..errors import CheckpointError, UsageError
 from ..nets.hyperstyle import DEFAULT_LAYERS_TO_TUNE, SHARED_LAYERS, HyperNetwork, TunedLayer, layer_table
 from ..nets.stylegan2 import Generator
+from ..nets.stylegan3 import Generator3
 from .encoders import INPUT_SIZE, Encoder
 
 N_ITERS = 5  # HyperStyle's inference default (n_iters_per_batch)
@@ -200,6 +201,8 @@ def hyperstyle_invert(
     """
     if not 1 <= n_iters <= 100:
         raise UsageError(f"HyperStyle takes 1 to 100 passes, got {n_iters}")
+    if isinstance(G, Generator3):
+        raise UsageError("HyperStyle inverts into StyleGAN2 generators; for StyleGAN3 use --method project")
     if G.num_ws != model.latent_avg.shape[0] or G.num_ws != w_encoder.n_styles:
         raise UsageError(
             f"HyperStyle's model and W encoder make {model.latent_avg.shape[0]} and {w_encoder.n_styles} W+ rows but "
@@ -283,11 +286,71 @@ def offset_generator(G: Generator, offsets: dict[str, torch.Tensor], from_resolu
     with torch.no_grad():
         for key, value in _offset_weights(G, kept, 0).items():
             tuned.get_parameter(key).copy_(value)
+    from ..stylespace import generator_fingerprint
+
     # a new network: the original's cached fingerprint (and the statistics keyed by it) must not carry over
-    tuned.meta = {k: v for k, v in G.meta.items() if k != "fingerprint"} | {"hyperstyle": sorted(kept)}
+    tuned.meta = {k: v for k, v in G.meta.items() if k != "fingerprint"}
+    tuned.meta |= {"hyperstyle": sorted(kept), "offsets_of": generator_fingerprint(G)}
     return tuned
 
 
 def _resolution(name: str) -> int:
     block = name.split(".")[1]  # 'synthesis.b128.conv0' -> 'b128'
     return int(block[1:])
+
+
+# -- offsets on disk ----------------------------------------------------------------------------------------------
+
+OFFSETS_FORMAT = "styleclip.hyperstyle-offsets"
+
+
+def save_offsets(path: str | Path, offsets: dict[str, torch.Tensor], generator: str) -> Path:
+    """Write one photo's offsets (``{layer: [1, out, in, k, k]}``) as ``.safetensors``, atomically, with
+    ``generator``: the fingerprint of the generator they belong to (``offset_generator(...).meta["offsets_of"]``)."""
+    import json
+
+    from safetensors.torch import save as safetensors_bytes
+
+    from ..utils.files import atomic_write_bytes
+
+    tensors = {name: d.detach().to("cpu", torch.float32).contiguous() for name, d in offsets.items()}
+    meta = {"format": OFFSETS_FORMAT, "generator": generator, "layers": json.dumps(sorted(tensors))}
+    return atomic_write_bytes(Path(path), safetensors_bytes(tensors, metadata=meta))
+
+
+def load_offsets(path: str | Path, G: Generator) -> dict[str, torch.Tensor]:
+    """One photo's offsets saved by :func:`save_offsets`, checked against ``G`` (the same weights, every layer's
+    shape) before anything is drawn. Errors are one line naming the file."""
+    from safetensors import safe_open
+
+    from ..hub.formats.safetensors_check import check_safetensors
+    from ..stylespace import generator_fingerprint
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--offsets {str(path)[:200]}: no such file (styleclip invert writes offsets.safetensors)")
+    check_safetensors(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"{path}: unreadable offsets file ({str(exc)[:120]})") from None
+    if meta.get("format") != OFFSETS_FORMAT:
+        raise CheckpointError(
+            f"{path}: not a HyperStyle offsets file (styleclip invert --method hyperstyle writes one)"
+        )
+    if meta.get("generator") != generator_fingerprint(G):
+        raise UsageError(
+            f"{path} holds offsets for another generator's weights; pass the --generator it was inverted with"
+        )
+    if isinstance(G, Generator3):
+        raise UsageError("HyperStyle's offsets belong to StyleGAN2 generators; this one is a StyleGAN3")
+    layers = {t.name: t for t in layer_table(G)}
+    for name, d in tensors.items():
+        layer = layers.get(name)
+        if layer is None or tuple(d.shape) != (1, layer.out_channels, layer.in_channels, layer.kernel, layer.kernel):
+            raise CheckpointError(f"{path}: offset {name[:60]} does not fit a layer of this generator")
+        if not torch.isfinite(d).all():
+            raise CheckpointError(f"{path}: offset {name[:60]} holds NaN or Inf values")
+    return tensors

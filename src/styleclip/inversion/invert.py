@@ -1,9 +1,10 @@
 """``styleclip.invert``: a user's photo -> a latent of the generator (+ reconstruction and its quality).
 
 Steps: read the photo robustly, crop it the way the generator was trained (FFHQ alignment for faces, a centre
-crop or a given box otherwise), then one of e4e, ReStyle-e4e (the encoder the catalogue pairs with the generator)
-or optimisation projection (any generator; may start from an encoder's answer), optionally followed by pivotal
-tuning (PTI) of a copy of the generator around the found latent.
+crop or a given box otherwise), then one of HyperStyle (per-photo offsets of the generator's weights), e4e,
+ReStyle-e4e (the encoders the catalogue pairs with the generator) or optimisation projection (any generator; may
+start from an encoder's answer), optionally followed by pivotal tuning (PTI) of a copy of the generator around the
+found latent. ``method="auto"`` picks the most faithful of those the catalogue knows for the generator.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..utils.precision import describe as describe_precision
 from .encoders import Encoder, encode, load_encoder
 from .projection import ProjectionConfig, _lpips_to, project, psnr, use_noise
 
-METHODS = ("auto", "e4e", "restyle", "project")
+METHODS = ("auto", "hyperstyle", "restyle", "e4e", "project")
 ALIGNS = ("auto", "face", "center", "none")
 
 
@@ -50,6 +51,8 @@ class Inversion:
     aligned: Image.Image
     distance: str  # what projection and PTI minimised: 'LPIPS-VGG + pixels', 'pixels (LPIPS off)', ...
     noise: dict[str, torch.Tensor] | None = None
+    offsets: dict[str, torch.Tensor] | None = None  # HyperStyle's {layer: [1, out, in, k, k]}; W' = W * (1 + Δ)
+    why: str = ""  # how the method was chosen ('auto' says which and why)
     steps: list[torch.Tensor] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
@@ -99,6 +102,7 @@ def invert(
     encoder: Encoder | str | Path | None = None,
     lpips: LPIPS | str | None = None,
     steps: int | None = None,
+    hyperstyle=None,
     pti: bool = False,
     pti_steps: int = 350,
     pti_stop: float = 0.06,
@@ -115,14 +119,17 @@ def invert(
 
     Args:
         photo: a path or a PIL image; prepared by :func:`prepare_photo` (``align``, ``face``, ``box``).
-        method: 'e4e', 'restyle', 'project', or 'auto' (the generator's encoder when the catalogue names one,
-            else projection).
+        method: 'hyperstyle', 'restyle', 'e4e', 'project', or 'auto': the most faithful inversion the catalogue
+            knows for ``G`` (HyperStyle > ReStyle > e4e > projection; see :func:`choose_method`), or the kind of
+            the ``encoder`` given; ``Inversion.why`` says which and why.
         encoder: a loaded :class:`Encoder`, or its name/path (default: the catalogue's for ``G``). With
-            'project', an encoder given here provides the starting point.
+            'project', an encoder given here provides the starting point; with 'hyperstyle', the W encoder.
         lpips: perceptual distance for projection, PTI and the metrics: a loaded LPIPS, 'vgg' (LPIPS-VGG, downloaded
             once; also None), 'alex', a path to LPIPS-VGG's calibration layers, or 'off' (projection and PTI on pixels
             alone, no LPIPS metric: for machines that cannot download VGG16).
-        steps: ReStyle refinement steps (5) or projection steps (1000).
+        steps: ReStyle refinement steps (5), HyperStyle passes (5) or projection steps (1000).
+        hyperstyle: a loaded :class:`~styleclip.inversion.hyperstyle.HyperStyle` model or its name/path (default:
+            the catalogue's for ``G``).
         pti: fine-tune a copy of the generator around the latent (pivotal tuning) for a faithful reconstruction,
             for up to ``pti_steps`` steps or until LPIPS falls below ``pti_stop``.
         identity: an :class:`~styleclip.guidance.identity.IdentityLoss` for the face-identity metric.
@@ -140,7 +147,7 @@ def invert(
     if pti and not (isinstance(pti_steps, int) and 1 <= pti_steps <= 100_000):
         raise UsageError(f"pivotal tuning takes 1 to 100000 steps, got {pti_steps!r}")
     used = resolve_precision(precision, G.device)
-    encoder_based = method in ("e4e", "restyle") or (method == "auto" and (encoder is not None or default_encoder(G)))
+    encoder_based = method in ("e4e", "restyle", "hyperstyle") or (method == "auto" and bool(inversions_for(G)))
     chosen = (precision or "auto").lower() == "auto" and not os.environ.get("STYLECLIP_PRECISION")
     keep_fp32 = chosen and encoder_based and used != "fp32"
     if keep_fp32:
@@ -148,8 +155,8 @@ def invert(
         # pass's rounded reconstruction back in: in bf16 the five passes ended 5 PNG levels from fp32's.
         used = "fp32"
     with computing_in(used), compiling(compile) as compiled:
-        inv = _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, align, face, box,
-                      projection, identity, progress)  # fmt: skip
+        inv = _invert(photo, G, method, encoder, hyperstyle, lpips, steps, pti, pti_steps, pti_stop, align, face,
+                      box, projection, identity, progress)  # fmt: skip
     inv.precision = describe_precision(precision, used, G.device)
     if keep_fp32:
         inv.precision["why"] = "auto keeps encoder inversion in fp32 (bf16's rounding compounds over its passes)"
@@ -157,20 +164,80 @@ def invert(
     return inv
 
 
-def _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, align, face, box, projection,
-            identity, progress) -> Inversion:  # fmt: skip
+def inversions_for(G: Generator) -> dict[str, str]:
+    """``{method: catalogue name}`` of the inversions the catalogue knows for ``G`` ('hyperstyle', 'restyle',
+    'e4e'), from the generator's catalogue defaults."""
+    defaults = G.meta.get("defaults") or {}
+    known = dict(defaults.get("inversions") or {})
+    encoder = defaults.get("encoder")
+    if encoder and encoder not in known.values():
+        known.setdefault("restyle" if "restyle" in str(encoder) else "e4e", encoder)
+    return {m: known[m] for m in PREFERENCE if m in known}
+
+
+PREFERENCE = ("hyperstyle", "restyle", "e4e")  # the most faithful first (HyperStyle's paper, Table 1)
+HYPERSTYLE_MEMORY = 6 * 2**30  # HyperStyle's FFHQ model (2.3 GB of weights) with its W encoder and a 1024-px pass
+
+
+def choose_method(G: Generator, encoder=None, hyperstyle=None) -> tuple[str, str]:
+    """``(method, why)`` for ``method='auto'``: the kind of the encoder or model given, else the most faithful
+    inversion the catalogue knows for ``G`` that fits the memory this machine has free, else projection."""
+    if hyperstyle is not None:
+        return "hyperstyle", "a HyperStyle model was given"
+    if isinstance(encoder, Encoder):
+        return encoder.kind if encoder.kind != "w" else "e4e", f"the {encoder.kind} encoder given"
+    if encoder is not None:
+        return "encoder", "the encoder given"
+    known = inversions_for(G)
+    if not known:
+        return "project", "the catalogue pairs no encoder with this generator, so projection (any generator)"
+    first = next(iter(known))
+    if first == "hyperstyle":
+        free = _free_memory(G.device)
+        if free is not None and free < HYPERSTYLE_MEMORY and len(known) > 1:
+            second = list(known)[1]
+            return second, (
+                f"HyperStyle ({known[first]}) needs about {HYPERSTYLE_MEMORY / 2**30:.0f} GiB and this device has "
+                f"{free / 2**30:.1f} GiB free, so the next most faithful: {known[second]}"
+            )
+    others = ", ".join(known[m] for m in known if m != first)
+    tail = f" (also known: {others})" if others else ""
+    return first, f"the most faithful inversion the catalogue knows for this generator: {known[first]}{tail}"
+
+
+def _free_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` (CUDA: the driver's count; CPU: what the kernel can give); None where unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu":
+        from ..hub.formats.budget import available_memory
+
+        return available_memory()
+    return None
+
+
+def _invert(photo, G, method, encoder, hyperstyle, lpips, steps, pti, pti_steps, pti_stop, align, face, box,
+            projection, identity, progress) -> Inversion:  # fmt: skip
     t0 = time.perf_counter()
     domain = G.meta.get("domain")
     aligned = prepare_photo(photo, G.img_resolution, align, domain, face, box)
     target = to_tensor(aligned, G.device)
     name = encoder if isinstance(encoder, str | Path) else None
+    why = f"--method {method}"
     if method == "auto":
-        method = "e4e" if encoder is not None or default_encoder(G) else "project"
-    if method in ("e4e", "restyle") or (method == "project" and encoder is not None):
+        method, why = choose_method(G, encoder, hyperstyle)
+        why = f"auto: {why}"
+    known = inversions_for(G)
+    model = None
+    if method == "hyperstyle":
+        model, encoder = _load_hyperstyle(G, hyperstyle, encoder, known)
+    elif method in ("e4e", "restyle", "encoder") or (method == "project" and encoder is not None):
         if not isinstance(encoder, Encoder):
-            name = name or default_encoder(G)
+            name = name or known.get(method) or default_encoder(G)
             if name is None:
-                raise UsageError("no encoder is known for this generator: pass --encoder or use --method project")
+                raise UsageError(
+                    f"no {method} encoder is known for this generator: pass --encoder or use --method project"
+                )
             encoder = load_encoder(name, device=G.device)
         _check_pairing(encoder, G)
         if method != "project":
@@ -179,8 +246,15 @@ def _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, a
     if identity is None and domain == "face":
         identity = _optional(lambda: load_identity_loss(device=G.device), False, "the ArcFace identity metric")
 
-    noise, history, all_steps = None, [], []
-    if method in ("e4e", "restyle"):
+    noise, history, all_steps, offsets = None, [], [], None
+    generator = G
+    if model is not None:
+        from .hyperstyle import N_ITERS, hyperstyle_invert, offset_generator
+
+        result = hyperstyle_invert(model, encoder, G, target, n_iters=steps or N_ITERS)
+        ws, offsets, all_steps = result.ws, result.offsets[-1], [result.ws] * len(result.offsets)
+        generator = offset_generator(G, offsets)
+    elif method in ("e4e", "restyle"):
         all_steps = encode(encoder, G, target, steps=steps)
         ws = all_steps[-1]
     else:
@@ -188,8 +262,9 @@ def _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, a
         cfg = projection or ProjectionConfig(steps=steps or 1000, space="w+" if init is not None else "w")
         result = project(G, target, lpips, cfg, init=init, progress=progress)
         ws, noise, history = result.ws, result.noise, result.history
-    generator = G
     if pti:
+        if offsets is not None:
+            raise UsageError("HyperStyle already tunes the generator's weights to the photo: drop --pti")
         generator = pivotal_tuning(
             G, ws, target, lpips, steps=pti_steps, stop_lpips=pti_stop, noise=noise, progress=progress
         )
@@ -197,9 +272,47 @@ def _invert(photo, G, method, encoder, lpips, steps, pti, pti_steps, pti_stop, a
         recon = generator.synthesize(ws)
     metrics = reconstruction_metrics(recon, target, lpips, identity if domain == "face" else None)
     return Inversion(
-        ws.detach(), target, recon, generator, method + ("+pti" if pti else ""), aligned, distance, noise,
-        [s.detach() for s in all_steps], metrics, history, time.perf_counter() - t0,
+        ws=ws.detach(), target=target, reconstruction=recon, generator=generator,
+        method=method + ("+pti" if pti else ""), aligned=aligned, distance=distance, noise=noise, offsets=offsets,
+        why=why, steps=[s.detach() for s in all_steps], metrics=metrics, history=history,
+        seconds=time.perf_counter() - t0,
     )  # fmt: skip
+
+
+def _load_hyperstyle(G: Generator, hyperstyle, encoder, known: dict[str, str]):
+    """The HyperStyle model and its W encoder: those given, else the catalogue's for ``G`` (the model's catalogue
+    entry names its W encoder)."""
+    from .hyperstyle import HyperStyle, load_hyperstyle
+
+    if not isinstance(hyperstyle, HyperStyle):
+        name = hyperstyle or known.get("hyperstyle")
+        if name is None:
+            raise UsageError(
+                "no HyperStyle model is known for this generator: pass --hyperstyle FILE or use another --method"
+            )
+        hyperstyle = load_hyperstyle(name, device=G.device)
+        if encoder is None:
+            encoder = _catalogue_default(name, "w_encoder")
+    if not isinstance(encoder, Encoder):
+        if encoder is None:
+            raise UsageError(
+                "HyperStyle starts from its W encoder's codes: pass it with --encoder (faces_w_encoder.pt)"
+            )
+        encoder = load_encoder(encoder, device=G.device)
+    if not _same_network(hyperstyle.generator, G):
+        warnings.warn(
+            "HyperStyle's own generator differs from the one given; its offsets may reconstruct the photo poorly "
+            "there (use the generator it was trained with)",
+            stacklevel=4,
+        )
+    return hyperstyle, encoder
+
+
+def _catalogue_default(name, key: str):
+    from ..hub.registry import find_asset
+
+    asset = find_asset(str(name)) if isinstance(name, str) else None
+    return (asset.defaults or {}).get(key) if asset is not None else None
 
 
 def _check_pairing(encoder: Encoder, G: Generator) -> None:
@@ -266,10 +379,14 @@ def _optional(load, needed: bool, what: str):
 
 @torch.no_grad()
 def reconstruction_metrics(recon: torch.Tensor, target: torch.Tensor, lpips: LPIPS | None, identity=None) -> dict:
-    """LPIPS (lower is closer), PSNR in dB, and ArcFace cosine similarity for faces (None where not measured)."""
+    """LPIPS (lower is closer), PSNR in dB, MS-SSIM, and ArcFace cosine similarity for faces (None where not
+    measured)."""
+    from .quality import ms_ssim
+
     return {
         "lpips": float(lpips(recon, target)[0]) if lpips is not None else None,
         "psnr": psnr(recon, target),
+        "ms_ssim": float(ms_ssim(recon.float(), target.float())[0]),
         "identity": float((identity.embed(recon) * identity.embed(target)).sum()) if identity is not None else None,
     }
 
