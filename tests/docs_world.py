@@ -22,6 +22,7 @@ from styleclip.stylespace import StyleLayout
 
 from checkpoint_writers import stylegan3_repo_pickle_bytes, write_nvidia_pickle, write_rosinality
 from conftest import tiny_clip, tiny_generator3, tiny_lpips_model
+from hyperstyle_writers import write_hyperstyle, write_w_encoder
 from mapper_writers import random_mapper_weights, write_official_mapper
 from test_encoders import TINY_IRSE, tiny_generator_w64, write_checkpoint
 
@@ -67,6 +68,8 @@ def _writers(G) -> dict[str, Callable[[Path], None]]:
         "rosinality": lambda path: write_rosinality(G, path),
         "e4e": e4e,
         "restyle-e4e": restyle,
+        "hyperstyle": lambda path: write_hyperstyle(G, path),
+        "w-encoder": lambda path: write_w_encoder(G, path),
         "arcface-ir-se50": arcface,
         # a 32-px generator has no W+ rows from 64 px up, so no fine mapper (as mohawk and six others lack one)
         "styleclip-mapper": lambda path: write_official_mapper(

@@ -21,8 +21,11 @@ from checkpoint_writers import rosinality_state_dict
 from conftest import tiny_generator
 
 TINY_STAGES = [(8, 8, 1), (8, 8, 1), (8, 16, 1), (16, 16, 1)]
-# squeeze-excite divides by 16; each stage changes the width (how its start is read back); the last is w's width
-TINY_IRSE = [(16, 16, 1), (16, 32, 1), (32, 48, 1), (48, 16, 1)]
+
+
+def tiny_irse(w_dim: int) -> list[tuple[int, int, int]]:
+    """Squeeze-excite divides by 16; each stage changes the width (how its start is read back); the last is w's."""
+    return [(16, 16, 1), (16, 32, 1), (32, 48, 1), (48, w_dim, 1)]
 
 
 def hyperstyle_generator(resolution: int = 128, seed: int = 0):
@@ -40,8 +43,21 @@ def _randomise(module: torch.nn.Module, seed: int, scale: float = 0.2) -> None:
                     t.abs_()
 
 
+def default_tune(G) -> tuple[int, ...]:
+    """Every 3x3 layer, as HyperStyle's default does, less the shared ones another width than the first shared
+    layer's (the shared hyper-network has one size; the published generators are 512 wide there)."""
+    from styleclip.nets.hyperstyle import SHARED_LAYERS
+
+    table = layer_table(G)
+    size = (table[0].in_channels, table[0].out_channels)
+    return tuple(
+        t.index for t in table
+        if not t.torgb and (t.index not in SHARED_LAYERS or (t.in_channels, t.out_channels) == size)
+    )  # fmt: skip
+
+
 def tiny_hypernet(G, tune=None, seed: int = 0) -> HyperNetwork:
-    tune = tuple(tune) if tune is not None else tuple(i for i in range(len(layer_table(G))) if i not in {1, 4, 7})
+    tune = tuple(tune) if tune is not None else default_tune(G)
     net = HyperNetwork(layer_table(G), tune, 6, TINY_STAGES, 8, (8, 8), 16)
     _randomise(net, seed, 0.05)
     return net.eval()
@@ -62,7 +78,7 @@ def write_hyperstyle(G, path: Path, tune=None, seed: int = 0, dataset_type: str 
 
 
 def tiny_w_encoder(G, seed: int = 1) -> WEncoder:
-    net = WEncoder(G.num_ws, TINY_IRSE, 16)
+    net = WEncoder(G.num_ws, tiny_irse(G.w_dim), 16)
     _randomise(net, seed, 0.1)
     return net.eval()
 

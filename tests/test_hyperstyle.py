@@ -3,9 +3,13 @@ iteration, against HyperStyle's forward pass written from the state dict (tests/
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 import styleclip
 from styleclip.errors import CheckpointError
@@ -154,3 +158,117 @@ def test_damaged_or_foreign_checkpoints_are_one_line(world, tmp_path):
     torch.save({"state_dict": {"encoder.x": torch.zeros(1)}}, tmp_path / "e4e.pt")
     refused_by(lambda: load_hyperstyle(tmp_path / "e4e.pt"), match="not a HyperStyle checkpoint", error=CheckpointError)
     refused_by(lambda: load_hyperstyle(tmp_path / "nothing.pt"), error=styleclip.StyleclipError)
+
+
+# -- in styleclip.invert, the CLI and the sources ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory, world):
+    from styleclip.io.images import to_pil
+
+    G = world[0]
+    with torch.no_grad():
+        img = G.synthesize(G.mapping_forward(G.z_from_seed(11), truncation_psi=0.6))
+    path = tmp_path_factory.mktemp("photo") / "me.png"
+    to_pil(img)[0].resize((150, 150), Image.Resampling.BICUBIC).save(path)
+    return path
+
+
+def test_invert_with_hyperstyle_applies_the_offsets(world, photo):
+    G, path, w_path = world
+    inv = styleclip.invert(photo, G, method="hyperstyle", hyperstyle=path, encoder=w_path, lpips="off", align="center")
+    assert inv.method == "hyperstyle" and inv.why == "--method hyperstyle"
+    assert set(inv.offsets) == {t.name for t in layer_table(G) if t.index in load_hyperstyle(path).net.tune}
+    torch.testing.assert_close(inv.reconstruction, draw_with_offsets(G, inv.ws, inv.offsets))
+    assert (inv.reconstruction - G.synthesize(inv.ws)).abs().max() > 1e-3  # the offsets change the picture
+    assert set(inv.metrics) >= {"psnr", "ms_ssim"} and 0 < inv.metrics["ms_ssim"] <= 1
+    with pytest.raises(styleclip.UsageError, match="drop --pti"):
+        styleclip.invert(photo, G, method="hyperstyle", hyperstyle=path, encoder=w_path, lpips="off", pti=True)
+
+
+def test_auto_picks_the_most_faithful_known_inversion(world, monkeypatch):
+    from styleclip.inversion import invert as inv_module
+
+    G = world[0]
+    G.meta["defaults"] = {"encoder": "e4e:ffhq", "inversions": {"e4e": "e4e:ffhq", "hyperstyle": "hyperstyle:ffhq",
+                                                                 "restyle": "restyle-e4e:ffhq"}}  # fmt: skip
+    try:
+        monkeypatch.setattr(inv_module, "_free_memory", lambda device: 64 * 2**30)
+        method, why = inv_module.choose_method(G)
+        assert method == "hyperstyle" and "hyperstyle:ffhq" in why and "restyle-e4e:ffhq" in why
+        monkeypatch.setattr(inv_module, "_free_memory", lambda device: 2**30)
+        method, why = inv_module.choose_method(G)
+        assert method == "restyle" and "GiB free" in why
+        G.meta["defaults"] = {"encoder": "restyle-e4e:afhqwild"}
+        assert inv_module.choose_method(G)[0] == "restyle"
+        G.meta["defaults"] = {}
+        assert inv_module.choose_method(G) == (
+            "project",
+            "the catalogue pairs no encoder with this generator, so projection (any generator)",
+        )
+    finally:
+        G.meta.pop("defaults", None)
+
+
+def test_cli_writes_offsets_that_reload_with_the_latent(world, photo, tmp_path, capsys):
+    from styleclip.cli.main import main
+    from styleclip.hub.generators import save_generator
+    from styleclip.sources import from_latent_file
+
+    G, path, w_path = world
+    gen = save_generator(G, tmp_path / "g.safetensors")
+    out = tmp_path / "inv"
+    argv = ["invert", str(photo), "--generator", str(gen), "--method", "hyperstyle", "--hyperstyle", str(path),
+            "--encoder", str(w_path), "--steps", "2", "--lpips", "off", "--align", "center", "--outdir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "with hyperstyle" in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert "offsets.safetensors" in report["outputs"] and report["why"] == "--method hyperstyle"
+    src = from_latent_file(G, out / "latent.npy", offsets=out / "offsets.safetensors")
+    recon = torch.from_numpy(np.array(Image.open(out / "reconstruction.png")))
+    drawn = styleclip.io.images.to_uint8(src.generator.synthesize(src.ws))[0]
+    assert (torch.from_numpy(drawn).int() - recon.int()).abs().max() <= 1
+    # a re-inversion by another method removes the earlier offsets (they would pass for the new latent's)
+    argv_e4e = [*argv[:4], "--method", "project", "--steps", "2", "--lpips", "off", "--align", "center",
+                "--outdir", str(out), "--overwrite"]  # fmt: skip
+    assert main(argv_e4e) == 0
+    assert not (out / "offsets.safetensors").exists()
+
+
+def test_offsets_are_checked_before_drawing(world, tmp_path):
+    from styleclip.inversion.hyperstyle import load_offsets, save_offsets
+    from styleclip.stylespace import generator_fingerprint
+
+    G = world[0]
+    table = layer_table(G)
+    good = {table[0].name: torch.zeros(1, table[0].out_channels, table[0].in_channels, 3, 3)}
+    save_offsets(tmp_path / "o.safetensors", good, generator_fingerprint(G))
+    assert set(load_offsets(tmp_path / "o.safetensors", G)) == {table[0].name}
+    other = hyperstyle_generator(128, seed=5)
+    refused_by(lambda: load_offsets(tmp_path / "o.safetensors", other), match="another generator")
+    save_offsets(tmp_path / "bad.safetensors", {table[0].name: torch.zeros(1, 2, 2, 3, 3)}, generator_fingerprint(G))
+    refused_by(lambda: load_offsets(tmp_path / "bad.safetensors", G), match="does not fit", error=CheckpointError)
+    save_offsets(
+        tmp_path / "nan.safetensors", {table[0].name: good[table[0].name] * float("nan")}, generator_fingerprint(G)
+    )
+    refused_by(lambda: load_offsets(tmp_path / "nan.safetensors", G), match="NaN", error=CheckpointError)
+    refused_by(lambda: load_offsets(tmp_path / "missing.safetensors", G), match="no such file")
+
+
+def test_offsets_flag_needs_a_latent(capsys):
+    from hostile import refused
+
+    refused(["edit", "--generator", "x", "--prompt", "a", "--offsets", "o.safetensors", "--outdir", "o"], capsys,
+            match="--offsets go with the --latent")  # fmt: skip
+
+
+def test_an_adapted_generator_takes_the_offsets_from_128_px(world, photo):
+    from styleclip.sources import from_photo
+
+    G, path, w_path = world
+    adapted = hyperstyle_generator(128, seed=8)
+    adapted.mapping.load_state_dict(G.mapping.state_dict())
+    src = from_photo(G, photo, adapted=adapted, method="hyperstyle", hyperstyle=path, encoder=w_path, lpips="off",
+                     align="center", steps=1)  # fmt: skip
+    assert src.generator.meta["hyperstyle"] == [n for n in sorted(src.inversion.offsets) if ".b128." in n]

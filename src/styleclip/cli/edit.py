@@ -180,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image is not None and (args.seed is not None or args.latent is not None):
         raise UsageError("give one source: --image, --seed or --latent")
+    if args.offsets is not None and args.latent is None:
+        raise UsageError("--offsets go with the --latent they were inverted with (HyperStyle's latent.npy)")
     config, generator = _config(args)  # checked there
     if args.image is not None and config.space == "w":  # said before minutes of inversion, not after
         raise UsageError("an inverted photo is a W+ latent; edit it with --space w+ or s")
@@ -214,8 +216,6 @@ def run(args: argparse.Namespace) -> int:
         elif drawn is not None:
             drawn = photo.generator  # with HyperStyle's offsets from 128 px up, when it inverted the photo
     elif args.offsets is not None:
-        if args.latent is None:
-            raise UsageError("--offsets go with the --latent they were inverted with (HyperStyle's latent.npy)")
         from ..inversion.hyperstyle import load_offsets
         from ..sources import apply_offsets
 

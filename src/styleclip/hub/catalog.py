@@ -48,7 +48,9 @@ _SG2_CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks"
 _ADA_TF_CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained"
 _STYLECLIP_RAW = "https://raw.githubusercontent.com/orpatashnik/StyleCLIP/f87a47f7fc39e19a1f6c88293875692b303bf168"
 
-_FACE = {"identity_loss": True, "encoder": "e4e:ffhq"}
+# The inversions known for a generator, most faithful first: styleclip.invert(method="auto") picks among them.
+_FACE_INVERSIONS = {"hyperstyle": "hyperstyle:ffhq", "restyle": "restyle-e4e:ffhq", "e4e": "e4e:ffhq"}
+_FACE = {"identity_loss": True, "encoder": "e4e:ffhq", "inversions": _FACE_INVERSIONS}
 
 # -- generators: NVIDIA stylegan2-ada-pytorch (README "Data repository"; NGC names from the stylegan3 README)
 _ADA = [
@@ -61,7 +63,10 @@ _ADA = [
         "wild",
         512,
         "stylegan2-afhqwild-512x512.pkl",
-        {"encoder": "restyle-e4e:afhqwild"},
+        {
+            "encoder": "restyle-e4e:afhqwild",
+            "inversions": {"hyperstyle": "hyperstyle:afhq-wild", "restyle": "restyle-e4e:afhqwild"},
+        },
         "AFHQ wild animals, ADA",
     ),
     ("brecahad", "histology", 512, "stylegan2-brecahad-512x512.pkl", {}, "BreCaHAD breast-cancer histology, ADA"),
@@ -96,7 +101,11 @@ ASSETS += [
         licence=NVIDIA_NC,
         file_format="stylegan2-tensorflow",
         resolution=res,
-        defaults=dict(_FACE) if key == "ffhq" else {},
+        defaults=dict(_FACE)
+        if key == "ffhq"
+        else {"inversions": {"hyperstyle": "hyperstyle:cars"}}
+        if key == "car"
+        else {},
         description=f"original TensorFlow StyleGAN2 config-f ({desc}); StyleCLIP's ffhq directions use ffhq",
     )
     for key, domain, res, desc in [
@@ -245,6 +254,44 @@ ASSETS += [
         description="ReStyle over e4e, AFHQ Wild",
     ),
 ]
+
+# -- HyperStyle (its README's pretrained-model table): the hyper-network checkpoints, each with the W encoder that gives
+# its starting codes and the generator it was trained with (the rosinality conversions of the same networks)
+_HYPERSTYLE = [
+    ("ffhq", "face", 1024, "1C3dEIIH1y8w1-zQMCyx7rDF0ndswSXh4", "hyperstyle_ffhq.pt", "1M-hsL3W_cJKs77xM1mwq2e9-J0_m7rHP",
+     "faces_w_encoder.pt", "rosinality:ffhq", "FFHQ faces"),
+    ("cars", "car", 512, "1WZ7iNv5ENmxXFn6dzPeue1jQGNp6Nr9d", "hyperstyle_cars.pt", "1GZke8pfXMSZM9mfT-AbP1Csyddf5fas7",
+     "cars_w_encoder.pt", "stylegan2-tf:car", "LSUN cars (512 x 384 content)"),
+    ("afhq-wild", "wild", 512, "1OMAKYRp3T6wzGr0s3887rQK-5XHlJ2gp", "hyperstyle_afhq_wild.pt",
+     "1MhEHGgkTpnTanIwuHYv46i6MJeet2Nlr", "afhq_wild_w_encoder.pt", "stylegan2-ada:afhqwild", "AFHQ wild animals"),
+]  # fmt: skip
+for key, domain, res, model_id, model_file, w_id, w_file, base, what in _HYPERSTYLE:
+    ASSETS += [
+        Asset(
+            name=f"hyperstyle:{key}",
+            kind="encoder",
+            domain=domain,
+            filename=model_file,
+            urls=(_drive(model_id),),
+            licence=NVIDIA_NC_DERIVED,
+            file_format="hyperstyle",
+            resolution=res,
+            defaults={"generator": base, "w_encoder": f"hyperstyle-w:{key}", "steps": 5},
+            description=f"HyperStyle, {what}: per-photo offsets of the generator's weights (contains its decoder)",
+        ),
+        Asset(
+            name=f"hyperstyle-w:{key}",
+            kind="encoder",
+            domain=domain,
+            filename=w_file,
+            urls=(_drive(w_id),),
+            licence=NVIDIA_NC_DERIVED,
+            file_format="w-encoder",
+            resolution=res,
+            defaults={"generator": base},
+            description=f"HyperStyle's W encoder, {what}: the codes its passes start from",
+        ),
+    ]
 
 # -- identity: ArcFace IR-SE50 as e4e / pSp / ReStyle / StyleCLIP use it (taken from TreB1eN)
 ASSETS.append(

@@ -235,9 +235,7 @@ def _invert(photo, G, method, encoder, hyperstyle, lpips, steps, pti, pti_steps,
         if not isinstance(encoder, Encoder):
             name = name or known.get(method) or default_encoder(G)
             if name is None:
-                raise UsageError(
-                    f"no {method} encoder is known for this generator: pass --encoder or use --method project"
-                )
+                raise UsageError("no encoder is known for this generator: pass --encoder or use --method project")
             encoder = load_encoder(name, device=G.device)
         _check_pairing(encoder, G)
         if method != "project":
@@ -326,7 +324,9 @@ def _check_pairing(encoder: Encoder, G: Generator) -> None:
 
 
 def _same_network(a: Generator, b: Generator) -> bool:
-    """Same architecture and weights up to the rounding that converting between file formats leaves."""
+    """Same architecture and weights up to the rounding that converting between file formats leaves. The truncation
+    centre ``w_avg`` is left out: inversions draw W+ codes, never truncated ones (and checkpoints that carry a
+    generator often store their own average latent as it)."""
     if a.config != b.config:
         return False
     sb = b.state_dict()
@@ -335,6 +335,7 @@ def _same_network(a: Generator, b: Generator) -> bool:
         and v.shape == sb[k].shape
         and torch.allclose(v.float().cpu(), sb[k].float().cpu(), rtol=1e-4, atol=1e-5)
         for k, v in a.state_dict().items()
+        if k != "mapping.w_avg"
     )
 
 
