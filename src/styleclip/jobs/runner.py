@@ -194,13 +194,14 @@ def describe_batch(spec: BatchSpec) -> dict:
     return {
         "generator": spec.generator,
         "clip": spec.clip,
-        "adapted": spec.adapted,
         "prompts": spec.prompts,
         "runs": runs,
         "seeds": spec.seeds,
         "images": spec.images,
         "latents": spec.latents,
         "truncation_psi": spec.truncation_psi,
+        # only when given: a batch folder made before adapted generators existed resumes as the same batch
+        **({"adapted": spec.adapted} if spec.adapted else {}),
     }
 
 

@@ -182,7 +182,8 @@ class BatchSpec:
                 for style in drawn[r]]  # fmt: skip
         ids = [j.id for j in jobs]
         if len(set(ids)) != len(ids):
-            raise UsageError("two jobs would share a folder: the prompts or sources repeat themselves")
+            raise UsageError("two jobs would share a folder: the prompts, sources or runs repeat themselves (two "
+                             "runs that differ only in adapted generators: give one both lists)")  # fmt: skip
         return jobs
 
 
