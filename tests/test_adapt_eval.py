@@ -9,9 +9,11 @@ import json
 import pytest
 import torch
 
+from styleclip.adapted import adapted_codes, check_compatible
+from styleclip.adapted import draw_adapted as draw
 from styleclip.cli.main import main
 from styleclip.errors import UsageError
-from styleclip.evaluation.adaptation import adapted_codes, check_compatible, draw, evaluate_adaptation
+from styleclip.evaluation.adaptation import evaluate_adaptation
 from styleclip.hub.generators import save_generator
 from styleclip.latents import Codes
 
@@ -130,7 +132,7 @@ def test_generators_that_cannot_share_codes_are_refused_in_one_line(world):
                        (tiny_generator3(resolution=32), "StyleGAN3 generator"),
                        (tiny_generator(channel_max=16), "other style layers")):  # fmt: skip
         with pytest.raises(UsageError, match=why) as exc:
-            check_compatible(G, other)
+            check_compatible(other, G)
         assert "\n" not in str(exc.value) and "--generator" in str(exc.value)
 
 

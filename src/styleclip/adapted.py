@@ -49,6 +49,9 @@ def check_compatible(adapted: Generator, base: Generator, name: str = "the adapt
             f"{name} takes {mine[0]} W+ rows of {mine[1]} (z {mine[2]}, {mine[3]} classes) and the base gives "
             f"{theirs[0]} of {theirs[1]} (z {theirs[2]}, {theirs[3]} classes); {fix}"
         )
+    if [(x.name, x.channels) for x in adapted.style_layers] != [(x.name, x.channels) for x in base.style_layers]:
+        # a StyleSpace edit's change is added layer by layer: the widths must agree too
+        raise UsageError(f"{name} has other style layers (channel widths) than the base; {fix}")
 
 
 def base_note(adapted: Generator, base: Generator, name: str = "the adapted generator") -> str | None:
@@ -166,3 +169,21 @@ def summary(G: Generator) -> dict[str, Any] | None:
     if G.meta.get("adapted_note"):
         out["note"] = G.meta["adapted_note"]
     return out
+
+
+def adapted_codes(base: Generator, adapted: Generator, codes):
+    """``codes`` (:class:`~styleclip.latents.Codes` made with ``base``) as codes of ``adapted``: W+ as they are (the
+    mapping network, hence W and W+, is shared), StyleSpace edits as ``adapted.styles(ws) + (codes.styles -
+    base.styles(ws))``: the adapted generator's own affines give its styles, the base's edit Δs is carried over."""
+    from .latents import Codes
+
+    if codes.styles is None:
+        return codes
+    own, theirs = adapted.styles(codes.ws), base.styles(codes.ws)
+    return Codes(codes.ws, {k: own[k] + (codes.styles[k] - theirs[k]) for k in codes.styles})
+
+
+def draw_adapted(base: Generator, adapted: Generator, codes, **kwargs) -> torch.Tensor:
+    """``codes`` (made with ``base``) drawn by ``adapted``: ``[N, C, R, R]`` in about ``[-1, 1]`` (``kwargs`` as
+    :meth:`~styleclip.nets.stylegan2.Generator.synthesize`)."""
+    return adapted_codes(base, adapted, codes).image(adapted, **kwargs)

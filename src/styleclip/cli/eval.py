@@ -89,8 +89,8 @@ def run_adapted(args: argparse.Namespace) -> int:
     """``styleclip eval --adapted GEN --generator BASE``: the adapted generator's scores against its base."""
     import json
 
-    from ..adapted import load_pair
-    from ..evaluation.adaptation import check_compatible, evaluate_adaptation
+    from ..adapted import check_compatible, load_pair
+    from ..evaluation.adaptation import evaluate_adaptation
     from ..evaluation.judges import load_judges
     from ..guidance.clip import load_clip
     from ..sample import TRUNCATION_RANGE, parse_seeds
@@ -108,7 +108,7 @@ def run_adapted(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     # without --generator: the catalogue base the adapted generator records
     base, base_name, adapted = load_pair(args.generator, args.adapted, device, args.cache, args.offline)
-    check_compatible(base, adapted, f"--adapted {args.adapted}")
+    check_compatible(adapted, base, f"--adapted {args.adapted}")
     if adapted.meta.get("adapted_note"):
         print(f"styleclip eval: {adapted.meta['adapted_note']}")
     guide = load_clip(args.clip, device=device)

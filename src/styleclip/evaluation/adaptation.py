@@ -10,7 +10,7 @@ drawn by both.
 
 The adapted generator shares its base's W space (NADA freezes the mapping network), so W+ codes are drawn by it
 directly; StyleSpace codes carry the base's change ``Δs = codes.styles - base.styles(ws)`` over to the adapted
-generator's own styles (:func:`adapted_codes`).
+generator's own styles (:func:`styleclip.adapted.adapted_codes`).
 """
 
 from __future__ import annotations
@@ -22,19 +22,9 @@ from typing import Any
 
 import torch
 
+from ..adapted import check_compatible, draw_adapted
 from ..errors import UsageError
 from ..latents import Codes
-
-
-def check_compatible(base, adapted, name: str = "the adapted generator") -> None:
-    """Refuse, in one line, an adapted generator that cannot draw ``base``'s codes: another family, resolution or W+
-    layout (:func:`styleclip.adapted.check_compatible`), or other style layers (StyleSpace edits carry over)."""
-    from ..adapted import check_compatible as check_family
-
-    check_family(adapted, base, name)
-    if [(x.name, x.channels) for x in adapted.style_layers] != [(x.name, x.channels) for x in base.style_layers]:
-        raise UsageError(f"{name} has other style layers (channel widths) than the base, so its StyleSpace codes "
-                         f"differ; pass its base with --generator")  # fmt: skip
 
 
 def adaptation_prompts(adapted) -> tuple[str | None, str | None]:
@@ -43,20 +33,6 @@ def adaptation_prompts(adapted) -> tuple[str | None, str | None]:
     source, target = info.get("source"), info.get("target")
     return (source if isinstance(source, str) and source else None,
             target if isinstance(target, str) and target else None)  # fmt: skip
-
-
-def adapted_codes(base, adapted, codes: Codes) -> Codes:
-    """``codes`` (made with ``base``) as codes of ``adapted``: W+ as they are, StyleSpace edits as
-    ``adapted.styles(ws) + (codes.styles - base.styles(ws))`` (the base's change carried over)."""
-    if codes.styles is None:
-        return codes
-    own, theirs = adapted.styles(codes.ws), base.styles(codes.ws)
-    return Codes(codes.ws, {k: own[k] + (codes.styles[k] - theirs[k]) for k in codes.styles})
-
-
-def draw(base, adapted, codes: Codes, **kwargs) -> torch.Tensor:
-    """``codes`` (made with ``base``) drawn by ``adapted``: ``[N, C, R, R]`` in about ``[-1, 1]``."""
-    return adapted_codes(base, adapted, codes).image(adapted, **kwargs)
 
 
 @torch.no_grad()
@@ -140,7 +116,7 @@ def evaluate_adaptation(
     from ..guidance.clip import DEFAULT_CLIP, ClipGuide, load_clip
     from ..sources import from_seeds
 
-    check_compatible(base, adapted)
+    check_compatible(adapted, base)
     recorded = adaptation_prompts(adapted)
     source, target = source or recorded[0], target or recorded[1]
     if not target:
@@ -156,7 +132,9 @@ def evaluate_adaptation(
     scores: dict[str, list[float | None]] = {k: [] for k in SCORES}
     for i in range(0, len(seeds), batch_size):
         ws = from_seeds(base, seeds[i : i + batch_size], truncation_psi).ws
-        got = score_adaptation(guide, base.synthesize(ws), draw(base, adapted, Codes(ws)), source, target, identity)
+        got = score_adaptation(
+            guide, base.synthesize(ws), draw_adapted(base, adapted, Codes(ws)), source, target, identity
+        )
         for key in SCORES:
             scores[key] += got[key]
     per_sample = [{"seed": s, **{k: scores[k][j] for k in SCORES}} for j, s in enumerate(seeds)]
@@ -202,9 +180,6 @@ def evaluate_styles(root: str | Path, guide, identity=None, batch_size: int = 16
 __all__ = [
     "SCORES",
     "adaptation_prompts",
-    "adapted_codes",
-    "check_compatible",
-    "draw",
     "evaluate_adaptation",
     "evaluate_styles",
     "score_adaptation",

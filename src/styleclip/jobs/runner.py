@@ -157,13 +157,12 @@ def load_styles(spec: BatchSpec, G, cache=None, offline: bool | None = None) -> 
     the batch names, each checked against ``G`` before any job starts (one line naming the misfit)."""
     import sys
 
-    from ..adapted import load_adapted
-    from ..evaluation.adaptation import check_compatible
+    from ..adapted import check_compatible, load_adapted
 
     styles = {}
     for name, ref in spec.styles().items():
         A = load_adapted(ref, G, cache=cache, offline=offline)
-        check_compatible(G, A, ref)
+        check_compatible(A, G, ref)
         if A.meta.get("adapted_note"):
             print(f"styleclip batch: {A.meta['adapted_note']}", file=sys.stderr)
         styles[name] = A
@@ -313,8 +312,7 @@ class _Worker:
 
     def _draw(self, style: str, out: dict) -> dict:
         """An edit's output (made with the generator) drawn by the adapted generator ``style``."""
-        from ..adapted import summary
-        from ..evaluation.adaptation import adapted_codes
+        from ..adapted import adapted_codes, summary
 
         A, codes = self.styles[style], out["codes"]
         source_ws = out.get("ws", codes.ws)
