@@ -569,3 +569,47 @@ def test_bad_adaptation_texts_are_one_line_before_training(session, tmp_path, te
     for steps, layers, said in ((float("nan"), "auto", "finite"), (10**9, "auto", "between"), (2, "x", "layers")):
         refused_by(lambda s=steps, l=layers: session.adapt_style("photo", "sketch", s, l), match=said)
     assert not (session.folder / "styles").exists()
+
+
+# -- 7. HyperStyle: the page names an inversion, never a model file ---------------------------------------
+
+
+def test_the_photo_tab_opens_no_hyperstyle_model_the_page_names(session, uploads, server_files, tmp_path, monkeypatch):
+    """No box takes a HyperStyle model: the method radio's value is checked against the CLI's list, and HyperStyle
+    runs only with the model the catalogue pairs with the server's generator (here none: refused before loading)."""
+    import styleclip.inversion.encoders as encoders
+    import styleclip.inversion.hyperstyle as hyperstyle
+
+    def never(*args, **kwargs):
+        raise AssertionError(f"opened a model the page named: {args}")
+
+    monkeypatch.setattr(hyperstyle, "load_hyperstyle", never)
+    monkeypatch.setattr(encoders, "load_encoder", never)
+    (server_files / "hyperstyle_ffhq.pt").write_bytes(SECRET.encode())
+    photo = uploads / "me.png"
+    Image.new("RGB", (40, 40), "gray").save(photo)
+    h = Handlers(session.studio, tmp_path)
+    for method in (str(server_files / "hyperstyle_ffhq.pt"), "../server/hyperstyle_ffhq.pt", "hyperstyle:ffhq",
+                   "http://127.0.0.1:9/hyperstyle_ffhq.pt", HOSTILE):  # fmt: skip
+        message = refused_by(lambda m=method: readable_errors(h.photo)(session, str(photo), m, 0), error=gr.Error,
+                             match="the inversion must be one of auto, hyperstyle", watch=[tmp_path])  # fmt: skip
+        assert SECRET not in message and "<img" not in message
+    refused_by(lambda: readable_errors(h.photo)(session, str(photo), "hyperstyle", 0), error=gr.Error,
+               match="knows no HyperStyle model for this server", watch=[tmp_path])  # fmt: skip
+    assert session.source.label == "seed 3" and session.weights is None
+
+
+def test_a_png_claiming_a_hyperstyle_photo_restores_codes_only_with_a_note(session, uploads, tmp_path):
+    """A dropped PNG cannot bring per-photo weights (nor name a file for them): its codes are drawn by the shared
+    generator and the page says so in one line; what the PNG says about offsets is never opened or shown raw."""
+    from styleclip.ui.session import NO_OFFSETS
+
+    h = Handlers(session.studio, tmp_path)
+    data = json.loads(session.png_text()[SESSION_KEY])
+    data["steps"][0]["edit"] = {"source": "photo", "file": HOSTILE, "method": "hyperstyle", "offsets": "/etc/passwd",
+                                "why": HOSTILE}  # fmt: skip
+    png = session_png(uploads / "claims.png", data)
+    s, before, _after, _gallery, text, *_ = h.png(session, str(png), "t", "n", 0, 0.1, "p")
+    assert s.weights is None and s.notice == NO_OFFSETS and s.drawer is s.G
+    assert np.array_equal(before, session.history[0].pixels)  # the seed's codes, drawn by the shared generator
+    assert text.count("note:") == 1 and "<img" not in text and "passwd" not in text

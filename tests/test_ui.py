@@ -472,3 +472,200 @@ def test_a_cancelled_adaptation_keeps_the_steps_done(session):
     run = session.adapt_style("photo", "sketch", 50, "nada", on_step=cancel_at_step_1, progress=False)
     assert run.stopped == "interrupted" and run.steps_done == 1 and run.path.is_file()
     assert run.name in session.style_choices()
+
+
+# -- a photo inverted with HyperStyle: its own weights draw it and every step derived from it ------------------
+
+
+@pytest.fixture(scope="module")
+def hyper(guide, tmp_path_factory):
+    """A 128-px server generator whose catalogue inversion is HyperStyle: ``hyperstyle:ffhq`` and its W encoder
+    answer (offline) with tiny files in the published layout, as a fresh server's cache would after a download."""
+    import dataclasses
+
+    from styleclip.guidance import perceptual
+    from styleclip.hub import registry
+    from styleclip.io.images import to_pil
+
+    from conftest import tiny_lpips_model
+    from hyperstyle_writers import hyperstyle_generator, write_hyperstyle, write_w_encoder
+
+    home = tmp_path_factory.mktemp("hyper-home")
+    G = hyperstyle_generator(128)
+    G.meta["defaults"] = {"inversions": {"hyperstyle": "hyperstyle:ffhq"}}
+    names = ("hyperstyle:ffhq", "hyperstyle-w:ffhq")
+    assets = [dataclasses.replace(a, sha256=None, git_blob=None, size=None, urls=()) if a.name in names else a
+              for a in registry.all_assets()]  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(registry, "ASSETS", assets)
+        mp.setenv("STYLECLIP_HOME", str(home))
+        mp.setenv("STYLECLIP_OFFLINE", "1")
+        mp.setattr(perceptual, "load_lpips", tiny_lpips_model)
+        for name, write in zip(names, (write_hyperstyle, write_w_encoder), strict=True):
+            path = registry.asset_path(registry.find_asset(name))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(G, path)
+        studio = Studio(G, guide, "tiny-128", stats_samples=200, cache=home,
+                        allow_paths=[tmp_path_factory.getbasetemp()])  # fmt: skip
+        studio.compute_matrix(images=1)
+        with torch.no_grad():
+            picture = G.synthesize(G.mapping_forward(G.z_from_seed(11), truncation_psi=0.6))
+        photo = home / "me.png"
+        to_pil(picture)[0].resize((150, 150), Image.Resampling.BICUBIC).save(photo)
+        yield studio, photo
+
+
+def hyper_reference(studio, photo, steps=2):
+    """The same photo inverted by ``styleclip.invert`` itself: its offset generator draws what the page should."""
+    import styleclip
+
+    return styleclip.invert(photo, studio.G, method="hyperstyle", steps=steps, align="center", progress=False)
+
+
+def close_to(pixels, expected, tolerance=1):
+    return np.abs(pixels.astype(int) - expected.astype(int)).max() <= tolerance
+
+
+def test_a_hyperstyle_photo_and_every_edit_of_it_are_drawn_with_its_offsets(hyper, tmp_path, monkeypatch):
+    import copy
+    import gc
+    import weakref
+
+    import styleclip.inversion.hyperstyle as hyperstyle
+    from styleclip.inversion.hyperstyle import load_offsets
+
+    studio, photo = hyper
+    G = studio.G
+    s = EditSession(studio, tmp_path)
+    step = s.from_photo(photo, method="auto", steps=2, align="center")
+    assert step.edit["method"] == "hyperstyle" and step.edit["offsets"] > 0
+    why = step.edit["why"]
+    assert why.startswith("auto: the most faithful inversion the catalogue knows") and "hyperstyle:ffhq" in why
+    inv = hyper_reference(studio, photo)
+    own = s.drawer
+    assert own is not G and s.weights.generator is own
+    with torch.no_grad():
+        assert close_to(step.pixels, to_uint8(inv.generator.synthesize(inv.ws))[0])
+        assert not close_to(step.pixels, to_uint8(G.synthesize(inv.ws))[0], 10)  # the offsets show
+
+    # slider moves, sweeps and mapper-free previews: drawn by the photo's weights, and no generator is copied
+    def no_copy(*args, **kwargs):
+        raise AssertionError("copied a generator on a slider move")
+
+    monkeypatch.setattr(hyperstyle, "_fresh_copy", no_copy)
+    monkeypatch.setattr(copy, "deepcopy", no_copy)
+    p = s.preview_direction("a happy dog", "a dog", 5, 0.1)
+    assert p.weights is s.weights
+    with torch.no_grad():
+        assert close_to(p.pixels, to_uint8(p.codes.image(inv.generator))[0])
+        assert not close_to(p.pixels, to_uint8(p.codes.image(G))[0], 10)
+    strip = np.asarray(s.sweep("a happy dog", "a dog", 5, 0.1, count=3))
+    assert strip.shape[1] >= 3 * G.img_resolution
+    monkeypatch.undo()
+    s.accept()
+    assert s.source.weights is s.weights and s.drawer is own  # an accepted edit keeps the photo's weights
+    q = s.optimize(OptimizeSettings("a red dog", steps=2, space="s"), video=False, progress=False)
+    with torch.no_grad():
+        assert close_to(q.pixels, to_uint8(q.codes.image(inv.generator))[0], 2)
+        assert not close_to(q.pixels, to_uint8(q.codes.image(G))[0], 10)
+    s.accept()
+    assert s.undo().weights is s.weights and s.drawer is own
+
+    # the downloads carry the offsets the PNG cannot: they reload for the CLI (styleclip edit --offsets)
+    files = s.downloads()
+    assert files[-1].name == "offsets.safetensors" and s.downloads()[-1] == files[-1]  # written once per photo
+    saved = load_offsets(files[-1], G)
+    assert set(saved) == set(inv.offsets)
+    torch.testing.assert_close(saved[next(iter(saved))], s.weights.offsets[next(iter(saved))])
+    report = json.loads(files[2].read_text())
+    assert report["generator"]["photo_weights"]["method"] == "hyperstyle"
+
+    # a new source goes back to the shared generator, and the photo's weights are let go
+    gone = weakref.ref(own)
+    del own, step, p, q
+    s.from_seed(4)
+    assert s.weights is None and s.drawer is G
+    assert np.array_equal(s.source.pixels, seed_pixels(G, 4))
+    with torch.no_grad():
+        assert close_to(s.preview_direction("a happy dog", "a dog", 5, 0.1).pixels,
+                        to_uint8(s.preview.codes.image(G))[0])  # fmt: skip
+    gc.collect()
+    assert gone() is None
+    s.close()
+
+
+def test_the_style_tab_draws_a_hyperstyle_photo_with_its_offsets_from_128_px(hyper, tmp_path, monkeypatch):
+    import styleclip.inversion.hyperstyle as hyperstyle
+    from styleclip.hub.generators import save_generator
+    from styleclip.sources import apply_offsets
+
+    studio, photo = hyper
+    G = studio.G
+    s = EditSession(studio, tmp_path)
+    s.from_photo(photo, method="hyperstyle", steps=1, align="center")
+    A = adapted_copy(G, 3)
+    view = s.draw_style(str(save_generator(A, tmp_path / "style.safetensors")))
+    ws = s.source.codes.ws
+    with torch.no_grad():
+        expected = to_uint8(apply_offsets(A, s.weights.offsets, adapted=True).synthesize(ws))[0]
+        plain_style = to_uint8(A.synthesize(ws))[0]
+    assert close_to(view.adapted, expected) and not close_to(view.adapted, plain_style, 0)
+    assert "HyperStyle offsets from 128 px up" in view.info and np.array_equal(view.base, s.source.pixels)
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("copied a generator on a slider move")
+
+    monkeypatch.setattr(hyperstyle, "_fresh_copy", no_copy)  # the style's offset copy is made once per photo
+    preview = s.preview_direction("a happy dog", "a dog", 5, 0.1)
+    followed = s.follow_style()
+    assert np.array_equal(followed.base, preview.pixels) and not np.array_equal(followed.adapted, view.adapted)
+    monkeypatch.undo()
+    s.from_seed(2)  # a seed: the adapted generator alone, and the photo's style copy is dropped
+    assert s._styled is None
+    with torch.no_grad():
+        assert close_to(s.follow_style().adapted, to_uint8(A.synthesize(s.source.codes.ws))[0])
+    s.close()
+
+
+def test_a_restored_hyperstyle_session_says_its_offsets_are_lost(hyper, tmp_path):
+    from styleclip.ui.app import Handlers
+    from styleclip.ui.session import NO_OFFSETS
+
+    studio, photo = hyper
+    h = Handlers(studio, tmp_path)
+    s, *_view, info = h.photo(None, str(photo), "auto", 1)
+    text = shown(info)
+    assert text.startswith("Inverted with hyperstyle (auto: the most faithful inversion the catalogue knows")
+    assert "psnr" in text and "weight offsets" in text
+    assert "drawn with the photo's own hyperstyle weights" in shown(h.view(s)[3])
+    s.preview_direction("a happy dog", "a dog", 4, 0.1)
+    png = s.downloads()[0]
+    other, *view, _t, _n, _a, _b, _p = h.png(None, png, "t", "n", 1, 0.1, "p")
+    assert other.notice == NO_OFFSETS and "a PNG does not carry them" in shown(view[3])
+    assert other.weights is None  # drawn by the shared generator, as the note says
+    with torch.no_grad():
+        assert close_to(other.source.pixels, to_uint8(other.source.codes.image(studio.G))[0])
+    assert json.loads(other.export_report().read_text())["note"] == NO_OFFSETS
+    other.from_seed(1)
+    assert other.notice == "" and "note" not in h.view(other)[3]
+
+
+def test_the_photo_tab_offers_the_clis_inversions(hyper, studio):
+    from styleclip.inversion.invert import METHODS
+    from styleclip.ui import build_app
+    from styleclip.ui.app import PHOTO_METHODS, remove_workdir
+
+    assert list(METHODS) == PHOTO_METHODS and "hyperstyle" in PHOTO_METHODS
+    demo = build_app(hyper[0].G, hyper[0].guide, stats_samples=200)
+    try:
+        [radio] = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "method"]
+        assert [c[1] for c in radio.choices] == list(METHODS)
+        assert radio.label == "inversion (this generator: hyperstyle:ffhq)"
+    finally:
+        remove_workdir(demo)
+    s = EditSession(studio, studio.cache)
+    with pytest.raises(UsageError, match="knows no HyperStyle model for this server's generator"):
+        s.from_photo(hyper[1], method="hyperstyle")
+    with pytest.raises(UsageError, match="pivotal tuning"):
+        s.from_photo(hyper[1], method="project", pti=True)
+    s.close()

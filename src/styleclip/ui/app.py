@@ -26,13 +26,14 @@ import numpy as np
 
 from ..errors import StyleclipError, UsageError
 from ..guidance.clip import ClipGuide
+from ..inversion.invert import METHODS, inversions_for
 from ..nets.stylegan2 import Generator
 from .session import ADAPT_LAYERS, SAMPLE_PREVIEW_PX, EditSession, Limits, OptimizeSettings, Studio, check_number
 
 log = logging.getLogger("styleclip.ui")
 
 LAYER_CHOICES = ["all", "coarse", "medium", "fine"]
-PHOTO_METHODS = ["auto", "e4e", "restyle", "project"]
+PHOTO_METHODS = list(METHODS)  # the same inversions as styleclip invert --method
 ALPHA_RANGE = (-10.0, 10.0)
 KEEP = object()
 # Small generators (and thumbnails) are shown enlarged with crisp pixels; pass it to ``launch(css=CSS)``.
@@ -131,6 +132,10 @@ class Handlers:
         text = f"Step {s.index} of {len(s.history) - 1}: {plain(s.source.label)}"
         if s.preview is not None:
             text += f" — previewing: {plain(s.preview.label)} (Accept to keep it)"
+        if s.weights is not None:
+            text += f" — drawn with the photo's own {plain(s.weights.method)} weights"
+        if s.notice:
+            text += f" — note: {plain(s.notice)}"
         return s.source.pixels, s.current.pixels, gallery, text
 
     def start(self, session, seed, psi, class_idx=None):
@@ -172,8 +177,7 @@ class Handlers:
             raise UsageError("upload a photo first")
         n = int(steps) if steps not in (None, "") and float(steps) > 0 else None
         step = s.from_photo(path, method=method or "auto", steps=n)
-        metrics = ", ".join(f"{k} {v}" for k, v in step.edit.get("metrics", {}).items() if v is not None)
-        return (s, *self.view(s), plain(f"Inverted with {step.edit['method']}: {metrics}"))
+        return (s, *self.view(s), photo_info(step.edit))
 
     def latent(self, session, path):
         s = self.session(session)
@@ -360,6 +364,22 @@ class Handlers:
         return [str(p) for p in s.downloads()]
 
 
+def photo_info(edit: dict) -> str:
+    """What the Photo tab says about an inversion: the method, why it was chosen, its time and metrics (Markdown)."""
+    why = str(edit.get("why") or "")
+    why = "as picked" if not why or why.startswith("--method") else why
+    metrics = ", ".join(f"{k} {v}" for k, v in edit.get("metrics", {}).items() if v is not None)
+    text = f"Inverted with {edit['method']} ({why}) in {edit.get('seconds', 0):g} s: {metrics}"
+    if edit.get("offsets"):
+        text += f". Its edits are drawn with the photo's weight offsets ({edit['offsets']} layers)"
+    return plain(text)
+
+
+def photo_methods_label(G: Generator) -> str:
+    known = inversions_for(G)
+    return "inversion (this generator: " + (", ".join(known.values()) or "projection only") + ")"
+
+
 def _preview(path: Path) -> np.ndarray:
     """A sample grid as the page shows it: ``[H, W, 3]`` uint8, its longer side at most SAMPLE_PREVIEW_PX."""
     from PIL import Image
@@ -425,7 +445,7 @@ def build_app(
     device = {"concurrency_id": "device", "concurrency_limit": max(1, int(concurrency))}
     limits = studio.limits
     texts = DEFAULT_TEXTS.get(studio.domain or "", ("a photo", "a photo at sunset"))
-    tracked, plain = gr.Progress(track_tqdm=True), gr.Progress()  # Gradio fills these in per call
+    tracked, bar = gr.Progress(track_tqdm=True), gr.Progress()  # Gradio fills these in per call
 
     with gr.Blocks(title=title, delete_cache=(3600, 3600), analytics_enabled=False) as demo:
         state = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
@@ -445,7 +465,7 @@ def build_app(
                         random_btn = gr.Button("Random seed", elem_id="seed-random")
                 with gr.Tab("Photo"):
                     photo = gr.File(label=f"photo (≤ {limits.max_upload_mb:g} MB)", type="filepath", elem_id="photo")
-                    method = gr.Radio(PHOTO_METHODS, value="auto", label="inversion")
+                    method = gr.Radio(PHOTO_METHODS, value="auto", label=photo_methods_label(G), elem_id="method")
                     photo_steps = gr.Number(0, label="steps (0 = the method's default)", precision=0)
                     photo_btn = gr.Button("Invert", variant="primary", elem_id="photo-invert")
                     photo_info = gr.Markdown()
@@ -594,7 +614,7 @@ def build_app(
             trigger(safe(h.mapper), [state, mapper_name, strength], [state, after, mapper_info, history_text], **live)
         relevance_btn.click(safe(lambda progress=tracked: h.compute_relevance()), None, [relevance_note], **device)
 
-        def run(s, *args, progress=plain):
+        def run(s, *args, progress=bar):
             for outputs in h.optimize(s, *args, progress=progress):
                 yield tuple(gr.skip() if x is KEEP else x for x in outputs)
 
@@ -623,7 +643,7 @@ def build_app(
 
         style_file.upload(safe(upload_style), [state, style_file], [state, style_name], **device)
 
-        def train(s, *args, progress=plain):
+        def train(s, *args, progress=bar):
             for out, status, samples, update, path in h.adapt(s, *args, progress=progress):
                 yield out, status, shown(samples), picker(update), shown(path)
 

@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import threading
+import weakref
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -56,6 +57,14 @@ ADAPT_LAYERS = ("auto", "nada", "all")
 MAX_ADAPT_STEPS = 5000
 SAMPLE_PREVIEW_PX = 1024  # the taller side of the sample grid sent to the page while an adaptation runs
 PATHS_OFF = "the server's owner may allow a folder with styleclip ui --allow-paths DIR"
+PTI_OFF = (
+    "pivotal tuning (PTI) is not offered in the page: it tunes a whole generator per photo for minutes; pick "
+    "hyperstyle (per-photo weights in seconds) or run styleclip invert --pti"
+)
+NO_OFFSETS = (
+    "restored without the photo's HyperStyle weight offsets (a PNG does not carry them): the steps are drawn by the "
+    "shared generator, less like the photo; invert the photo again to edit it faithfully"
+)
 
 
 @dataclass
@@ -66,14 +75,28 @@ class Limits:
     max_megapixels: float = 40.0
 
 
+@dataclass(eq=False)
+class PhotoWeights:
+    """A photo's own weights: the shared generator with HyperStyle's per-photo offsets applied (``W * (1 + Δ)``),
+    which draws that photo's codes and every edit of them. ``generator`` is a whole copy (about 120 MB at 1024 px):
+    every step derived from the photo shares this one object, and it goes with them."""
+
+    generator: Generator
+    offsets: dict[str, torch.Tensor]  # {layer: [1, out, in, k, k]}
+    method: str
+    saved: Path | None = None  # offsets.safetensors in the session's folder, once a download asked for it
+
+
 @dataclass
 class Step:
-    """One picture in the history: its codes (on the CPU), what made it, and its pixels ``[H, W, 3]`` uint8."""
+    """One picture in the history: its codes (on the CPU), what made it, its pixels ``[H, W, 3]`` uint8, and the
+    photo weights that draw it (None: the shared generator)."""
 
     codes: Codes
     label: str
     edit: dict[str, Any]
     pixels: np.ndarray
+    weights: PhotoWeights | None = None
 
 
 class Studio:
@@ -351,6 +374,7 @@ class Preview:
     edit: dict[str, Any]
     label: str
     video: Path | None = None
+    weights: PhotoWeights | None = None  # the source's: an edit is drawn by the generator of its source
 
 
 @dataclass
@@ -410,12 +434,18 @@ class EditSession:
         self.own_styles: dict[str, Path] = {}
         self.style: str | None = None
         self._style_lock = threading.Lock()  # with --concurrency above 1, one page's events may overlap
+        # the adapted generator last drawn, with the current photo's offsets applied from 128 px up: (that adapted
+        # generator, the photo weights, the copy); one at a time, made once per photo and style, not per picture
+        self._styled: tuple[weakref.ref, PhotoWeights, Generator] | None = None
+        self.notice = ""  # one line the page shows under the history (what a restored PNG could not bring back)
 
     # -- lifetime -------------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Remove the session's folder (uploads, videos, downloads, adaptations) and its loaded generators."""
         self._adapted.clear()
+        self._styled = None
+        self.history, self.index, self.preview = [], -1, None  # the photo weights go with the steps
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def new_path(self, name: str) -> Path:
@@ -429,7 +459,20 @@ class EditSession:
 
     @property
     def G(self) -> Generator:
+        """The shared generator: seeds are mapped, codes checked, relevance and statistics computed with it."""
         return self.studio.G
+
+    @property
+    def weights(self) -> PhotoWeights | None:
+        """The photo weights that draw the current source and its edits (None: the shared generator)."""
+        return self.history[self.index].weights if self.index >= 0 else None
+
+    @property
+    def drawer(self) -> Generator:
+        """The generator that draws the current source and its edits: its photo's own weights (a photo inverted
+        with HyperStyle) or the shared generator."""
+        weights = self.weights
+        return weights.generator if weights is not None else self.G
 
     @property
     def source(self) -> Step:
@@ -437,16 +480,21 @@ class EditSession:
             raise UsageError("choose a source first: a seed, a photo, a latent or a styleclip PNG")
         return self.history[self.index]
 
-    def _render(self, codes: Codes) -> np.ndarray:
+    def _render(self, codes: Codes, G: Generator | None = None) -> np.ndarray:
         with torch.no_grad(), computing_in(self.studio.precision):
-            return to_uint8(codes.image(self.G))[0]
+            return to_uint8(codes.image(G if G is not None else self.G))[0]
 
-    def _start(self, codes: Codes, label: str, edit: dict[str, Any]) -> Step:
-        """A new source: the history starts over from it."""
+    def _start(self, codes: Codes, label: str, edit: dict[str, Any], weights: PhotoWeights | None = None) -> Step:
+        """A new source: the history starts over from it (and the previous photo's weights are let go)."""
         codes = Codes(codes.ws[:1], {k: v[:1] for k, v in codes.styles.items()} if codes.styles else None)
-        step = Step(codes.cpu(), label, edit, self._render(codes.to(self.G.device)))
-        self.history, self.index, self.preview = [step], 0, None
+        draw = weights.generator if weights is not None else self.G
+        step = Step(codes.cpu(), label, edit, self._render(codes.to(self.G.device), draw), weights)
+        self._new_history([step])
         return step
+
+    def _new_history(self, steps: list[Step]) -> None:
+        self.history, self.index, self.preview = steps, len(steps) - 1, None
+        self._styles, self._styled, self.notice = None, None, ""
 
     def from_seed(self, seed: Any, truncation_psi: Any = 0.7, class_idx: int | None = None) -> Step:
         """Source = the image ``seed`` draws (as NVIDIA's generate.py) at truncation ``psi``."""
@@ -501,17 +549,36 @@ class EditSession:
         return path
 
     def from_photo(self, path: str | Path, method: str = "auto", steps: int | None = None, **invert_kwargs) -> Step:
-        """Source = a photo, aligned and inverted (:func:`styleclip.invert`; progress through tqdm)."""
+        """Source = a photo, aligned and inverted (:func:`styleclip.invert`; progress through tqdm) with ``method``
+        (:data:`styleclip.inversion.invert.METHODS`; the models are the catalogue's for the shared generator unless
+        ``invert_kwargs`` name others). A photo inverted with HyperStyle keeps its offset generator
+        (:class:`PhotoWeights`) for itself and every step derived from it; pivotal tuning is refused (:data:`PTI_OFF`).
+        """
+        from ..inversion.invert import METHODS, inversions_for
         from ..sources import from_photo
 
+        if method not in METHODS:
+            raise UsageError(f"the inversion must be one of {', '.join(METHODS)}, got {str(method)[:40]!r}")
+        if invert_kwargs.get("pti"):
+            raise UsageError(PTI_OFF)
+        paired = invert_kwargs.get("hyperstyle") is not None or "hyperstyle" in inversions_for(self.G)
+        if method == "hyperstyle" and not paired:
+            raise UsageError("the catalogue knows no HyperStyle model for this server's generator: pick auto or "
+                             "another inversion")  # fmt: skip
         path = self.check_upload(path)
         photo = from_photo(self.G, path, method=method, steps=steps, precision=self.studio.precision, **invert_kwargs)
         inv = photo.inversion
-        if photo.generator is not self.G:
-            raise UsageError("pivotal tuning changes the generator; the UI edits with the shared one, so PTI is off")
+        weights = None
+        if inv.offsets is not None:
+            weights = PhotoWeights(photo.generator, inv.offsets, inv.method)
+        elif photo.generator is not self.G:
+            raise UsageError(PTI_OFF)
         metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in inv.metrics.items()}
-        edit = {"source": "photo", "file": path.name, "method": inv.method, "metrics": metrics}
-        return self._start(Codes(inv.ws), f"photo ({inv.method})", edit)
+        edit = {"source": "photo", "file": path.name, "method": inv.method, "why": inv.why, "metrics": metrics,
+                "seconds": round(inv.seconds, 2)}  # fmt: skip
+        if weights is not None:
+            edit["offsets"] = len(weights.offsets)  # layers drawn with W * (1 + Δ); a PNG does not carry them
+        return self._start(Codes(inv.ws), f"photo ({inv.method})", edit, weights)
 
     def from_png(self, path: str | Path) -> dict[str, Any]:
         """Restore from an uploaded styleclip PNG: this UI's (exact codes and history), ``styleclip edit``'s
@@ -601,7 +668,10 @@ class EditSession:
                 raise UsageError(f"this PNG was made with another generator: {exc}") from None
             raise UsageError(f"this PNG's styleclip history is damaged: {exc}") from None
         history = [Step(c.cpu(), s["label"], s["edit"], self._render(c)) for c, s in zip(codes, steps, strict=True)]
-        self.history, self.index, self.preview = history, len(history) - 1, None
+        self._new_history(history)
+        first = steps[0]["edit"]
+        if first.get("source") == "photo" and (first.get("method") == "hyperstyle" or "offsets" in first):
+            self.notice = NO_OFFSETS
         return settings
 
     # -- edits -----------------------------------------------------------------------------------------
@@ -611,18 +681,20 @@ class EditSession:
         step = self.source
         if self._styles is None or self._styles[0] != id(step):
             with torch.no_grad():
-                self._styles = (id(step), step.codes.to(self.G.device).style_codes(self.G))
+                self._styles = (id(step), step.codes.to(self.G.device).style_codes(self.drawer))
         return self._styles[1]
 
     def apply(self, edit: Edit, label: str) -> Preview:
-        """Preview ``edit`` applied to the current source (one synthesis pass for a cached direction)."""
+        """Preview ``edit`` applied to the current source (one synthesis pass for a cached direction), drawn by the
+        source's generator (:attr:`drawer`)."""
         codes = self.source.codes.to(self.G.device)
         if edit.space == "s":  # the source's styles, computed once per source
             codes = Codes(codes.ws, self._source_styles())
+        draw = self.drawer
         with torch.no_grad(), computing_in(self.studio.precision):
-            edited = edit.apply(self.G, codes)
-            pixels = to_uint8(edited.image(self.G))[0]
-        self.preview = Preview(edited, pixels, edit.describe(), label)
+            edited = edit.apply(draw, codes)
+            pixels = to_uint8(edited.image(draw))[0]
+        self.preview = Preview(edited, pixels, edit.describe(), label, weights=self.weights)
         return self.preview
 
     def direction(self, target: str, neutral: str, beta: float | None) -> GlobalDirection:
@@ -655,7 +727,7 @@ class EditSession:
         batch = {k: v.expand(n, -1) for k, v in styles.items()}
         with torch.no_grad(), computing_in(self.studio.precision):
             edited = found.apply(batch, torch.tensor(alphas))
-            frames = [Image.fromarray(a) for a in to_uint8(self.G.synthesis_from_styles(edited))]
+            frames = [Image.fromarray(a) for a in to_uint8(self.drawer.synthesis_from_styles(edited))]
         return image_grid([frames], [f"α {a:g}" for a in alphas])
 
     def optimize(
@@ -700,7 +772,7 @@ class EditSession:
         codes = source.codes.to(self.G.device)
         try:
             [result] = optimize(
-                self.G,
+                self.drawer,  # the photo's own weights, when it has them: the prompt judges what the page shows
                 prompt,
                 self.studio.guide,
                 source=codes.ws,
@@ -739,7 +811,7 @@ class EditSession:
             "clip_after": round(result.clip_after, 4),
         }
         label = f"{prompt} ({result.steps_done} steps{', cancelled' if result.stopped != 'completed' else ''})"
-        self.preview = Preview(edited, to_uint8(result.image)[0], edit, label, path)
+        self.preview = Preview(edited, to_uint8(result.image)[0], edit, label, path, source.weights)
         return self.preview
 
     def request_cancel(self) -> None:
@@ -832,10 +904,32 @@ class EditSession:
         the session generator's drawing; later pictures follow it (:meth:`follow_style`)."""
         shown, A = self.adapted(spec)
         current = self.current
+        draw = self._with_offsets(A)
         with torch.no_grad(), computing_in(self.studio.precision):
-            pixels = to_uint8(draw_adapted(self.G, A, current.codes.to(self.G.device)))[0]
+            pixels = to_uint8(draw_adapted(self.G, draw, current.codes.to(self.G.device)))[0]
         self.style = spec.strip()
-        return StyleView(shown, current.pixels, pixels, self._style_info(shown, A))
+        info = self._style_info(shown, A)
+        if draw is not A:
+            info += " (with the photo's HyperStyle offsets from 128 px up)"
+        return StyleView(shown, current.pixels, pixels, info)
+
+    def _with_offsets(self, A: Generator) -> Generator:
+        """``A``, or for a photo with its own weights, ``A`` with the photo's offsets from 128 px up (HyperStyle's
+        recipe for adapted generators): one copy per photo and style, kept until either changes."""
+        from ..sources import apply_offsets
+
+        weights = self.weights
+        if weights is None:
+            return A
+        with self._style_lock:
+            kept = self._styled
+            if kept is not None and kept[0]() is A and kept[1] is weights:
+                return kept[2]
+            self._styled = None  # the previous copy goes before the next is made: one at a time
+        draw = apply_offsets(A, weights.offsets, adapted=True)
+        with self._style_lock:
+            self._styled = (weakref.ref(A), weights, draw)
+        return draw
 
     def follow_style(self) -> StyleView | None:
         """The style last drawn, redrawn for the current picture (None when none was picked): one synthesis pass,
@@ -922,7 +1016,7 @@ class EditSession:
                 "click an earlier step to go on from there"
             )
         p = self.preview
-        step = Step(p.codes.cpu(), p.label, p.edit, p.pixels)
+        step = Step(p.codes.cpu(), p.label, p.edit, p.pixels, p.weights)
         self.history = [*self.history[: self.index + 1], step]
         self.index, self.preview = len(self.history) - 1, None
         return step
@@ -955,21 +1049,25 @@ class EditSession:
         chain = self.history[: self.index + 1]
         if self.preview is not None:
             p = self.preview
-            chain = [*chain, Step(p.codes.cpu(), p.label, p.edit, p.pixels)]
+            chain = [*chain, Step(p.codes.cpu(), p.label, p.edit, p.pixels, p.weights)]
         return chain
 
     def report(self) -> dict[str, Any]:
         G = self.G
-        return {
-            "generator": {
-                "name": self.studio.generator_name,
-                "asset": G.meta.get("asset"),
-                "resolution": G.img_resolution,
-            },
-            "clip": self.studio.guide.name,
-            "precision": self.studio.precision,
-            "steps": [{"label": s.label, "edit": s.edit} for s in self._chain()],
-        }
+        chain = self._chain()
+        generator = {"name": self.studio.generator_name, "asset": G.meta.get("asset"), "resolution": G.img_resolution}
+        weights = chain[-1].weights
+        if weights is not None:
+            generator["photo_weights"] = {
+                "method": weights.method,
+                "layers": sorted(weights.offsets),
+                "note": "drawn with the photo's weight offsets W * (1 + delta): offsets.safetensors among the downloads",
+            }
+        report = {"generator": generator, "clip": self.studio.guide.name, "precision": self.studio.precision,
+                  "steps": [{"label": s.label, "edit": s.edit} for s in chain]}  # fmt: skip
+        if self.notice:
+            report["note"] = self.notice
+        return report
 
     def png_text(self) -> dict[str, str]:
         """PNG metadata: the report, and every step's codes so that dropping the PNG back restores the history."""
@@ -1014,11 +1112,28 @@ class EditSession:
 
         return atomic_write(self.new_path("history.zip"), write)
 
+    def export_offsets(self) -> Path | None:
+        """The current photo's HyperStyle offsets as ``offsets.safetensors`` (written once per photo; ``styleclip
+        edit --latent latent.npy --offsets offsets.safetensors`` draws with them), or None without photo weights."""
+        from ..inversion.hyperstyle import save_offsets
+
+        weights = self.weights
+        if weights is None:
+            return None
+        if weights.saved is None or not weights.saved.is_file():
+            owner = weights.generator.meta.get("offsets_of") or ""
+            weights.saved = save_offsets(self.new_path("offsets.safetensors"), weights.offsets, owner)
+        return weights.saved
+
     def downloads(self) -> list[Path]:
-        """Every download at once: PNG, codes, report, the trajectory video (if any) and the history zip."""
+        """Every download at once: PNG, codes, report, the trajectory video (if any), the history zip, and a photo's
+        HyperStyle offsets (if any)."""
         files = [self.export_png(), self.export_codes(), self.export_report(), self.export_history()]
         if self.preview is not None and self.preview.video is not None:
             files.insert(2, self.preview.video)
+        offsets = self.export_offsets()
+        if offsets is not None:
+            files.append(offsets)
         return files
 
 
@@ -1190,6 +1305,7 @@ __all__ = [
     "EditSession",
     "Limits",
     "OptimizeSettings",
+    "PhotoWeights",
     "Preview",
     "Step",
     "Studio",
