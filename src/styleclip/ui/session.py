@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..adapted import draw_adapted
 from ..edits.base import Edit
 from ..edits.global_direction import GlobalDirection, global_direction
 from ..errors import StyleclipError, UsageError
@@ -1160,20 +1161,6 @@ def check_compatible(base: Generator, adapted: Generator, shown: str) -> None:
                          "from the one this server edits")  # fmt: skip
 
 
-def draw_adapted(base: Generator, adapted: Generator, codes: Codes) -> torch.Tensor:
-    """``codes`` (made with ``base``) drawn by ``adapted``: ``[N, C, R, R]`` in about ``[-1, 1]``.
-
-    W+ codes draw directly (an adaptation leaves the mapping network, hence W and W+, as they were). Codes that
-    carry a StyleSpace edit draw as ``adapted.styles(ws) + (codes.styles - base.styles(ws))``: the adapted
-    generator's own affines give its styles, and the base's edit Δs is transferred on top.
-    """
-    if codes.styles is None:
-        return adapted.synthesize(codes.ws)
-    before, after = base.styles(codes.ws), adapted.styles(codes.ws)
-    styles = {name: after[name] + (codes.styles[name] - before[name]) for name in after}
-    return adapted.synthesis_from_styles(styles)
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "style"
 
@@ -1314,5 +1301,4 @@ __all__ = [
     "check_compatible",
     "check_number",
     "check_prompt",
-    "draw_adapted",
 ]
