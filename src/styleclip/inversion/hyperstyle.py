@@ -47,6 +47,8 @@ class HyperStyle:
     source: str = ""
     rows: tuple[int, int] | None = None
     opts: dict = field(default_factory=dict)
+    name: str = ""  # as the user named it (a catalogue name, a path)
+    w_encoder: Encoder | None = None  # the W encoder its passes start from, when loaded with it
 
     @property
     def table(self) -> list[TunedLayer]:
@@ -56,6 +58,8 @@ class HyperStyle:
         self.net.to(device)
         self.latent_avg = self.latent_avg.to(device)
         self.generator.to(device)
+        if self.w_encoder is not None:
+            self.w_encoder.to(device)
         return self
 
 
@@ -64,8 +68,11 @@ def load_hyperstyle(
     device: str | torch.device | None = None,
     cache: str | Path | None = None,
     offline: bool | None = None,
+    w_encoder: Encoder | str | Path | None = None,
 ) -> HyperStyle:
-    """Load a HyperStyle checkpoint by catalogue name (``hyperstyle:ffhq``), URL or path."""
+    """Load a HyperStyle checkpoint by catalogue name (``hyperstyle:ffhq``), URL or path, with its W encoder:
+    ``w_encoder`` (loaded, or a name/path), else the one the catalogue pairs with a catalogue name, else none
+    (pass one to :func:`styleclip.invert` as ``encoder``)."""
     from ..hub.formats.budget import check_finite
     from ..hub.formats.rosinality import generator_from_rosinality
     from ..hub.formats.torchfile import load_weights_file
@@ -103,9 +110,22 @@ def load_hyperstyle(
         raise CheckpointError(f"{path}: latent_avg has shape {list(avg.shape)}; expected [{G.num_ws}, {G.w_dim}]")
     rows = (G.img_resolution // 8, G.img_resolution * 7 // 8) if "cars" in str(opts.get("dataset_type", "")) else None
     model = HyperStyle(
-        net.eval().requires_grad_(False), avg.expand(G.num_ws, -1).contiguous(), G, str(path), rows, opts
-    )
+        net.eval().requires_grad_(False), avg.expand(G.num_ws, -1).contiguous(), G, str(path), rows, opts,
+        str(name_or_path), _w_encoder(w_encoder, name_or_path, cache, offline),
+    )  # fmt: skip
     return model.to(resolve_device(device))
+
+
+def _w_encoder(given, name_or_path, cache, offline) -> Encoder | None:
+    from ..hub.registry import find_asset
+    from .encoders import load_encoder
+
+    if isinstance(given, Encoder):
+        return given
+    if given is None:
+        asset = find_asset(str(name_or_path)) if isinstance(name_or_path, str) else None
+        given = (asset.defaults or {}).get("w_encoder") if asset is not None else None
+    return load_encoder(given, device="cpu", cache=cache, offline=offline) if given is not None else None
 
 
 def _layers_to_tune(opts: dict, n: int) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ from ..guidance.identity import load_identity_loss
 from ..guidance.perceptual import LPIPS
 from ..io.photos import center_crop, crop_box, load_photo, to_tensor
 from ..nets.stylegan2 import Generator
+from ..nets.stylegan3 import Generator3
 from ..utils.compiling import compiling
 from ..utils.precision import computing_in, resolve_precision
 from ..utils.precision import describe as describe_precision
@@ -182,13 +183,13 @@ HYPERSTYLE_MEMORY = 6 * 2**30  # HyperStyle's FFHQ model (2.3 GB of weights) wit
 def choose_method(G: Generator, encoder=None, hyperstyle=None) -> tuple[str, str]:
     """``(method, why)`` for ``method='auto'``: the kind of the encoder or model given, else the most faithful
     inversion the catalogue knows for ``G`` that fits the memory this machine has free, else projection."""
-    if hyperstyle is not None:
+    known = inversions_for(G)
+    if hyperstyle is not None and getattr(hyperstyle, "name", hyperstyle) != known.get("hyperstyle"):
         return "hyperstyle", "a HyperStyle model was given"
     if isinstance(encoder, Encoder):
         return encoder.kind if encoder.kind != "w" else "e4e", f"the {encoder.kind} encoder given"
     if encoder is not None:
         return "encoder", "the encoder given"
-    known = inversions_for(G)
     if not known:
         return "project", "the catalogue pairs no encoder with this generator, so projection (any generator)"
     first = next(iter(known))
@@ -282,15 +283,17 @@ def _load_hyperstyle(G: Generator, hyperstyle, encoder, known: dict[str, str]):
     entry names its W encoder)."""
     from .hyperstyle import HyperStyle, load_hyperstyle
 
+    if isinstance(G, Generator3):
+        raise UsageError("HyperStyle inverts into StyleGAN2 generators; for StyleGAN3 use --method project")
     if not isinstance(hyperstyle, HyperStyle):
         name = hyperstyle or known.get("hyperstyle")
         if name is None:
             raise UsageError(
                 "no HyperStyle model is known for this generator: pass --hyperstyle FILE or use another --method"
             )
-        hyperstyle = load_hyperstyle(name, device=G.device)
-        if encoder is None:
-            encoder = _catalogue_default(name, "w_encoder")
+        hyperstyle = load_hyperstyle(name, device=G.device, w_encoder=encoder)
+    if encoder is None:
+        encoder = hyperstyle.w_encoder
     if not isinstance(encoder, Encoder):
         if encoder is None:
             raise UsageError(
@@ -303,14 +306,7 @@ def _load_hyperstyle(G: Generator, hyperstyle, encoder, known: dict[str, str]):
             "there (use the generator it was trained with)",
             stacklevel=4,
         )
-    return hyperstyle, encoder
-
-
-def _catalogue_default(name, key: str):
-    from ..hub.registry import find_asset
-
-    asset = find_asset(str(name)) if isinstance(name, str) else None
-    return (asset.defaults or {}).get(key) if asset is not None else None
+    return hyperstyle, encoder.to(G.device)
 
 
 def _check_pairing(encoder: Encoder, G: Generator) -> None:

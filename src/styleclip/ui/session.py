@@ -151,6 +151,19 @@ class Studio:
         self.max_mappers = max(1, int(max_mappers))
         self._mappers: OrderedDict[str, Any] = OrderedDict()
         self._downloaded: dict[str, Path] = {}  # mapper key -> the folder its URL was downloaded into here
+        self._hyperstyle = None  # the catalogue's HyperStyle model for G (2.3 GB for FFHQ): loaded once, shared
+
+    def hyperstyle(self):
+        """The HyperStyle model (with its W encoder) the catalogue pairs with the generator, loaded on first use
+        and shared by every session: reloading gigabytes per photo would cost more than the inversion."""
+        from ..inversion.hyperstyle import load_hyperstyle
+        from ..inversion.invert import inversions_for
+
+        with self.lock:
+            if self._hyperstyle is None:
+                name = inversions_for(self.G)["hyperstyle"]
+                self._hyperstyle = load_hyperstyle(name, device=self.G.device, cache=self.cache, offline=self.offline)
+            return self._hyperstyle
 
     @property
     def domain(self) -> str | None:
@@ -567,6 +580,11 @@ class EditSession:
             raise UsageError("the catalogue knows no HyperStyle model for this server's generator: pick auto or "
                              "another inversion")  # fmt: skip
         path = self.check_upload(path)
+        if method in ("auto", "hyperstyle") and "hyperstyle" not in invert_kwargs and paired:
+            from ..inversion.invert import choose_method
+
+            if method == "hyperstyle" or choose_method(self.G, invert_kwargs.get("encoder"))[0] == "hyperstyle":
+                invert_kwargs["hyperstyle"] = self.studio.hyperstyle()
         photo = from_photo(self.G, path, method=method, steps=steps, precision=self.studio.precision, **invert_kwargs)
         inv = photo.inversion
         weights = None
