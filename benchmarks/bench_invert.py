@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     rows = []
+    default = RESULTS / f"bench_invert-{device.type}.json"
     for res in args.res:
         for method in args.methods:
             if device.type == "cpu" and not args.in_process:
@@ -181,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"peak {row['peak_mem_mb']:7.0f} MB",
                 flush=True,
             )
-    default = RESULTS / f"bench_invert-{device.type}.json"
-    write_report(
-        "invert", device, rows, args.json or default, steps=args.steps, repeats=args.repeats,
-        full_steps=FULL_STEPS, load=_load(),
-    )  # fmt: skip
+            # after every case, so that a long run stopped part-way keeps what it measured
+            write_report(
+                "invert", device, rows, args.json or default, steps=args.steps, repeats=args.repeats,
+                full_steps=FULL_STEPS, load=_load(), complete=len(rows) == len(args.res) * len(args.methods),
+            )  # fmt: skip
     return 0
 
 
