@@ -216,10 +216,11 @@ def _adapt(args: argparse.Namespace, config: AdaptConfig) -> int:
     device = resolve_device(args.device)
     G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
     _check_patch(config, G.img_resolution, args.generator)
+    precision = resolve_precision(config.precision, device)
     loaded: dict[str, object] = {}
     for name in config.clip_models:  # one model named twice is loaded once
-        if name not in loaded:
-            loaded[name] = load_clip(name, device=device)
+        if name not in loaded:  # CLIP in --precision too: the loss is computed outside the generator's scope
+            loaded[name] = load_clip(name, device=device, precision=precision)
     clips = [loaded[name] for name in config.clip_models]
     if not args.resume:
         _clear_extras(args.outdir)
@@ -256,7 +257,7 @@ def _adapt(args: argparse.Namespace, config: AdaptConfig) -> int:
         "clip": list(config.clip_models),
         "clip_weights": list(config.clip_weights),
         "device": str(device),
-        "precision": describe(config.precision, resolve_precision(config.precision, device), device),
+        "precision": describe(config.precision, precision, device),
         "settings": config.to_dict(),
         "result": {
             "stopped": result.stopped,
