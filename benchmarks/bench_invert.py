@@ -141,6 +141,7 @@ def run_case(res: int, method: str, device: torch.device, steps: int, repeats: i
         "seconds_per_image": per_image,
         "peak_mem_mb": peak,
         "peak_mem_kind": kind,
+        "load": _load(),  # other work on the machine inflates the times; this says how much there was
         **extra,
     }
 
