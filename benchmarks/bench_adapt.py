@@ -61,7 +61,9 @@ def grids_in(steps: int, every: int) -> int:
     return len({s for s in range(1, steps + 1) if s == 1 or s % every == 0 or s == steps})
 
 
-def run_case(res: int, clips: int, precision: str, device: torch.device, steps: int, warmup: int) -> dict:
+def run_case(
+    res: int, clips: int, precision: str, device: torch.device, steps: int, warmup: int, layers: str = "auto"
+) -> dict:
     import open_clip
 
     G = build(res, device)
@@ -71,7 +73,7 @@ def run_case(res: int, clips: int, precision: str, device: torch.device, steps: 
         guides.append(ClipGuide(model, open_clip.get_tokenizer(arch), arch, precision=precision))
     config = AdaptConfig(
         target="sketch", source="photo", clip_models=CLIP_SETS[clips], clip_weights=(1.0,) * clips,
-        precision=precision, steps=NADA_STEPS,
+        precision=precision, steps=NADA_STEPS, layers=layers,
     )  # fmt: skip
     config.check()
     if device.type == "cuda":
@@ -101,6 +103,7 @@ def run_case(res: int, clips: int, precision: str, device: torch.device, steps: 
         "batch": config.batch_size,
         "clips": list(CLIP_SETS[clips]),
         "precision": precision,
+        "layers": layers,
         "auto_layer_batch": config.auto_layer_batch,
         "trained_layers_last_step": len(adapter.last_layers),
         "first_step_s": times[0],
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="1: ViT-B-32; 2: ViT-B-32 + ViT-B-16 (NADA's README)")  # fmt: skip
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
                    help="default: fp32, and bf16 where the device has it natively")  # fmt: skip
+    p.add_argument("--layers", choices=["auto", "nada", "all"], default="auto",
+                   help="auto: NADA's adaptive selection each step (its README); nada: its fixed set, no selection")  # fmt: skip
     p.add_argument("--steps", type=int, default=3, help="measured steps")
     p.add_argument("--warmup", type=int, default=1, help="steps before the measured ones (the first encodes text)")
     p.add_argument("--quick", action="store_true", help="2 measured steps after 1 (for a slow machine)")
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     if args._case:
         res, clips, precision = int(args._case[0]), int(args._case[1]), args._case[2]
-        print(json.dumps(run_case(res, clips, precision, device, args.steps, args.warmup)))
+        print(json.dumps(run_case(res, clips, precision, device, args.steps, args.warmup, args.layers)))
         return 0
 
     native_bf16 = device.type == "cuda" or (device.type == "cpu" and bool(cpu_native_bf16()))
@@ -151,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             for precision in precisions:
                 if device.type == "cpu" and not args.in_process:
                     cmd = [sys.executable, __file__, "--_case", str(res), str(clips), precision, "--device", "cpu"]
-                    cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+                    cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--layers", args.layers]
                     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                     row = json.loads(out.strip().splitlines()[-1])
                 else:
-                    row = run_case(res, clips, precision, device, args.steps, args.warmup)
+                    row = run_case(res, clips, precision, device, args.steps, args.warmup, args.layers)
                 rows.append(row)
                 print(
                     f"{res:5d} {'+'.join(row['clips']):<19} {precision:<5} {row['first_step_s']:8.2f} "
@@ -163,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['minutes_for_300_steps']:7.1f} min {row['peak_mem_mb']:8.0f}",
                     flush=True,
                 )
-    path = args.json or RESULTS / f"bench_adapt-{device.type}.json"
-    write_report("adapt", device, rows, path, batch=2, steps=args.steps, warmup=args.warmup, cpu=cpu_model(),
+    path = args.json or RESULTS / f"bench_adapt-{device.type}{'' if args.layers == 'auto' else '-' + args.layers}.json"
+    write_report("adapt", device, rows, path, batch=2, layers=args.layers, steps=args.steps, warmup=args.warmup, cpu=cpu_model(),
                  native_bf16=list(cpu_native_bf16()) if device.type == "cpu" else None)  # fmt: skip
     return 0
 
