@@ -354,3 +354,37 @@ def test_bad_settings_are_one_line(guides, overrides, match):
 
 def test_conditional_generator_is_refused(guides):
     refused_by(lambda: adapt(tiny_generator(c_dim=3), clips=guides, progress=False, **SMALL), match="unconditional")
+
+
+def test_clip_computes_in_the_runs_precision(guides, monkeypatch):
+    from styleclip.utils import precision as prec
+
+    seen = []
+    real = prec.network_autocast
+
+    def spy(device, own="auto"):
+        seen.append(prec.current_precision())
+        return real(device, own)
+
+    monkeypatch.setattr(prec, "network_autocast", spy)
+    adapt(tiny_generator(), clips=guides, progress=False, precision="bf16", **{**SMALL, "steps": 1})
+    assert seen and set(seen) == {"bf16"}
+
+
+def test_nadas_clip_names_load_by_default(monkeypatch, tmp_path):
+    """NADA's --clip_models spelling ("ViT-B/32") names open_clip's OpenAI models; no file of that name is looked for."""
+    import open_clip
+
+    from conftest import tiny_clip
+
+    asked = []
+
+    def create_model(arch, pretrained=None, **kwargs):
+        asked.append((arch, pretrained))
+        return tiny_clip()
+
+    monkeypatch.setattr(open_clip, "create_model", create_model)
+    monkeypatch.chdir(tmp_path)
+    result = adapt(tiny_generator(), source="photo", target="sketch", steps=1, progress=False, auto_layer_batch=2)
+    assert result.steps_done == 1
+    assert asked == [("ViT-B-32", "openai"), ("ViT-B-16", "openai")]

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from ..guidance.clip import OPENAI_NAMES
 from ..training.adapt import LAYER_CHOICES, AdaptConfig
 from .options import add_precision_argument
 
@@ -24,11 +25,6 @@ HELP = "adapt a generator to a new domain from two prompts, no images (StyleGAN-
 # NADA's README trains with OpenAI's ViT-B/32 and ViT-B/16; these are their open_clip names.
 DEFAULT_CLIPS = ("ViT-B-32:openai", "ViT-B-16:openai")
 # NADA's options spell CLIP models as OpenAI's clip.load does; the same weights under open_clip's names.
-OPENAI_NAMES = {
-    "RN50": "RN50:openai", "RN101": "RN101:openai", "RN50x4": "RN50x4:openai", "RN50x16": "RN50x16:openai",
-    "RN50x64": "RN50x64:openai", "ViT-B/32": "ViT-B-32:openai", "ViT-B/16": "ViT-B-16:openai",
-    "ViT-L/14": "ViT-L-14:openai", "ViT-L/14@336px": "ViT-L-14-336:openai",
-}  # fmt: skip
 OUTPUTS = ("generator.safetensors", "checkpoints/step-*.safetensors", "samples/step-*.png", "log.jsonl",
            "report.json", "tensorboard")  # fmt: skip
 WRITTEN_FOLDERS = ("checkpoints", "samples", "tensorboard")
@@ -93,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def clip_name(name: str) -> str:
-    """``name`` as :func:`styleclip.load_clip` takes it: OpenAI's spelling (NADA's) becomes open_clip's."""
+    """``name`` as reports show it: OpenAI's spelling (NADA's) as open_clip names it (load_clip takes both)."""
     if name in OPENAI_NAMES and not Path(name).exists():
         return OPENAI_NAMES[name]
     return name

@@ -142,6 +142,14 @@ class ClipGuide(nn.Module):
         return emb / emb.norm()
 
 
+# OpenAI's own spellings (``clip.load("ViT-B/32")``, NADA's --clip_models) as open_clip names them
+OPENAI_NAMES = {
+    "RN50": "RN50:openai", "RN101": "RN101:openai", "RN50x4": "RN50x4:openai", "RN50x16": "RN50x16:openai",
+    "RN50x64": "RN50x64:openai", "ViT-B/32": "ViT-B-32:openai", "ViT-B/16": "ViT-B-16:openai",
+    "ViT-L/14": "ViT-L-14:openai", "ViT-L/14@336px": "ViT-L-14-336:openai",
+}  # fmt: skip
+
+
 def load_clip(
     name: str | Path = DEFAULT_CLIP, device: str | torch.device | None = None, precision: str = "auto"
 ) -> ClipGuide:
@@ -157,6 +165,8 @@ def load_clip(
 
         text = str(fetch_url(text))
     path = Path(text).expanduser()
+    if text in OPENAI_NAMES and not (path.exists() or path.is_symlink()):
+        text = OPENAI_NAMES[text]
     arch, _, tag = text.partition(":")
     if path.exists() or path.is_symlink():
         model = _model_from_openai_file(open_clip, path)

@@ -214,10 +214,11 @@ class Adapter:
             from ..guidance.clip import load_clip
 
             clips = [load_clip(name, device=device) for name in cfg.clip_models]
-        weights = (cfg.direction_weight, cfg.global_weight, cfg.patch_weight, cfg.manifold_weight)
-        losses = [DirectionalClipLoss(guide.to(device), cfg.source, cfg.target, *weights) for guide in clips]
-        self.loss = CombinedClipLoss(losses, cfg.clip_weights)
         self.precision = resolve_precision(cfg.precision, device)
+        weights = (cfg.direction_weight, cfg.global_weight, cfg.patch_weight, cfg.manifold_weight)
+        with computing_in(self.precision):  # the text directions too: CLIP computes in the run's precision
+            losses = [DirectionalClipLoss(guide.to(device), cfg.source, cfg.target, *weights) for guide in clips]
+        self.loss = CombinedClipLoss(losses, cfg.clip_weights)
         self.fixed = self._fixed_layers()
         params = list(self.trainable.parameters())
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr * G_REG_RATIO, betas=(0**G_REG_RATIO, 0.99**G_REG_RATIO))
@@ -269,10 +270,11 @@ class Adapter:
             w = self.frozen.mapping_forward(z)[:, 0]
         self.trainable.requires_grad_(False)  # the codes' gradients alone are needed here
         k = self.cfg.auto_layer_k or self.frozen.num_ws
-        chosen, _ = adapt_layers.select_layers(
-            self.trainable, w, lambda img: self.loss.global_loss(img, self.cfg.target), k,
-            self.cfg.auto_layer_iters, lambda G, ws: self.draw(G, ws, g),
-        )  # fmt: skip
+        with computing_in(self.precision):
+            chosen, _ = adapt_layers.select_layers(
+                self.trainable, w, lambda img: self.loss.global_loss(img, self.cfg.target), k,
+                self.cfg.auto_layer_iters, lambda G, ws: self.draw(G, ws, g),
+            )  # fmt: skip
         return chosen
 
     def step(self, step: int) -> dict[str, float]:
@@ -287,7 +289,8 @@ class Adapter:
                 frozen_img = frozen_img + torch.randn(frozen_img.shape, generator=noise).to(frozen_img) * 5e-4
         adapted_img = self.draw(self.trainable, ws, noise)
         patch_rng = np.random.RandomState(np.random.SeedSequence([self.cfg.seed, step, 4]).generate_state(1)[0])
-        loss = self.loss(frozen_img, adapted_img, patch_rng)
+        with computing_in(self.precision):  # CLIP's 'auto' precision follows the run's, not the device's default
+            loss = self.loss(frozen_img, adapted_img, patch_rng)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
