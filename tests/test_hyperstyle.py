@@ -272,3 +272,31 @@ def test_an_adapted_generator_takes_the_offsets_from_128_px(world, photo):
     src = from_photo(G, photo, adapted=adapted, method="hyperstyle", hyperstyle=path, encoder=w_path, lpips="off",
                      align="center", steps=1)  # fmt: skip
     assert src.generator.meta["hyperstyle"] == [n for n in sorted(src.inversion.offsets) if ".b128." in n]
+
+
+def test_batch_draws_each_hyperstyle_photo_with_its_offsets(world, photo, tmp_path, tiny_clip_file):
+    from styleclip.cli.main import main
+    from styleclip.hub.generators import save_generator
+    from styleclip.inversion.hyperstyle import load_offsets
+    from styleclip.io.images import to_uint8
+    from styleclip.sources import apply_offsets
+
+    G, path, w_path = world
+    gen = save_generator(G, tmp_path / "g.safetensors")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "me.png").write_bytes(photo.read_bytes())
+    out = tmp_path / "batch"
+    argv = ["batch", "--generator", str(gen), "--clip", str(tiny_clip_file), "--device", "cpu", "--images", str(photos),
+            "--prompt", "a smiling face", "--method", "optimize", "--steps", "1", "--invert-method", "hyperstyle",
+            "--hyperstyle", str(path), "--encoder", str(w_path), "--invert-steps", "2", "--lpips", "off",
+            "--outdir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    source = out / "sources" / "img-me"
+    offsets = load_offsets(source / "offsets.safetensors", G)
+    drawer = apply_offsets(G, offsets)
+    ws = torch.from_numpy(np.load(source / "latent.npy"))
+    [job] = list((out / "jobs").iterdir())
+    before = np.array(Image.open(job / "before.png")).astype(int)
+    assert np.abs(before - to_uint8(drawer.synthesize(ws))[0].astype(int)).max() <= 1
+    assert np.abs(before - to_uint8(G.synthesize(ws))[0].astype(int)).max() > 3  # not the plain generator's

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
+from ..inversion.invert import METHODS as INVERSIONS
 from .eval import add_judge_arguments
 from .options import add_compile_argument, add_precision_argument
 
@@ -60,8 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--overwrite", action="store_true", help="redo every job of this batch, replacing earlier results")
     run.add_argument("--batch-size", type=int, default=8, help="sources per forward pass (8)")
     run.add_argument("--clip", default=None, help=f"CLIP model name or path ({DEFAULT_CLIP})")
-    run.add_argument("--invert-method", choices=["auto", "e4e", "restyle", "project"], default="auto",
-                     help="how --images are inverted (auto: the generator's encoder, else projection)")  # fmt: skip
+    run.add_argument("--invert-method", choices=INVERSIONS, default="auto",
+                     help="how --images are inverted (auto: the most faithful the catalogue knows for the generator; "
+                          "a HyperStyle photo's edits are drawn with its weight offsets)")  # fmt: skip
+    run.add_argument("--encoder", default=None, help="the encoder for --images (default: the catalogue's for the "
+                                                     "generator; with --invert-method hyperstyle its W encoder)")  # fmt: skip
+    run.add_argument("--hyperstyle", default=None, metavar="NAME|FILE",
+                     help="the HyperStyle model for --images (default: the catalogue's for the generator)")  # fmt: skip
     run.add_argument("--invert-steps", type=int, default=None,
                      help="ReStyle steps (5) or projection steps (1000) for --images")  # fmt: skip
     run.add_argument("--samples", type=int, default=100_000, help="directions: latents for style statistics")
@@ -207,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             spec, args.outdir, batch_size=args.batch_size, device=args.device, cache=args.cache, offline=args.offline,
             precision=args.precision, compile=args.compile, invert_method=args.invert_method, stats_samples=args.samples, summary=summary,
             invert_lpips=None if args.lpips == "auto" else args.lpips, invert_steps=args.invert_steps,
+            invert_encoder=args.encoder, invert_hyperstyle=args.hyperstyle,
             redo=args.overwrite, max_jobs=args.max_edits,
         )  # fmt: skip
     except KeyboardInterrupt:

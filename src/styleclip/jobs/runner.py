@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,9 @@ def job_folder(outdir: Path, job: Job) -> Path:
     return Path(outdir) / "jobs" / job.id
 
 
+OFFSETS = "offsets.safetensors"  # a photo's HyperStyle weight offsets, beside its latent under sources/
+
+
 def run_batch(
     spec: BatchSpec,
     outdir: str | Path,
@@ -73,6 +77,8 @@ def run_batch(
     invert_method: str = "auto",
     invert_lpips: str | None = None,
     invert_steps: int | None = None,
+    invert_encoder: str | None = None,
+    invert_hyperstyle: str | None = None,
     stats_samples: int = 100_000,
     summary: Callable[[Path, Any, Any], Any] | None = None,
     progress: bool = True,
@@ -85,9 +91,12 @@ def run_batch(
         batch_size: sources per forward pass for jobs that share a method, prompt and setting.
         precision: the networks' arithmetic (:mod:`styleclip.utils.precision`).
         compile: ``torch.compile`` the generator (:mod:`styleclip.utils.compiling`): pays off over many jobs.
-        invert_method: how photos are inverted ('auto': the generator's encoder, else projection).
+        invert_method: how photos are inverted (:data:`styleclip.inversion.invert.METHODS`; 'auto': the most
+            faithful the catalogue knows); a photo HyperStyle inverted keeps ``offsets.safetensors`` beside its
+            latent under ``sources/`` and its edits are drawn with them.
         invert_lpips: the distance projection minimises ('vgg', 'alex', 'off' for pixels alone, or a weights file;
-            None = LPIPS-VGG), as :func:`styleclip.invert`'s ``lpips``; ``invert_steps``: ReStyle's or projection's.
+            None = LPIPS-VGG), as :func:`styleclip.invert`'s ``lpips``; ``invert_steps``: ReStyle's, HyperStyle's or
+            projection's; ``invert_encoder`` / ``invert_hyperstyle``: models other than the catalogue's.
         stats_samples: latents for the style statistics of the directions method.
         summary: ``summary(outdir, G, guide)`` called on process 0 once every process has finished.
         redo: do every job again, even those done before (``--overwrite``).
@@ -123,7 +132,8 @@ def run_batch(
             make_folder(outdir)
             text = json.dumps(_describe(spec, batch_size, precision, compile), indent=1, default=str)
             atomic_write(outdir / "batch.json", lambda tmp: tmp.write_text(text))
-        inversion = {"method": invert_method, "lpips": invert_lpips, "steps": invert_steps, "redo": redo}
+        inversion = {"method": invert_method, "lpips": invert_lpips, "steps": invert_steps, "redo": redo,
+                     "encoder": invert_encoder, "hyperstyle": invert_hyperstyle}  # fmt: skip
         worker = _Worker(G, guide, outdir, spec, cache, offline, inversion, stats_samples, ctx.rank)
         worker.styles = styles
         with computing_in(resolve_precision(precision, ctx.device)), compiling(compile) as compiled:
@@ -217,6 +227,8 @@ class _Worker:
         self._mappers: dict[str, Any] = {}
         self._latents: dict[str, torch.Tensor] = {}  # a latent file is read once, not once per row
         self._inverted: set[str] = set()  # photos inverted by this run
+        # photos HyperStyle inverted: their offset copies of G (and of each adapted generator), the last few kept
+        self._weights: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
 
     # -- sources -------------------------------------------------------------------------------------------
 
@@ -243,9 +255,33 @@ class _Worker:
         options = {k: v for k, v in self.inversion.items() if k != "redo"}
         inv = from_photo(G, source.path, **options, progress=False).inversion
         save_png(inv.aligned, where / "aligned.png")
+        if inv.offsets is not None:  # before the latent: a latent without its offsets would draw another face
+            from ..inversion.hyperstyle import save_offsets
+
+            save_offsets(where / OFFSETS, inv.offsets, inv.generator.meta["offsets_of"])
+        else:
+            (where / OFFSETS).unlink(missing_ok=True)  # an earlier inversion's (--overwrite) is not this latent's
         atomic_save_arrays(where / "latent.npy", inv.ws.cpu().numpy())
         self._inverted.add(source.key)
         return inv.ws
+
+    def generator_for(self, source: Source, style: str | None = None):
+        """The network that draws ``source``'s edits: ``G`` (or the adapted generator ``style``), with the photo's
+        HyperStyle offsets applied when it has them (on an adapted generator those from 128 px up)."""
+        base = self.G if style is None else self.styles[style]
+        path = self.outdir / "sources" / source.key / OFFSETS
+        if source.kind != "image" or not path.is_file():
+            return base
+        key = (source.key, style)
+        if key not in self._weights:
+            from ..inversion.hyperstyle import load_offsets
+            from ..sources import apply_offsets
+
+            self._weights[key] = apply_offsets(base, load_offsets(path, self.G), adapted=style is not None)
+            while len(self._weights) > 2:  # a copy is a whole generator: keep the last few, not one per photo
+                self._weights.popitem(last=False)
+        self._weights.move_to_end(key)
+        return self._weights[key]
 
     # -- methods ---------------------------------------------------------------------------------------------
 
@@ -274,12 +310,18 @@ class _Worker:
             return failed
         run, prompt = group[0].run, group[0].prompt
         t0 = time.perf_counter()
-        if ready:
+        # sources drawn by G share forward passes; a photo with its own weights (HyperStyle) takes its own
+        passes: OrderedDict[int, tuple[Any, list[str], list[torch.Tensor]]] = OrderedDict()
+        for key, w in zip(ready, ws, strict=True):
+            G = self.generator_for(by_source[key][0].source)
+            passes.setdefault(id(G), (G, [], []))[1].append(key)
+            passes[id(G)][2].append(w)
+        for G, keys, pass_ws in passes.values():
             try:
-                made = getattr(self, f"_{run.method}")(torch.cat(ws), prompt, run.settings)
+                made = getattr(self, f"_{run.method}")(G, torch.cat(pass_ws), prompt, run.settings)
             except StyleclipError as exc:
-                made = [{"error": str(exc)}] * len(ready)
-            outputs.update(zip(ready, made, strict=True))
+                made = [{"error": str(exc)}] * len(keys)
+            outputs.update(zip(keys, made, strict=True))
         seconds = (time.perf_counter() - t0) / max(len(ready), 1)
         for key, out in outputs.items():
             for job in by_source[key]:
@@ -288,7 +330,7 @@ class _Worker:
                     continue
                 try:
                     t1 = time.perf_counter()
-                    drawn = out if job.style is None else self._draw(job.style, out)
+                    drawn = out if job.style is None else self._draw(job.style, out, job.source)
                     self._write(job, drawn, seconds + time.perf_counter() - t1)
                 except StyleclipError as exc:
                     failed[job.id] = self._fail(job, str(exc))
@@ -310,11 +352,11 @@ class _Worker:
         extra = {k: v for k, v in report.items() if k not in _job_dict(base) and k not in _OWN}
         return {"ws": ws, "codes": codes, "extra": extra}
 
-    def _draw(self, style: str, out: dict) -> dict:
+    def _draw(self, style: str, out: dict, source: Source) -> dict:
         """An edit's output (made with the generator) drawn by the adapted generator ``style``."""
         from ..adapted import adapted_codes, summary
 
-        A, codes = self.styles[style], out["codes"]
+        A, codes = self.generator_for(source, style), out["codes"]
         source_ws = out.get("ws", codes.ws)
         with torch.no_grad():
             mine = adapted_codes(self.G, A, codes.to(self.G.device))
@@ -322,10 +364,10 @@ class _Worker:
         adapted = {"style": style, **(summary(A) or {"name": self.spec.styles()[style]})}
         return {"before": before, "after": after, "codes": mine, "extra": {**out["extra"], "adapted": adapted}}
 
-    def _optimize(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
+    def _optimize(self, G, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
         from ..edits.optimize import optimize
 
-        results = optimize(self.G, prompt, self.guide, source=ws, progress=False, **settings)
+        results = optimize(G, prompt, self.guide, source=ws, progress=False, **settings)
         return [
             {
                 "ws": ws[i : i + 1], "before": r.source_image, "after": r.image,
@@ -336,20 +378,22 @@ class _Worker:
             for i, r in enumerate(results)
         ]  # fmt: skip
 
-    def _directions(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
+    def _directions(self, G, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
+        """``G`` draws (a photo's offset copy, or the generator); statistics and relevance are the generator's."""
         from ..edits.global_direction import global_direction
         from ..edits.relevance_files import find_relevance
         from ..stylespace import style_statistics
 
-        G = self.G
+        base = self.G
         if self._stats is None:
-            self._stats = style_statistics(G, samples=self.stats_samples, cache=self.cache, progress=False)
+            self._stats = style_statistics(base, samples=self.stats_samples, cache=self.cache, progress=False)
             self._matrices = {}
         key = settings["relevance"]
         if key not in self._matrices:
-            self._matrices[key] = find_relevance(G, self.guide.name, key, self.cache, self.offline, self.spec.generator)
+            self._matrices[key] = find_relevance(base, self.guide.name, key, self.cache, self.offline,
+                                                 self.spec.generator)  # fmt: skip
         direction = global_direction(self.guide, prompt, settings["neutral"], self._matrices[key], self._stats,
-                                     beta=settings["beta"], domain=G.meta.get("domain"))  # fmt: skip
+                                     beta=settings["beta"], domain=base.meta.get("domain"))  # fmt: skip
         with torch.no_grad():
             styles = G.styles(ws)
             edited = direction.at(settings["alpha"]).apply(G, Codes(ws, styles))
@@ -361,7 +405,7 @@ class _Worker:
             for i in range(ws.shape[0])
         ]  # fmt: skip
 
-    def _mapper(self, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
+    def _mapper(self, G, ws: torch.Tensor, prompt: str, settings: dict) -> list[dict]:
         from ..edits.mapper import MapperEdit
         from ..hub.mappers import load_mapper
 
@@ -371,8 +415,8 @@ class _Worker:
                                               offline=self.offline)  # fmt: skip
         edit = MapperEdit(self._mappers[name], settings["strength"])
         with torch.no_grad():
-            edited = edit.apply(self.G, Codes(ws))
-            before, after = self.G.synthesize(ws), edited.image(self.G)
+            edited = edit.apply(G, Codes(ws))
+            before, after = G.synthesize(ws), edited.image(G)
         extra = {"strength": edit.describe()["strength"], "mapper_prompt": self._mappers[name].meta.get("prompt")}
         return [
             {"ws": ws[i : i + 1], "before": before[i : i + 1], "after": after[i : i + 1],
