@@ -160,6 +160,27 @@ def test_damaged_or_foreign_checkpoints_are_one_line(world, tmp_path):
     refused_by(lambda: load_hyperstyle(tmp_path / "nothing.pt"), error=styleclip.StyleclipError)
 
 
+def test_crafted_shapes_and_latent_avg_are_one_line_before_any_allocation(world, tmp_path):
+    """A zero-size tensor costs nothing in the file but declares any size: the network is sized from such shapes only
+    after they are checked, so the load is refused well inside the memory bound instead of allocating terabytes."""
+    _, path, _ = world
+    crafted = {
+        "hypernet.shared_weight_hypernet.w1": torch.zeros(70000, 0),
+        "hypernet.refinement_blocks.0.convs.0.weight": torch.zeros(100000, 0, 3, 3),
+        "hypernet.body.0.conv1.weight": torch.zeros(100000, 100000, 0, 3),
+    }
+    for i, (key, value) in enumerate(crafted.items()):
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["state_dict"][key] = value
+        torch.save(ckpt, tmp_path / f"shape{i}.pt")
+        refused_by(lambda i=i: load_hyperstyle(tmp_path / f"shape{i}.pt"), match="needs", error=CheckpointError)
+    for i, avg in enumerate(["x", torch.tensor(1.0), torch.zeros(3, 16)]):
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["latent_avg"] = avg
+        torch.save(ckpt, tmp_path / f"avg{i}.pt")
+        refused_by(lambda i=i: load_hyperstyle(tmp_path / f"avg{i}.pt"), match="latent_avg", error=CheckpointError)
+
+
 # -- in styleclip.invert, the CLI and the sources ----------------------------------------------------------------
 
 

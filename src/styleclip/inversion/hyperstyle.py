@@ -97,17 +97,25 @@ def load_hyperstyle(
         raise CheckpointError(f"{path}: its decoder.* generator does not load ({exc})") from None
     G.meta.update({"source": str(path), "format": "rosinality"})
     try:
-        net = hypernetwork_from_state_dict(hyper, layer_table(G), _layers_to_tune(opts, len(layer_table(G))))
+        tune = _layers_to_tune(opts, len(layer_table(G)))
+        with torch.device("meta"):  # sizes read off the file's shapes: a zero-size tensor can declare any of them
+            _check_shapes(hyper, hypernetwork_from_state_dict(hyper, layer_table(G), tune))
+        net = hypernetwork_from_state_dict(hyper, layer_table(G), tune)
         _check_aliases(hyper, net)
         net.load_state_dict(hyper)  # strict: every published key, the shared weights' aliases included
     except (KeyError, ValueError, RuntimeError, AttributeError) as exc:
         first = " ".join(str(exc).split())[:200]
         raise CheckpointError(f"{path}: hyper-network weights do not fit HyperStyle's network ({first})") from None
     avg = ckpt.get("latent_avg")
-    avg = torch.as_tensor(avg if avg is not None else G.w_avg, dtype=torch.float32)
-    avg = avg.reshape(-1, avg.shape[-1])
-    if avg.shape[-1] != G.w_dim or avg.shape[0] not in (1, G.num_ws):
-        raise CheckpointError(f"{path}: latent_avg has shape {list(avg.shape)}; expected [{G.num_ws}, {G.w_dim}]")
+    if avg is None:
+        avg = G.w_avg
+    if not isinstance(avg, torch.Tensor) or avg.ndim == 0 or avg.shape[-1] != G.w_dim:
+        shape = list(avg.shape) if isinstance(avg, torch.Tensor) else type(avg).__name__
+        raise CheckpointError(f"{path}: latent_avg is {shape}; expected a tensor [{G.num_ws}, {G.w_dim}]")
+    avg = avg.to(torch.float32).reshape(-1, G.w_dim)
+    if avg.shape[0] not in (1, G.num_ws) or not torch.isfinite(avg).all():
+        raise CheckpointError(f"{path}: latent_avg has shape {list(avg.shape)} or non-finite values; expected finite "
+                              f"[{G.num_ws}, {G.w_dim}]")  # fmt: skip
     rows = (G.img_resolution // 8, G.img_resolution * 7 // 8) if "cars" in str(opts.get("dataset_type", "")) else None
     model = HyperStyle(
         net.eval().requires_grad_(False), avg.expand(G.num_ws, -1).contiguous(), G, str(path), rows, opts,
@@ -158,6 +166,15 @@ def hypernetwork_from_state_dict(sd: dict[str, torch.Tensor], table: list[TunedL
     code = int(sd["shared_weight_hypernet.w1"].shape[0])
     conv1 = sd["conv1.weight"]
     return HyperNetwork(table, tuple(tune), int(conv1.shape[1]), stages, int(conv1.shape[0]), inner, code)
+
+
+def _check_shapes(sd: dict[str, torch.Tensor], net: HyperNetwork) -> None:
+    """Every parameter and buffer of ``net`` (built on the meta device) must be a tensor of the file, same shape."""
+    for key, value in net.state_dict().items():
+        given = sd.get(key)
+        if not isinstance(given, torch.Tensor) or tuple(given.shape) != tuple(value.shape):
+            shape = list(given.shape) if isinstance(given, torch.Tensor) else type(given).__name__
+            raise ValueError(f"{key[:80]} is {shape}, HyperStyle's network needs {list(value.shape)}")
 
 
 def _check_aliases(sd: dict[str, torch.Tensor], net: HyperNetwork) -> None:

@@ -55,9 +55,15 @@ def generator_from_rosinality(data: dict, which: str = "G_ema") -> Generator:
     if latent_avg is None:
         tensors["mapping.w_avg"] = torch.zeros(config.w_dim)
     else:
-        latent_avg = torch.as_tensor(latent_avg).float()
-        # e4e stores it repeated per layer: [num_ws, w_dim]
-        tensors["mapping.w_avg"] = latent_avg.reshape(-1, config.w_dim).mean(dim=0)
+        try:
+            latent_avg = torch.as_tensor(latent_avg).float()
+            # e4e stores it repeated per layer: [num_ws, w_dim]
+            tensors["mapping.w_avg"] = latent_avg.reshape(-1, config.w_dim).mean(dim=0)
+        except (TypeError, ValueError, RuntimeError):
+            shape = list(latent_avg.shape) if isinstance(latent_avg, torch.Tensor) else type(latent_avg).__name__
+            raise CheckpointError(
+                f"rosinality checkpoint: latent_avg is {shape}, not [{config.w_dim}] or [num_ws, {config.w_dim}]"
+            ) from None
     load_exact(G, tensors, source="rosinality checkpoint")
     if estimated:
         with torch.no_grad():
