@@ -232,6 +232,31 @@ def test_auto_picks_the_most_faithful_known_inversion(world, monkeypatch):
         G.meta.pop("defaults", None)
 
 
+def test_pivotal_tuning_passes_hyperstyle_over_and_is_refused_with_it_before_loading(world, photo, monkeypatch):
+    """--pti (which tunes the weights itself) with auto picks the next inversion instead of running HyperStyle and
+    then refusing; with --method hyperstyle it is refused before the model loads."""
+    from styleclip.inversion import hyperstyle as hs_module
+    from styleclip.inversion import invert as inv_module
+
+    G = world[0]
+    G.meta["defaults"] = {"inversions": {"hyperstyle": "hyperstyle:ffhq", "restyle": "restyle-e4e:ffhq"}}
+    try:
+        monkeypatch.setattr(inv_module, "_free_memory", lambda device: 64 * 2**30)
+        assert inv_module.choose_method(G, pti=True)[0] == "restyle"
+        G.meta["defaults"] = {"inversions": {"hyperstyle": "hyperstyle:cars"}}
+        method, why = inv_module.choose_method(G, pti=True)
+        assert method == "project" and "--pti" in why
+    finally:
+        G.meta.pop("defaults", None)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the HyperStyle model was loaded before --pti was refused")
+
+    monkeypatch.setattr(hs_module, "load_hyperstyle", never)
+    with pytest.raises(styleclip.UsageError, match="drop --pti"):
+        styleclip.invert(photo, G, method="hyperstyle", hyperstyle="hyperstyle:ffhq", lpips="off", pti=True)
+
+
 def test_cli_writes_offsets_that_reload_with_the_latent(world, photo, tmp_path, capsys):
     from styleclip.cli.main import main
     from styleclip.hub.generators import save_generator

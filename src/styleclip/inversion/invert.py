@@ -147,6 +147,8 @@ def invert(
         raise UsageError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if pti and not (isinstance(pti_steps, int) and 1 <= pti_steps <= 100_000):
         raise UsageError(f"pivotal tuning takes 1 to 100000 steps, got {pti_steps!r}")
+    if pti and method == "hyperstyle":  # said before a 2 GB model loads and runs, not after
+        raise UsageError(PTI_WITH_HYPERSTYLE)
     used = resolve_precision(precision, G.device)
     encoder_based = method in ("e4e", "restyle", "hyperstyle") or (method == "auto" and bool(inversions_for(G)))
     chosen = (precision or "auto").lower() == "auto" and not os.environ.get("STYLECLIP_PRECISION")
@@ -180,16 +182,23 @@ PREFERENCE = ("hyperstyle", "restyle", "e4e")  # the most faithful first (HyperS
 HYPERSTYLE_MEMORY = 6 * 2**30  # HyperStyle's FFHQ model (2.3 GB of weights) with its W encoder and a 1024-px pass
 
 
-def choose_method(G: Generator, encoder=None, hyperstyle=None) -> tuple[str, str]:
+PTI_WITH_HYPERSTYLE = "HyperStyle already tunes the generator's weights to the photo: drop --pti"
+
+
+def choose_method(G: Generator, encoder=None, hyperstyle=None, pti: bool = False) -> tuple[str, str]:
     """``(method, why)`` for ``method='auto'``: the kind of the encoder or model given, else the most faithful
-    inversion the catalogue knows for ``G`` that fits the memory this machine has free, else projection."""
+    inversion the catalogue knows for ``G`` that fits the memory this machine has free, else projection. With
+    ``pti`` (which tunes the weights itself) HyperStyle is passed over unless a HyperStyle model was given."""
     known = inversions_for(G)
+    passed_over = pti and known.pop("hyperstyle", None) is not None and hyperstyle is None
     if hyperstyle is not None and getattr(hyperstyle, "name", hyperstyle) != known.get("hyperstyle"):
         return "hyperstyle", "a HyperStyle model was given"
     if isinstance(encoder, Encoder):
         return encoder.kind if encoder.kind != "w" else "e4e", f"the {encoder.kind} encoder given"
     if encoder is not None:
         return "encoder", "the encoder given"
+    if not known and passed_over:
+        return "project", "--pti tunes the weights as HyperStyle would, and no encoder is known, so projection"
     if not known:
         return "project", "the catalogue pairs no encoder with this generator, so projection (any generator)"
     first = next(iter(known))
@@ -226,8 +235,10 @@ def _invert(photo, G, method, encoder, hyperstyle, lpips, steps, pti, pti_steps,
     name = encoder if isinstance(encoder, str | Path) else None
     why = f"--method {method}"
     if method == "auto":
-        method, why = choose_method(G, encoder, hyperstyle)
+        method, why = choose_method(G, encoder, hyperstyle, pti)
         why = f"auto: {why}"
+        if pti and method == "hyperstyle":
+            raise UsageError(PTI_WITH_HYPERSTYLE)
     known = inversions_for(G)
     model = None
     if method == "hyperstyle":
@@ -263,7 +274,7 @@ def _invert(photo, G, method, encoder, hyperstyle, lpips, steps, pti, pti_steps,
         ws, noise, history = result.ws, result.noise, result.history
     if pti:
         if offsets is not None:
-            raise UsageError("HyperStyle already tunes the generator's weights to the photo: drop --pti")
+            raise UsageError(PTI_WITH_HYPERSTYLE)
         generator = pivotal_tuning(
             G, ws, target, lpips, steps=pti_steps, stop_lpips=pti_stop, noise=noise, progress=progress
         )
