@@ -138,6 +138,21 @@ def test_manifold_loss_is_the_angle_gap(guides):
     torch.testing.assert_close(loss(frozen, adapted), (cos_img - cos_text).abs().mean(), atol=1e-6, rtol=1e-5)
 
 
+def test_manifold_loss_encodes_the_prompts_once(guides, monkeypatch):
+    """NADA caches the prompts' features: a training step must not run 2 x 79 text passes again."""
+    from styleclip.guidance import directional
+
+    frozen, adapted = pictures(8), pictures(9)
+    loss = DirectionalClipLoss(guides[0], "photo", "sketch", direction=0.0, manifold=1.0)
+    first = loss(frozen, adapted)
+
+    def encoded_again(*args, **kwargs):
+        raise AssertionError("the prompts were encoded again")
+
+    monkeypatch.setattr(directional, "_encode_texts", encoded_again)
+    assert float(loss(frozen, adapted)) == float(first)
+
+
 def test_same_prompts_are_refused(guides):
     refused_by(lambda: DirectionalClipLoss(guides[0], "photo", "photo"), match="mean the same")
 

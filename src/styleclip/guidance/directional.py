@@ -96,6 +96,7 @@ class DirectionalClipLoss(torch.nn.Module):
             else text_direction(guide, source, target)
         )
         self._part_directions: torch.Tensor | None = None
+        self._cos_text: torch.Tensor | None = None
 
     def forward(
         self, frozen_img: torch.Tensor, adapted_img: torch.Tensor, rng: np.random.RandomState | None = None
@@ -164,9 +165,11 @@ class DirectionalClipLoss(torch.nn.Module):
     def manifold_loss(self, frozen_img: torch.Tensor, adapted_img: torch.Tensor) -> torch.Tensor:
         """``mean_b |cos(e(adapted_b), e(frozen_b)) - cos(t(target), t(source))|`` (NADA's angle loss), with the
         prompts' template-averaged embeddings."""
-        src_text = _mean_direction(template_features(self.guide, self.source))
-        tgt_text = _mean_direction(template_features(self.guide, self.target))
-        cos_text = (tgt_text * src_text).sum()
+        if self._cos_text is None:  # once, as NADA caches the prompts' features: 158 text passes otherwise
+            src_text = _mean_direction(template_features(self.guide, self.source))
+            tgt_text = _mean_direction(template_features(self.guide, self.target))
+            self._cos_text = (tgt_text * src_text).sum()
+        cos_text = self._cos_text
         cos_img = (image_features(self.guide, adapted_img) * image_features(self.guide, frozen_img)).sum(-1)
         return (cos_img.clamp(-1, 1) - cos_text).abs().mean()
 
