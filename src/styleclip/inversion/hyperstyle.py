@@ -286,17 +286,19 @@ class OffsetDrawer:
         self.copy = _fresh_copy(G)
 
     @torch.no_grad()
+    def set(self, offsets: dict[str, torch.Tensor], i: int = 0) -> Generator:
+        """The working copy with sample ``i``'s offsets applied (valid until the next call): draw with it."""
+        for key, value in _offset_weights(self.G, offsets, i).items():
+            self.copy.get_parameter(key).copy_(value)
+        return self.copy
+
+    @torch.no_grad()
     def __call__(self, ws: torch.Tensor, offsets: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
         """``ws`` (W+ ``[N, num_ws, w_dim]``) drawn with ``W * (1 + Δ)`` in place of each offset layer's weight (per
         sample); ``kwargs`` as :meth:`Generator.synthesize` (noise 'const' unless said otherwise)."""
         kwargs.setdefault("noise_mode", "const")
         ws = self.G.broadcast(ws)
-        pictures = []
-        for i in range(ws.shape[0]):
-            for key, value in _offset_weights(self.G, offsets, i).items():
-                self.copy.get_parameter(key).copy_(value)
-            pictures.append(self.copy.synthesize(ws[i : i + 1], **kwargs))
-        return torch.cat(pictures)
+        return torch.cat([self.set(offsets, i).synthesize(ws[i : i + 1], **kwargs) for i in range(ws.shape[0])])
 
 
 def draw_with_offsets(G: Generator, ws: torch.Tensor, offsets: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:

@@ -95,8 +95,17 @@ def align_face(img: Image.Image, landmarks: np.ndarray, output_size: int = 1024,
     ``supersample``: the quad transform renders at ``supersample x output_size`` (at most 4096, as FFHQ)
     and is then downsized with Lanczos, which keeps fine detail.
     """
-    img = img.convert("RGB")
     quad, qsize = face_quad(landmarks)
+    return align_quad(img, quad, qsize, output_size, supersample)
+
+
+def align_quad(
+    img: Image.Image, quad: np.ndarray, qsize: float, output_size: int = 1024, supersample: int = 4
+) -> Image.Image:
+    """Cut the oriented square ``quad`` (``[4, 2]``: upper-left, lower-left, lower-right, upper-right; side
+    ``qsize``) out of ``img`` as FFHQ's alignment does (see :func:`align_face`)."""
+    img = img.convert("RGB")
+    quad = np.asarray(quad, dtype=np.float64)
     transform_size = min(output_size * max(supersample, 1), max(4096, output_size))
 
     shrink = int(np.floor(qsize / output_size * 0.5))

@@ -1,0 +1,398 @@
+"""``edit_video``: a clip edited with words, frame by frame, and stitched back into the footage.
+
+Stages, each resumable per frame (its outputs are written atomically under ``OUTDIR/work/``, so a crash loses at most
+the frame under way and a rerun starts where the last one stopped):
+
+1. ``detect``: the face's crop square in every frame (68 landmarks, the face nearest the previous frame's), or a
+   fixed square for other domains; then smoothed over time (:mod:`styleclip.video.track`) into ``track.json``;
+2. ``aligned``: every frame's aligned crop at the generator's resolution;
+3. ``latents``: every crop inverted (e4e, ReStyle or HyperStyle, in batches; HyperStyle's weight offsets kept per
+   frame);
+4. ``edited``: the same edit applied to every frame's codes, drawn (with the frame's offsets);
+5. composite: the edited crops pasted back through the inverse alignment with a feathered mask, written to
+   ``edited.mp4`` at the source's frame rate and size with its sound, beside ``comparison.mp4`` (source | edited)
+   and ``report.json`` (per-frame CLIP score and, for faces, identity; flicker: the frame-to-frame change of the
+   edited crops against the source crops').
+
+Frames without a face pass through unedited and are listed in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..edits.base import Edit
+from ..errors import UsageError
+from ..latents import Codes
+from ..nets.stylegan2 import Generator
+from ..utils.files import atomic_save_arrays, atomic_write_text, make_folder
+from . import frames as vio
+from .stitch import crop, paste
+from .track import CENTER_SIGMA, XY_SIGMA, Square, pick_face, smooth, square_from_landmarks
+
+INVERSIONS = ("auto", "hyperstyle", "restyle", "e4e")  # per-frame projection would take hours: encoders only
+OUTPUTS = ("edited.mp4", "comparison.mp4", "report.json", "work")
+
+
+@dataclass
+class VideoResult:
+    """What :func:`edit_video` made: the paths, the frames left unedited (no face), and the measures."""
+
+    edited: Path
+    comparison: Path
+    report: Path
+    frames: int
+    unedited: list[int] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _name(index: int) -> str:
+    return f"{index:06d}"
+
+
+class _Stages:
+    def __init__(self, outdir: Path) -> None:
+        self.work = outdir / "work"
+        for stage in ("detect", "aligned", "latents", "offsets", "edited"):
+            make_folder(self.work / stage)
+
+    def path(self, stage: str, index: int, suffix: str) -> Path:
+        return self.work / stage / f"{_name(index)}{suffix}"
+
+
+def edit_video(
+    video: str | Path,
+    G: Generator,
+    edit: Edit,
+    outdir: str | Path,
+    *,
+    method: str = "auto",
+    encoder=None,
+    hyperstyle=None,
+    invert_steps: int | None = None,
+    batch_size: int = 8,
+    align: str = "auto",
+    center_sigma: float = CENTER_SIGMA,
+    xy_sigma: float = XY_SIGMA,
+    max_frames: int | None = vio.MAX_FRAMES,
+    guide=None,
+    prompt: str | None = None,
+    identity=None,
+    progress: bool = True,
+    callback: Callable[[str, int, int], None] | None = None,
+) -> VideoResult:
+    """Edit every frame of ``video`` with ``edit`` and stitch the edited face back into the footage.
+
+    Args:
+        video: an MP4/MOV/WebM/... file (frames at most 4K; at most ``max_frames`` frames, None = no limit).
+        G: the generator (StyleGAN2 with an encoder for HyperStyle/ReStyle/e4e inversion).
+        edit: a ready :class:`~styleclip.edits.base.Edit` (a global direction at a strength, a mapper), applied
+            to every frame's codes alike, so that the edit holds still over time.
+        outdir: ``edited.mp4``, ``comparison.mp4``, ``report.json`` and the resumable ``work/`` folder.
+        method: the inversion: 'auto' (the most faithful encoder the catalogue knows), 'hyperstyle', 'restyle', 'e4e'.
+        encoder, hyperstyle: loaded models or names/paths instead of the catalogue's.
+        align: 'auto' (faces: landmarks per frame; other domains: the frame's centre square), 'face', 'center'.
+        center_sigma, xy_sigma: the temporal smoothing of the crop squares, in frames (STIT's 1 and 3).
+        guide, prompt: a CLIP model and the edit's text, for the per-frame CLIP score in the report (optional).
+        identity: an ArcFace :class:`~styleclip.guidance.identity.IdentityLoss` for per-frame identity (optional).
+        callback: ``callback(stage, done, total)`` after every frame; raising ``KeyboardInterrupt`` there stops the
+            run between frames (rerun the same call to resume).
+
+    Returns:
+        A :class:`VideoResult`.
+    """
+    if method not in INVERSIONS:
+        raise UsageError(f"video frames are inverted with {', '.join(INVERSIONS)}; got {method!r}")
+    if align not in ("auto", "face", "center"):
+        raise UsageError(f"--align must be auto, face or center for a video, got {align!r}")
+    if min(center_sigma, xy_sigma) < 0:
+        raise UsageError("the smoothing sigmas must be >= 0 (0: no smoothing)")
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    info = vio.probe(video, max_frames)
+    outdir = Path(outdir)
+    stages = _Stages(outdir)
+    face = align == "face" or (align == "auto" and G.meta.get("domain") == "face")
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def timed(stage: str, fn):
+        t = time.perf_counter()
+        out = fn()
+        seconds[stage] = round(time.perf_counter() - t, 2)
+        return out
+
+    squares = timed("detect", lambda: _detect(info, stages, face, center_sigma, xy_sigma, progress, callback))
+    timed("align", lambda: _align(info, stages, squares, G.img_resolution, progress, callback))
+    inversion = timed("invert", lambda: _invert(info, stages, squares, G, method, encoder, hyperstyle, invert_steps,
+                                                batch_size, progress, callback))  # fmt: skip
+    timed("edit", lambda: _edit(info, stages, squares, G, edit, batch_size, progress, callback))
+    result = timed("composite", lambda: _composite(info, stages, squares, outdir, progress, callback))
+    metrics = timed("measure", lambda: _measure(stages, squares, G, guide, prompt, identity, batch_size))
+    unedited = [i for i, s in enumerate(squares) if s is None]
+    report = {
+        "video": str(info.path),
+        "frames": info.frames,
+        "fps": info.fps,
+        "size": list(info.size),
+        "audio": result["audio"],
+        "variable_frame_rate": info.variable,
+        "edit": edit.describe(),
+        "inversion": inversion,
+        "alignment": {"mode": "face" if face else "center", "center_sigma": center_sigma, "xy_sigma": xy_sigma},
+        "unedited_frames": unedited,
+        "metrics": metrics,
+        "seconds": {**seconds, "total": round(time.perf_counter() - t0, 2)},
+        "outputs": ["edited.mp4", "comparison.mp4", "report.json"],
+    }
+    if info.variable:
+        report["note"] = (f"the source's frames come at a variable rate; they were re-timed at its nominal "
+                          f"{info.fps:g} fps")  # fmt: skip
+    path = outdir / "report.json"
+    atomic_write_text(path, json.dumps(report, indent=1, default=str))
+    return VideoResult(outdir / "edited.mp4", outdir / "comparison.mp4", path, info.frames, unedited, metrics)
+
+
+def _bar(progress: bool, total: int, desc: str, done: int):
+    return tqdm(total=total, initial=done, desc=desc, unit="frame", disable=not progress or None, leave=False)
+
+
+# -- 1. where the face is ---------------------------------------------------------------------------------------
+
+
+def _detect(info, stages: _Stages, face: bool, center_sigma, xy_sigma, progress, callback) -> list[Square | None]:
+    track = stages.work / "track.json"
+    settings = {"face": face, "center_sigma": center_sigma, "xy_sigma": xy_sigma, "frames": info.frames}
+    if track.is_file():
+        saved = json.loads(track.read_text())
+        if saved.get("settings") == settings:
+            return [Square.from_list(s) if s is not None else None for s in saved["squares"]]
+    raw: list[Square | None] = []
+    done = [i for i in range(info.frames) if stages.path("detect", i, ".json").is_file()]
+    start = len(done) if done == list(range(len(done))) else 0
+    for i in range(start):
+        value = json.loads(stages.path("detect", i, ".json").read_text())
+        raw.append(Square.from_list(value) if value is not None else None)
+    bar = _bar(progress, info.frames, "faces" if face else "frames", start)
+    for index, frame in vio.read_frames(info, start):
+        if face:
+            from ..io.align import detect_faces
+
+            found = pick_face(detect_faces(Image.fromarray(frame)), next((s for s in reversed(raw) if s), None))
+            square = square_from_landmarks(found.landmarks) if found is not None else None
+        else:
+            h, w = frame.shape[:2]
+            half = min(h, w) / 2
+            square = Square(np.array([w / 2, h / 2]), np.array([half, 0.0]), np.array([0.0, half]))
+        raw.append(square)
+        atomic_write_text(stages.path("detect", index, ".json"), json.dumps(square.to_list() if square else None))
+        bar.update(1)
+        if callback is not None:
+            callback("detect", index + 1, info.frames)
+    bar.close()
+    if face and not any(raw):
+        raise UsageError(f"{info.path}: no face found in any frame; for other subjects use --align center")
+    squares = smooth(raw, center_sigma, xy_sigma)
+    text = json.dumps({"settings": settings, "squares": [s.to_list() if s else None for s in squares]})
+    atomic_write_text(track, text)
+    return squares
+
+
+# -- 2. aligned crops -------------------------------------------------------------------------------------------
+
+
+def _align(info, stages: _Stages, squares, size: int, progress, callback) -> None:
+    todo = [i for i, s in enumerate(squares) if s is not None and not stages.path("aligned", i, ".png").is_file()]
+    if not todo:
+        return
+    bar = _bar(progress, len(todo), "align", 0)
+    wanted = set(todo)
+    for index, frame in vio.read_frames(info, min(todo)):
+        if index not in wanted:
+            continue
+        from ..io.images import save_png
+
+        save_png(crop(Image.fromarray(frame), squares[index], size), stages.path("aligned", index, ".png"))
+        bar.update(1)
+        if callback is not None:
+            callback("align", len(todo) - len(wanted) + 1, len(todo))
+        wanted.discard(index)
+        if not wanted:
+            break
+    bar.close()
+
+
+def _crop_tensor(stages: _Stages, indices: list[int], device) -> torch.Tensor:
+    from ..io.photos import to_tensor
+
+    return torch.cat([to_tensor(Image.open(stages.path("aligned", i, ".png")).convert("RGB"), device) for i in indices])
+
+
+# -- 3. inversion ----------------------------------------------------------------------------------------------
+
+
+def _invert(info, stages, squares, G, method, encoder, hyperstyle, steps, batch_size, progress, callback) -> dict:
+    from ..inversion.encoders import Encoder, encode, load_encoder
+    from ..inversion.invert import _load_hyperstyle, choose_method, inversions_for
+
+    why = f"--method {method}"
+    if method == "auto":
+        method, why = choose_method(G, encoder, hyperstyle)
+        why = f"auto: {why}"
+        if method == "project":
+            raise UsageError("no encoder is known for this generator, and projecting every frame would take hours: "
+                             "pass --encoder (e4e / ReStyle) or --hyperstyle")  # fmt: skip
+    known = inversions_for(G)
+    model = None
+    if method == "hyperstyle":
+        model, encoder = _load_hyperstyle(G, hyperstyle, encoder, known)
+    elif not isinstance(encoder, Encoder):
+        name = encoder or known.get(method)
+        if name is None:
+            raise UsageError("no encoder is known for this generator: pass --encoder")
+        encoder = load_encoder(name, device=G.device)
+        method = encoder.kind if method == "encoder" else method
+    todo = [i for i, s in enumerate(squares) if s is not None and not stages.path("latents", i, ".npy").is_file()]
+    bar = _bar(progress, len(todo), f"invert ({method})", 0)
+    for k in range(0, len(todo), batch_size):
+        chunk = todo[k : k + batch_size]
+        photos = _crop_tensor(stages, chunk, G.device)
+        with torch.no_grad():
+            if model is not None:
+                from ..inversion.hyperstyle import N_ITERS, hyperstyle_invert, save_offsets
+                from ..stylespace import generator_fingerprint
+
+                result = hyperstyle_invert(model, encoder, G, photos, n_iters=steps or N_ITERS)
+                ws = result.ws
+                for j, i in enumerate(chunk):  # the offsets before the latent: a latent marks its frame done
+                    mine = {name: d[j : j + 1] for name, d in result.offsets[-1].items()}
+                    save_offsets(stages.path("offsets", i, ".safetensors"), mine, generator_fingerprint(G))
+            else:
+                ws = encode(encoder, G, photos, steps=steps)[-1]
+        for j, i in enumerate(chunk):
+            atomic_save_arrays(stages.path("latents", i, ".npy"), ws[j : j + 1].cpu().numpy())
+        bar.update(len(chunk))
+        if callback is not None:
+            callback("invert", k + len(chunk), len(todo))
+    bar.close()
+    return {"method": method, "why": why, "steps": steps}
+
+
+# -- 4. the edit -----------------------------------------------------------------------------------------------
+
+
+def _frame_generator(stages: _Stages, G: Generator, index: int, cache: dict) -> Generator:
+    """``G``, or ``G`` with the frame's HyperStyle offsets (one working copy, rewritten in place per frame)."""
+    path = stages.path("offsets", index, ".safetensors")
+    if not path.is_file():
+        return G
+    from ..inversion.hyperstyle import OffsetDrawer, load_offsets
+
+    if "drawer" not in cache:
+        cache["drawer"] = OffsetDrawer(G)
+    return cache["drawer"].set(load_offsets(path, G))
+
+
+def _edit(info, stages, squares, G, edit: Edit, batch_size, progress, callback) -> None:
+    from ..io.images import save_png, to_pil
+    from ..latents import load_latent
+
+    todo = [i for i, s in enumerate(squares) if s is not None and not stages.path("edited", i, ".png").is_file()]
+    bar = _bar(progress, len(todo), "edit", 0)
+    cache: dict = {}
+    with torch.no_grad():
+        for n, i in enumerate(todo):
+            ws = load_latent(stages.path("latents", i, ".npy"), G).to(G.device)
+            edited = edit.apply(G, Codes(ws))
+            img = edited.image(_frame_generator(stages, G, i, cache), noise_mode="const")
+            save_png(to_pil(img)[0], stages.path("edited", i, ".png"))
+            bar.update(1)
+            if callback is not None:
+                callback("edit", n + 1, len(todo))
+    bar.close()
+
+
+# -- 5. stitching and the videos -------------------------------------------------------------------------------
+
+
+def _composite(info, stages, squares, outdir: Path, progress, callback) -> dict:
+    from ..io.video import VideoWriter
+
+    w, h = info.size
+    size = (w - w % 2, h - h % 2)  # H.264 in yuv420p needs even sides: an odd last row or column is dropped
+    bar = _bar(progress, info.frames, "stitch", 0)
+    with VideoWriter(outdir / "edited.mp4", fps=info.fps) as out, VideoWriter(outdir / "comparison.mp4",
+                                                                               fps=info.fps) as both:  # fmt: skip
+        for index, frame in vio.read_frames(info):
+            square = squares[index]
+            result = frame
+            if square is not None:
+                edited = np.asarray(Image.open(stages.path("edited", index, ".png")).convert("RGB"))
+                result = paste(frame, edited, square)
+            out.append(np.ascontiguousarray(result[: size[1], : size[0]]))
+            both.append(np.ascontiguousarray(np.concatenate([frame, result], axis=1)[: size[1], : 2 * size[0]]))
+            bar.update(1)
+            if callback is not None:
+                callback("stitch", index + 1, info.frames)
+    bar.close()
+    audio = vio.add_audio(outdir / "edited.mp4", info)
+    vio.add_audio(outdir / "comparison.mp4", info)
+    return {"audio": audio}
+
+
+# -- 6. how steady and how strong ------------------------------------------------------------------------------
+
+
+def _measure(stages, squares, G, guide, prompt, identity, batch_size) -> dict:
+    """Flicker: the mean absolute change (0-255 levels) between consecutive edited crops, beside the same for the
+    source's crops (the footage's own motion); per-frame CLIP score of the edited crops against ``prompt`` and, for
+    faces, ArcFace identity between each source crop and its edit."""
+    from ..io.photos import to_tensor
+
+    frames = [i for i, s in enumerate(squares) if s is not None]
+    change_src, change_edit, clip_scores, ident = [], [], [], []
+    prev = None
+    for k in range(0, len(frames), batch_size):
+        chunk = frames[k : k + batch_size]
+        src = [
+            np.asarray(Image.open(stages.path("aligned", i, ".png")).convert("RGB"), dtype=np.float32) for i in chunk
+        ]
+        out = [np.asarray(Image.open(stages.path("edited", i, ".png")).convert("RGB"), dtype=np.float32) for i in chunk]
+        for i, s, e in zip(chunk, src, out, strict=True):
+            if prev is not None and prev[0] == i - 1:
+                change_src.append(float(np.abs(s - prev[1]).mean()))
+                change_edit.append(float(np.abs(e - prev[2]).mean()))
+            prev = (i, s, e)
+        with torch.no_grad():
+            if guide is not None and prompt:
+                edited = torch.cat([to_tensor(Image.fromarray(o.astype(np.uint8)), guide.device) for o in out])
+                emb = guide.encode_image(edited)
+                text = guide.encode_text(prompt).to(emb.device)
+                clip_scores += (emb @ text.T).squeeze(1).tolist()
+            if identity is not None:
+                a = torch.cat([to_tensor(Image.fromarray(x.astype(np.uint8)), "cpu") for x in src])
+                b = torch.cat([to_tensor(Image.fromarray(x.astype(np.uint8)), "cpu") for x in out])
+                dev = next(identity.parameters()).device
+                ident += (identity.embed(a.to(dev)) * identity.embed(b.to(dev))).sum(-1).tolist()
+
+    def mean(values):
+        return round(float(np.mean(values)), 4) if values else None
+
+    metrics = {
+        "flicker": {"edited": mean(change_edit), "source": mean(change_src)},
+        "clip_score": {"mean": mean(clip_scores), "per_frame": [round(v, 4) for v in clip_scores]}
+        if clip_scores
+        else None,
+        "identity": {"mean": mean(ident), "per_frame": [round(v, 4) for v in ident]} if ident else None,
+    }
+    return metrics

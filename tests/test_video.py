@@ -1,0 +1,158 @@
+"""Video editing on a synthetic clip made here: a real photo moved and scaled over 24 frames as a camera would, with a
+sound track; the tests' tiny generator, e4e encoder and mapper."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styleclip.edits.mapper import MapperEdit
+from styleclip.errors import UsageError
+from styleclip.io.video import read_video
+from styleclip.nets.encoders import IRSEEncoder
+from styleclip.nets.mapper import LatentMapper, MapperConfig
+from styleclip.video import edit_video
+from styleclip.video.frames import probe
+from styleclip.video.stitch import crop, paste
+from styleclip.video.track import Square, smooth
+
+from hostile import refused_by
+from test_encoders import TINY_IRSE, tiny_generator_w64, write_checkpoint
+
+FRAMES, FPS, SIZE = 24, 12.0, (320, 240)
+
+
+def _frames(face: bool = True) -> list[np.ndarray]:
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut())
+    out = []
+    for t in range(FRAMES):
+        scale = 0.42 + 0.004 * t  # a slow zoom
+        im = photo.resize((round(512 * scale), round(512 * scale)), Image.Resampling.BICUBIC)
+        canvas = Image.new("RGB", SIZE, (40, 40, 40))
+        canvas.paste(im, (10 + 2 * t, -5 + t // 2))  # and a pan
+        if not face and t in (5, 6):
+            canvas = Image.new("RGB", SIZE, (90, 120, 150))  # a cut away from the face
+        out.append(np.asarray(canvas))
+    return out
+
+
+def write_clip(path, frames, audio: bool = True):
+    import imageio_ffmpeg
+
+    plain = path.with_suffix(".noaudio.mp4") if audio else path
+    w = imageio_ffmpeg.write_frames(str(plain), SIZE, fps=FPS, codec="libx264", pix_fmt_out="yuv420p",
+                                    macro_block_size=2, ffmpeg_log_level="error")  # fmt: skip
+    w.send(None)
+    for f in frames:
+        w.send(np.ascontiguousarray(f))
+    w.close()
+    if audio:
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        subprocess.run([exe, "-y", "-loglevel", "error", "-i", str(plain), "-f", "lavfi", "-i",
+                        "sine=frequency=440:duration=2", "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
+                        "-shortest", str(path)], check=True)  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    pytest.importorskip("dlib")
+    folder = tmp_path_factory.mktemp("video")
+    G = tiny_generator_w64(seed=3)
+    G.meta["domain"] = "face"
+    enc = write_checkpoint(folder / "e4e.pt", IRSEEncoder(G.num_ws, 3, True, TINY_IRSE, stem=16), G)
+    torch.manual_seed(0)
+    mapper = LatentMapper(MapperConfig(w_dim=G.w_dim, num_ws=G.num_ws, groups=("coarse", "medium")))
+    with torch.no_grad():
+        for p in mapper.parameters():
+            p.mul_(3)
+    clip = write_clip(folder / "clip.mp4", _frames())
+    return {"G": G, "encoder": enc, "edit": MapperEdit(mapper, 1.0), "clip": clip, "folder": folder}
+
+
+def test_the_edited_video_keeps_frames_rate_size_and_sound(world, tmp_path):
+    result = edit_video(world["clip"], world["G"], world["edit"], tmp_path / "out", method="e4e",
+                        encoder=world["encoder"], progress=False)  # fmt: skip
+    info = probe(result.edited)
+    assert (info.frames, info.fps, info.size, info.audio) == (FRAMES, FPS, SIZE, True)
+    both = probe(result.comparison)
+    assert both.size == (2 * SIZE[0], SIZE[1]) and both.frames == FRAMES
+    report = json.loads(result.report.read_text())
+    assert report["unedited_frames"] == [] and report["inversion"]["method"] == "e4e"
+    source, edited = read_video(world["clip"]), read_video(result.edited)
+    # the edit is in every frame: the face region changed, the background far from it did not
+    for s, e in zip(source, edited, strict=True):
+        assert np.abs(s.astype(int) - e.astype(int))[60:160, 60:200].mean() > 3
+        assert np.abs(s.astype(int) - e.astype(int))[200:, 280:].mean() < 3
+    flicker = report["metrics"]["flicker"]
+    assert flicker["edited"] is not None and flicker["edited"] < 2 * flicker["source"] + 2
+
+
+def test_frames_without_a_face_pass_through_and_are_listed(world, tmp_path):
+    clip = write_clip(tmp_path / "cut.mp4", _frames(face=False), audio=False)
+    result = edit_video(clip, world["G"], world["edit"], tmp_path / "out", method="e4e", encoder=world["encoder"],
+                        progress=False)  # fmt: skip
+    assert result.unedited == [5, 6]
+    source, edited = read_video(clip), read_video(result.edited)
+    for t in (5, 6):
+        assert np.abs(source[t].astype(int) - edited[t].astype(int)).max() <= 6  # only H.264 coding it again
+    assert not probe(result.edited).audio
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(world, tmp_path):
+    calls = []
+
+    def stop(stage, done, total):
+        calls.append(stage)
+        if stage == "invert" and done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        edit_video(world["clip"], world["G"], world["edit"], tmp_path / "out", method="e4e", encoder=world["encoder"],
+                   progress=False, callback=stop, batch_size=4)  # fmt: skip
+    work = tmp_path / "out" / "work"
+    assert len(list((work / "latents").glob("*.npy"))) == 8 and not (tmp_path / "out" / "edited.mp4").exists()
+    stamps = {p.name: p.stat().st_mtime_ns for p in (work / "latents").glob("*.npy")}
+    seen = []
+    result = edit_video(world["clip"], world["G"], world["edit"], tmp_path / "out", method="e4e",
+                        encoder=world["encoder"], progress=False, batch_size=4,
+                        callback=lambda stage, done, total: seen.append((stage, total)))  # fmt: skip
+    assert ("detect", FRAMES) not in seen  # the faces were found before: not again
+    assert {p.name: p.stat().st_mtime_ns for p in (work / "latents").glob("*.npy") if p.name in stamps} == stamps
+    assert probe(result.edited).frames == FRAMES
+
+
+def test_smoothing_steadies_a_jittering_square():
+    rng = np.random.RandomState(0)
+    truth = [Square(np.array([100.0 + t, 80.0]), np.array([40.0, 0.0]), np.array([0.0, 40.0])) for t in range(30)]
+    noisy = [Square(s.c + rng.randn(2) * 2, s.x + rng.randn(2), s.y) for s in truth]
+    noisy[12] = None
+    steady = smooth(noisy)
+    assert steady[12] is None
+    err = lambda squares: np.mean([np.hypot(*(s.c - t.c)) for s, t in zip(squares, truth, strict=True) if s])  # noqa: E731
+    assert err(steady) < 0.7 * err(noisy)
+
+
+def test_a_crop_pastes_back_where_it_came_from():
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[90:96, 140:146] = 255
+    square = Square(np.array([150.0, 100.0]), np.array([50.0, 8.0]), np.array([-8.0, 50.0]))
+    out = paste(np.zeros_like(frame), np.asarray(crop(Image.fromarray(frame), square, 128)), square)
+    ys, xs = np.nonzero(out[..., 0] > 100)
+    assert abs(ys.mean() - 92.5) < 0.3 and abs(xs.mean() - 142.5) < 0.3
+
+
+def test_bad_videos_are_one_line(world, tmp_path):
+    (tmp_path / "not.mp4").write_text("hello")
+    refused_by(lambda: probe(tmp_path / "not.mp4"), match="not a video", error=UsageError)
+    refused_by(lambda: probe(tmp_path / "none.mp4"), match="no such video", error=UsageError)
+    refused_by(lambda: probe(world["clip"], max_frames=10), match="--max-frames", error=UsageError)
+    refused_by(lambda: edit_video(world["clip"], world["G"], world["edit"], tmp_path / "o", method="project"),
+               match="inverted with", error=UsageError)  # fmt: skip
