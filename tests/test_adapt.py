@@ -260,6 +260,18 @@ def test_selection_scores_rows_as_nada(guides):
     assert [set(_names(G, c)) for c in chosen] == [set(modules[m]) for m in ref_layers]
 
 
+def test_a_step_whose_rows_name_no_layer_trains_nothing(guides, monkeypatch):
+    """A 'resnet' StyleGAN2 has no 4x4 ToRGB, the layer NADA's table gives row 1: when the selection picks only that
+    row, the step trains nothing instead of failing in backward()."""
+    G = tiny_generator(architecture="resnet")
+    assert adapt_layers.row_layers(G)[1] is None
+    monkeypatch.setattr(adapt_layers, "select_layers", lambda G, *a, **k: ([adapt_layers.row_layers(G)[1]], None))
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    result = adapt(G, clips=guides, progress=False, **{**SMALL, "steps": 1, "auto_layer_k": 1})
+    assert result.steps_done == 1 and result.history[0]["layers"] == 0
+    assert all(torch.equal(before[k], v) for k, v in result.generator.state_dict().items())
+
+
 # -- the run -----------------------------------------------------------------------------------------------------
 
 SMALL = dict(

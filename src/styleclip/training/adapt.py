@@ -291,11 +291,13 @@ class Adapter:
         patch_rng = np.random.RandomState(np.random.SeedSequence([self.cfg.seed, step, 4]).generate_state(1)[0])
         with computing_in(self.precision):  # CLIP's 'auto' precision follows the run's, not the device's default
             loss = self.loss(frozen_img, adapted_img, patch_rng)
+        self.last_layers = self.layer_names(chosen)
+        if not params:  # the chosen rows name no layer here (a 'resnet' StyleGAN2 has no 4x4 ToRGB): nothing trains
+            return {"loss": float(loss.detach()), "layers": 0}
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.last_layers = self.layer_names(chosen)
         return {"loss": float(loss.detach()), "layers": len(params)}
 
     @staticmethod
