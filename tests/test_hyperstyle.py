@@ -257,6 +257,23 @@ def test_pivotal_tuning_passes_hyperstyle_over_and_is_refused_with_it_before_loa
         styleclip.invert(photo, G, method="hyperstyle", hyperstyle="hyperstyle:ffhq", lpips="off", pti=True)
 
 
+def test_the_w_encoder_given_by_path_loads_once(world, photo, monkeypatch):
+    from styleclip.inversion import encoders as enc_module
+
+    G, path, w_path = world
+    calls = []
+    real = enc_module.load_encoder
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(enc_module, "load_encoder", counting)
+    monkeypatch.setattr("styleclip.inversion.invert.load_encoder", counting)
+    inv = styleclip.invert(photo, G, method="hyperstyle", hyperstyle=path, encoder=w_path, lpips="off", align="center")
+    assert inv.offsets and len(calls) == 1
+
+
 def test_cli_writes_offsets_that_reload_with_the_latent(world, photo, tmp_path, capsys):
     from styleclip.cli.main import main
     from styleclip.hub.generators import save_generator

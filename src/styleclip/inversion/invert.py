@@ -304,6 +304,7 @@ def _load_hyperstyle(G: Generator, hyperstyle, encoder, known: dict[str, str]):
                 "no HyperStyle model is known for this generator: pass --hyperstyle FILE or use another --method"
             )
         hyperstyle = load_hyperstyle(name, device=G.device, w_encoder=encoder)
+        encoder = hyperstyle.w_encoder  # the one given, loaded once there (an IR-SE50 is a second large file)
     if encoder is None:
         encoder = hyperstyle.w_encoder
     if not isinstance(encoder, Encoder):
