@@ -317,6 +317,10 @@ def test_offsets_are_checked_before_drawing(world, tmp_path):
     )
     refused_by(lambda: load_offsets(tmp_path / "nan.safetensors", G), match="NaN", error=CheckpointError)
     refused_by(lambda: load_offsets(tmp_path / "missing.safetensors", G), match="no such file")
+    from styleclip.sources import from_latent_file
+
+    np.save(tmp_path / "two.npy", G.mapping_forward(torch.randn(2, G.z_dim)).numpy())
+    refused_by(lambda: from_latent_file(G, tmp_path / "two.npy", offsets=tmp_path / "o.safetensors"), match="2 rows")
 
 
 def test_offsets_flag_needs_a_latent(capsys):

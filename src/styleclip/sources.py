@@ -74,6 +74,11 @@ def from_latent_file(
     if offsets is not None:
         from .inversion.hyperstyle import load_offsets
 
+        if ws.shape[0] != 1:  # one photo's weights would draw every other row as another face
+            raise UsageError(
+                f"--offsets belong to one photo's latent, and {str(path)[:200]} holds {ws.shape[0]} rows: pass the "
+                "latent.npy written beside them"
+            )
         draw = apply_offsets(draw, load_offsets(offsets, G), adapted is not None)
     return Sources(ws, [f"row{k}" for k in range(ws.shape[0])], draw, str(path))
 
