@@ -156,3 +156,54 @@ def test_bad_videos_are_one_line(world, tmp_path):
     refused_by(lambda: probe(world["clip"], max_frames=10), match="--max-frames", error=UsageError)
     refused_by(lambda: edit_video(world["clip"], world["G"], world["edit"], tmp_path / "o", method="project"),
                match="inverted with", error=UsageError)  # fmt: skip
+
+
+def test_styleclip_video_on_the_command_line(world, tmp_path, tiny_clip_file, capsys):
+    from styleclip.cli.main import main
+    from styleclip.hub.generators import save_generator
+    from styleclip.hub.mappers import save_mapper
+    from styleclip.stylespace import generator_fingerprint
+
+    from hostile import refused
+
+    G = world["G"]
+    gen = save_generator(G, tmp_path / "g.safetensors")
+    meta = {"prompt": "a smiling face", "generator": {"fingerprint": generator_fingerprint(G)}}
+    mapper = save_mapper(world["edit"].mapper, tmp_path / "m.safetensors", meta=meta)
+    argv = ["video", str(world["clip"]), "--generator", str(gen), "--mapper", str(mapper), "--strength", "1",
+            "--method", "e4e", "--encoder", str(world["encoder"]), "--clip", str(tiny_clip_file), "--device", "cpu",
+            "--outdir", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    assert "frame-to-frame change" in capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(report["metrics"]["clip_score"]["per_frame"]) == FRAMES and report["audio"] is True
+    refused(argv, capsys, match="--overwrite")  # the earlier results are kept
+    other = [a if a != "1" else "2" for a in argv]  # another strength: another edit
+    (tmp_path / "out" / "edited.mp4").unlink()
+    (tmp_path / "out" / "comparison.mp4").unlink()
+    (tmp_path / "out" / "report.json").unlink()
+    refused(other, capsys, match="other settings")  # the saved frames are another edit's: never mixed in
+    assert main([*other, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--mapper", "m.pt", "--target", "a"], "give one edit"),
+        (["--target", "a smiling face"], "both texts"),
+        (["--mapper", "m.pt", "--max-frames", "0"], "--max-frames"),
+    ],
+)
+def test_video_refusals_are_one_line(world, tmp_path, capsys, extra, match):
+    from hostile import refused
+
+    refused(["video", str(world["clip"]), "--generator", "g", "--outdir", str(tmp_path / "o"), *extra], capsys,
+            match=match)  # fmt: skip
+
+
+def test_a_file_that_is_not_a_video_is_refused_before_models_load(tmp_path, capsys):
+    from hostile import refused
+
+    (tmp_path / "clip.mp4").write_bytes(b"\x00" * 100)
+    refused(["video", str(tmp_path / "clip.mp4"), "--generator", "no-such-model", "--mapper", "m",
+             "--outdir", str(tmp_path / "o")], capsys, match="not a video")  # fmt: skip

@@ -204,7 +204,9 @@ class Adapter:
         self, G: Generator, cfg: AdaptConfig, device: torch.device, clips: Sequence[ClipGuide] | None = None
     ) -> None:
         self.cfg, self.device = cfg, device
-        self.frozen = G.eval().requires_grad_(False).to(device)
+        # the caller's generator is never changed: on another device, a copy there
+        self.frozen = G.eval().requires_grad_(False) if G.device == device else copy.deepcopy(G).to(device)
+        self.frozen.requires_grad_(False)
         self.sg3 = adapt_layers.is_stylegan3(G)
         self.trainable = copy.deepcopy(self.frozen)
         # a new network: the base's cached fingerprint (and statistics keyed by it) must not carry over

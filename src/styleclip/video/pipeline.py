@@ -61,10 +61,29 @@ def _name(index: int) -> str:
 
 
 class _Stages:
-    def __init__(self, outdir: Path) -> None:
+    """``OUTDIR/work/<stage>/NNNNNN.*``, and ``settings.json``: what the saved stages were made with. A rerun with
+    other settings would mix two edits in one clip, so it is refused (use ``--overwrite`` or another folder)."""
+
+    def __init__(self, outdir: Path, settings: dict) -> None:
         self.work = outdir / "work"
+        if self.work.is_symlink():
+            raise UsageError(f"{self.work} is a link, and styleclip writes no output through a link: remove it")
+        record = self.work / "settings.json"
+        wanted = json.loads(json.dumps(settings, default=str))
+        if record.is_file():
+            try:
+                was = json.loads(record.read_text())
+            except ValueError:
+                was = None
+            if was != wanted:
+                changed = sorted(k for k in wanted if not isinstance(was, dict) or was.get(k) != wanted[k])
+                raise UsageError(
+                    f"{self.work} holds an earlier run with other settings ({', '.join(changed) or 'unreadable'}): "
+                    "add --overwrite to start again, or use another --outdir"
+                )
         for stage in ("detect", "aligned", "latents", "offsets", "edited"):
             make_folder(self.work / stage)
+        atomic_write_text(record, json.dumps(wanted, indent=1))
 
     def path(self, stage: str, index: int, suffix: str) -> Path:
         return self.work / stage / f"{_name(index)}{suffix}"
@@ -104,7 +123,8 @@ def edit_video(
         align: 'auto' (faces: landmarks per frame; other domains: the frame's centre square), 'face', 'center'.
         center_sigma, xy_sigma: the temporal smoothing of the crop squares, in frames (STIT's 1 and 3).
         guide, prompt: a CLIP model and the edit's text, for the per-frame CLIP score in the report (optional).
-        identity: an ArcFace :class:`~styleclip.guidance.identity.IdentityLoss` for per-frame identity (optional).
+        identity: an ArcFace :class:`~styleclip.guidance.identity.IdentityLoss` for per-frame identity, or a function
+            that loads one when the measures are taken (optional).
         callback: ``callback(stage, done, total)`` after every frame; raising ``KeyboardInterrupt`` there stops the
             run between frames (rerun the same call to resume).
 
@@ -121,8 +141,16 @@ def edit_video(
         raise UsageError("--batch-size must be at least 1")
     info = vio.probe(video, max_frames)
     outdir = Path(outdir)
-    stages = _Stages(outdir)
     face = align == "face" or (align == "auto" and G.meta.get("domain") == "face")
+    from ..stylespace import generator_fingerprint
+
+    settings = {
+        "video": {"path": str(info.path.resolve()), "frames": info.frames, "size": list(info.size)},
+        "generator": generator_fingerprint(G), "method": method, "encoder": str(encoder) if encoder else None,
+        "hyperstyle": str(hyperstyle) if hyperstyle else None, "invert_steps": invert_steps, "face": face,
+        "center_sigma": center_sigma, "xy_sigma": xy_sigma, "edit": edit.describe(),
+    }  # fmt: skip
+    stages = _Stages(outdir, settings)
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -138,6 +166,8 @@ def edit_video(
                                                 batch_size, progress, callback))  # fmt: skip
     timed("edit", lambda: _edit(info, stages, squares, G, edit, batch_size, progress, callback))
     result = timed("composite", lambda: _composite(info, stages, squares, outdir, progress, callback))
+    if callable(identity) and not isinstance(identity, torch.nn.Module):
+        identity = identity()  # loaded only now: a refused or interrupted run never waits for it
     metrics = timed("measure", lambda: _measure(stages, squares, G, guide, prompt, identity, batch_size))
     unedited = [i for i, s in enumerate(squares) if s is None]
     report = {
