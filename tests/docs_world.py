@@ -116,7 +116,8 @@ def install(monkeypatch, home: Path) -> None:
 
 def inputs(folder: Path) -> None:
     """The files the docs' commands read: a real face (scikit-image's astronaut) as ``me.jpg`` and in ``photos/``,
-    a textured picture standing in for a dog as ``rex.jpg``, and a prompt list ``prompts.txt``."""
+    a textured picture standing in for a dog as ``rex.jpg``, a prompt list ``prompts.txt``, and ``clip.mp4``: the
+    face panned and zoomed over 12 frames, with a sound track."""
     from skimage import data
 
     face = Image.fromarray(data.astronaut())
@@ -126,3 +127,6 @@ def inputs(folder: Path) -> None:
     rng = np.random.RandomState(4)
     Image.fromarray((rng.rand(96, 80, 3) * 255).astype(np.uint8)).save(folder / "rex.jpg")
     (folder / "prompts.txt").write_text("a smiling face\na face with a beard\n")
+    from test_video import synthetic_frames, write_clip
+
+    write_clip(folder / "clip.mp4", synthetic_frames()[:12])

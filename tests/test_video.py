@@ -27,7 +27,8 @@ from test_encoders import TINY_IRSE, tiny_generator_w64, write_checkpoint
 FRAMES, FPS, SIZE = 24, 12.0, (320, 240)
 
 
-def _frames(face: bool = True) -> list[np.ndarray]:
+def synthetic_frames(face: bool = True) -> list[np.ndarray]:
+    """The astronaut's portrait panned and zoomed over 24 frames; without ``face``, frames 5 and 6 cut away."""
     from skimage import data
 
     photo = Image.fromarray(data.astronaut())
@@ -73,7 +74,7 @@ def world(tmp_path_factory):
     with torch.no_grad():
         for p in mapper.parameters():
             p.mul_(3)
-    clip = write_clip(folder / "clip.mp4", _frames())
+    clip = write_clip(folder / "clip.mp4", synthetic_frames())
     return {"G": G, "encoder": enc, "edit": MapperEdit(mapper, 1.0), "clip": clip, "folder": folder}
 
 
@@ -96,7 +97,7 @@ def test_the_edited_video_keeps_frames_rate_size_and_sound(world, tmp_path):
 
 
 def test_frames_without_a_face_pass_through_and_are_listed(world, tmp_path):
-    clip = write_clip(tmp_path / "cut.mp4", _frames(face=False), audio=False)
+    clip = write_clip(tmp_path / "cut.mp4", synthetic_frames(face=False), audio=False)
     result = edit_video(clip, world["G"], world["edit"], tmp_path / "out", method="e4e", encoder=world["encoder"],
                         progress=False)  # fmt: skip
     assert result.unedited == [5, 6]
