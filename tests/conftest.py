@@ -139,3 +139,12 @@ def session(studio, tmp_path):
     s.from_seed(3)
     yield s
     s.close()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks gain nothing from a second thread, and lose much to a busy machine's scheduling."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

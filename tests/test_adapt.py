@@ -25,13 +25,7 @@ from conftest import tiny_generator, tiny_generator3
 from hostile import refused_by
 from nada_reference import NadaClipLoss, NadaReference, n_latent_check, rosinality_modules
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

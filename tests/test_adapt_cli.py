@@ -18,14 +18,7 @@ from styleclip.training.adapt import Adapter
 from conftest import tiny_generator
 from hostile import refused
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from a second thread, and lose much to a busy machine's scheduling."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

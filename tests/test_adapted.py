@@ -6,10 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -29,6 +26,7 @@ from styleclip.stylespace import generator_fingerprint
 from checkpoint_writers import rosinality_state_dict
 from conftest import tiny_generator, varied_generator
 from hostile import refused, refused_by
+from test_registry import Files, serve
 
 NADA = (
     "pixar",
@@ -43,12 +41,7 @@ NADA = (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread
 
 
 def adapted_from(base, seed: int = 7, scale: float = 0.3, w_avg_shift: float = 0.0):
@@ -154,33 +147,6 @@ def test_the_published_nada_models_are_listed_with_their_base(capsys):
     assert all(f"nada:{key} " in out for key in NADA)
 
 
-class Files(BaseHTTPRequestHandler):
-    files: ClassVar[dict[str, bytes]] = {}
-    hits: ClassVar[list[str]] = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        Files.hits.append(self.path)
-        data = Files.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-@pytest.fixture(scope="module")
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Files)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
 def nada_checkpoint(G, path: Path, g_optim: object = "adam") -> Path:
     """NADA's train.py layout: ``{'g_ema': rosinality state dict, 'g_optim': Adam's state dict}`` (no latent_avg)."""
     ckpt: dict = {"g_ema": rosinality_state_dict(G)}
@@ -194,6 +160,11 @@ def nada_checkpoint(G, path: Path, g_optim: object = "adam") -> Path:
         ckpt["g_optim"] = g_optim
     torch.save(ckpt, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from serve()
 
 
 @pytest.fixture

@@ -405,7 +405,8 @@ def test_an_inversion_written_over_another_leaves_none_of_its_files(tmp_path):
     img = torch.zeros(1, 3, 32, 32)
     inv = NS(aligned=Image.new("RGB", (32, 32)), reconstruction=img, ws=torch.zeros(1, G.num_ws, G.w_dim), noise=None,
              method="e4e", distance="LPIPS-VGG + pixels", metrics={}, precision={}, compile={}, seconds=0.1,
-             history=[], generator=G)  # fmt: skip
+             history=[], generator=G, offsets=None, why="--method e4e")  # fmt: skip
+    (out / "offsets.safetensors").write_bytes(b"earlier")  # an earlier HyperStyle inversion's
     write_inversion(inv, out, Path("me.jpg"), "tiny")
     assert sorted(p.name for p in out.iterdir()) == ["aligned.png", "latent.npy", "reconstruction.png", "report.json"]
 

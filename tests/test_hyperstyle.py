@@ -31,13 +31,7 @@ from hyperstyle_writers import (
     write_w_encoder,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

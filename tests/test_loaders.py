@@ -348,4 +348,4 @@ def test_malformed_contents_give_one_line_errors(tmp_path):
     path = _tampered_rosinality(tmp_path, lambda ckpt: ckpt.update(latent_avg=torch.zeros(7)))
     with pytest.raises(CheckpointError) as e:
         styleclip.load_generator(path)
-    _assert_one_line(e, "not a valid")
+    _assert_one_line(e, "latent_avg is [7]")

@@ -31,13 +31,7 @@ from mapper_writers import random_mapper_weights, write_official_mapper
 SMALL = dict(train_size=40, test_size=8, val_count=8, log_every=1, val_every=1000, checkpoint_every=1000)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from a second thread, and lose much to a busy machine's scheduling."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

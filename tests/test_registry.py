@@ -41,12 +41,17 @@ class Files(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-@pytest.fixture(scope="module")
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+def serve(handler=Files):
+    """A loopback HTTP server for ``handler`` while the generator runs: yields its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from serve()
 
 
 @pytest.fixture

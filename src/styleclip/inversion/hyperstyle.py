@@ -360,21 +360,13 @@ def save_offsets(path: str | Path, offsets: dict[str, torch.Tensor], generator: 
 def load_offsets(path: str | Path, G: Generator) -> dict[str, torch.Tensor]:
     """One photo's offsets saved by :func:`save_offsets`, checked against ``G`` (the same weights, every layer's
     shape) before anything is drawn. Errors are one line naming the file."""
-    from safetensors import safe_open
-
-    from ..hub.formats.safetensors_check import check_safetensors
+    from ..hub.formats.safetensors_check import read_safetensors
     from ..stylespace import generator_fingerprint
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"--offsets {str(path)[:200]}: no such file (styleclip invert writes offsets.safetensors)")
-    check_safetensors(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"{path}: unreadable offsets file ({str(exc)[:120]})") from None
+    meta, tensors = read_safetensors(path, "offsets file", "invert the photo again")
     if meta.get("format") != OFFSETS_FORMAT:
         raise CheckpointError(
             f"{path}: not a HyperStyle offsets file (styleclip invert --method hyperstyle writes one)"

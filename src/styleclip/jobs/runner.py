@@ -333,6 +333,8 @@ class _Worker:
                     drawn = out if job.style is None else self._draw(job.style, out, job.source)
                     self._write(job, drawn, seconds + time.perf_counter() - t1)
                 except StyleclipError as exc:
+                    if isinstance(exc, OSError):  # a full or read-only disk fails every job after it: stop here
+                        raise
                     failed[job.id] = self._fail(job, str(exc))
         return failed
 

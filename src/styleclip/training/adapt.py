@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from tqdm import tqdm
 
@@ -442,23 +441,18 @@ class RunFolder:
     def restore(self) -> int:
         """Load the newest checkpoint into the trainable copy and the optimiser; returns its step."""
         from ..hub.formats.state import load_exact
-        from .checkpoints import _unflatten, step_files
+        from .checkpoints import _unflatten, read_checkpoint, step_files
 
         found = step_files(self.checkpoints)
         if not found:
             raise UsageError(f"nothing to resume in {self.checkpoints}: run without --resume to start")
         path = found[-1]
+        meta, rest, step, tensors = read_checkpoint(path, ("adapted",))
         try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                metadata = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-            meta, rest, step = json.loads(metadata["meta"]), json.loads(metadata["optimizer"]), int(metadata["step"])
             was = meta["adapted"]["training"]
             base = meta["adapted"]["base"]["fingerprint"]
-        except Exception as exc:  # safetensors, JSON and key errors all mean a damaged checkpoint
-            raise CheckpointError(
-                f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to use the one before"
-            ) from None
+        except (KeyError, TypeError):
+            raise CheckpointError(f"{path}: unreadable checkpoint (no adaptation record); delete it") from None
         a = self.adapter
         now = a.meta(step)["adapted"]
         if base != now["base"]["fingerprint"]:

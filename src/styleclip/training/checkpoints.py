@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from ..errors import CheckpointError, UsageError
 from ..hub.formats.state import load_exact
@@ -95,15 +94,7 @@ class Checkpoints:
         if not found:
             raise UsageError(f"nothing to resume in {self.dir}: run without --resume to start")
         path = found[-1]
-        try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                metadata = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-            meta, rest, step = json.loads(metadata["meta"]), json.loads(metadata["optimizer"]), int(metadata["step"])
-        except Exception as exc:  # safetensors, JSON and key errors all mean a damaged checkpoint
-            raise CheckpointError(
-                f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to use the one before"
-            ) from None
+        meta, rest, step, tensors = read_checkpoint(path, ("generator", "training"))
         if meta["generator"]["fingerprint"] != self.meta["generator"]["fingerprint"]:
             raise UsageError(f"{path} was trained with another generator; resume with the same --generator")
         was = meta["training"]
@@ -115,6 +106,22 @@ class Checkpoints:
         load_exact(mapper, {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}, str(path))
         optimizer.load_state_dict(_unflatten(tensors, rest))
         return step
+
+
+def read_checkpoint(path: Path, keys: tuple[str, ...]) -> tuple[dict, dict, int, dict[str, torch.Tensor]]:
+    """``(meta, optimizer settings, step, tensors)`` of a training checkpoint whose ``meta`` must hold ``keys``; a
+    damaged one (a disk that filled, a file cut short) is one line naming the way on."""
+    from ..hub.formats.safetensors_check import read_safetensors
+
+    fix = "delete it to use the one before"
+    metadata, tensors = read_safetensors(path, "checkpoint", fix)
+    try:
+        meta, rest, step = json.loads(metadata["meta"]), json.loads(metadata["optimizer"]), int(metadata["step"])
+        for key in keys:
+            meta[key]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}); {fix}") from None
+    return meta, rest, step, tensors
 
 
 def _flatten(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:

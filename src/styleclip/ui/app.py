@@ -238,28 +238,16 @@ class Handlers:
             space=space, layers=layers, loss=loss, neutral=neutral,
         )  # fmt: skip
         n = int(check_number(steps, "steps", 1, 5000))
-        frames: queue.Queue = queue.Queue()
         done: dict[str, Any] = {}
 
-        def work():
-            try:
-                done["preview"] = s.optimize(settings, on_frame=lambda k, px: frames.put((k, px)), progress=False,
-                                             frame_every=max(1, n // 20))  # fmt: skip
-            except BaseException as exc:
-                done["error"] = exc
-            finally:
-                frames.put(None)
+        def work(put):
+            done["preview"] = s.optimize(settings, on_frame=lambda k, px: put((k, px)), progress=False,
+                                         frame_every=max(1, n // 20))  # fmt: skip
 
-        thread = threading.Thread(target=work, name="styleclip-optimize", daemon=True)
-        thread.start()
-        while (item := frames.get()) is not None:
-            step, pixels = item
+        for step, pixels in streamed("styleclip-optimize", work):
             if progress is not None:
                 progress((step, max(n, 1)), desc="optimising")
             yield s, pixels, f"step {step} of {n}", KEEP, KEEP, KEEP, KEEP
-        thread.join()
-        if "error" in done:
-            raise done["error"]
         p = done["preview"]
         status = plain(
             f"{p.edit['stopped']} after {p.edit['steps_done']} steps: CLIP {p.edit['clip_before']:.3f} -> "
@@ -304,28 +292,16 @@ class Handlers:
         """Train a style in a worker thread and stream its sample grids; yields
         ``(session, status, samples, picker update, generator file)``, :data:`KEEP` where nothing changed."""
         s = self.session(session)
-        events: queue.Queue = queue.Queue()
         done: dict[str, Any] = {}
 
-        def work():
-            try:
-                done["run"] = s.adapt_style(source, target, steps, layers or "auto", progress=False,
-                                            on_step=lambda k, n, grid: events.put((k, n, grid)))  # fmt: skip
-            except BaseException as exc:
-                done["error"] = exc
-            finally:
-                events.put(None)
+        def work(put):
+            done["run"] = s.adapt_style(source, target, steps, layers or "auto", progress=False,
+                                        on_step=lambda k, n, grid: put((k, n, grid)))  # fmt: skip
 
-        thread = threading.Thread(target=work, name="styleclip-adapt", daemon=True)
-        thread.start()
-        while (item := events.get()) is not None:
-            step, n, grid = item
+        for step, n, grid in streamed("styleclip-adapt", work):
             if progress is not None:
                 progress((step, n), desc="adapting")
             yield s, f"step {step} of {n}", _preview(grid) if grid is not None else KEEP, KEEP, KEEP
-        thread.join()
-        if "error" in done:
-            raise done["error"]
         run = done["run"]
         how = "cancelled" if run.stopped == "interrupted" else "done"
         status = plain(f"{how} after {run.steps_done} steps: {run.name} is in the style picker")
@@ -388,6 +364,32 @@ def _preview(path: Path) -> np.ndarray:
         im = im.convert("RGB")
         im.thumbnail((SAMPLE_PREVIEW_PX, SAMPLE_PREVIEW_PX))
         return np.asarray(im)
+
+
+def streamed(name: str, work: Callable[[Callable[[Any], None]], None]):
+    """Run ``work(put)`` in a daemon thread named ``name`` and yield what it puts, as it puts it; once it returns,
+    re-raise here whatever it raised (a long job streams its progress to the page while Gradio's worker waits)."""
+    items: queue.Queue = queue.Queue()
+    failed: list[BaseException] = []
+
+    def run():
+        try:
+            work(items.put)
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            items.put(_END)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    while (item := items.get()) is not _END:
+        yield item
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
+_END = object()
 
 
 def _class(value) -> int | None:

@@ -9,14 +9,13 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ...errors import CheckpointError, StyleclipError
 from ...nets.stylegan2 import Generator, GeneratorConfig
 from ...nets.stylegan3 import Generator3, GeneratorConfig3
 from ...utils.files import atomic_write_bytes
-from .safetensors_check import check_safetensors
+from .safetensors_check import read_safetensors
 from .state import build_generator, load_exact, numel
 
 FORMAT_TAG = "styleclip.stylegan2"
@@ -39,13 +38,7 @@ def save_native(G: Generator, path: str | Path, meta: dict | None = None) -> Pat
 
 def load_native(path: str | Path) -> Generator:
     path = Path(path)
-    check_safetensors(path)  # sizes and byte ranges, before the library reads a tensor
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers
-        raise CheckpointError(f"{path}: unreadable safetensors file ({exc}); re-create or re-download it") from None
+    metadata, tensors = read_safetensors(path)  # sizes and byte ranges checked before the library reads a tensor
     config_class = _CONFIGS.get(metadata.get("format"))
     if config_class is None:
         raise CheckpointError(

@@ -117,3 +117,18 @@ def _entry(path: Path, name: str, entry: object) -> tuple[int, int, int, int]:
     if not 0 <= begin <= end:
         raise bad
     return _ITEMSIZE[dtype], math.prod(shape), begin, end
+
+
+def read_safetensors(path: Path, what: str = "safetensors file", fix: str = "re-create or re-download it"):
+    """``(metadata, {name: tensor})`` of a ``.safetensors`` file, its sizes checked first (:func:`check_safetensors`);
+    a file the library cannot read is one line naming ``what`` it should have been and the ``fix``."""
+    from safetensors import safe_open
+
+    check_safetensors(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path}: unreadable {what} ({str(exc)[:120]}); {fix}") from None
+    return metadata, tensors
