@@ -208,3 +208,156 @@ def test_a_file_that_is_not_a_video_is_refused_before_models_load(tmp_path, caps
     (tmp_path / "clip.mp4").write_bytes(b"\x00" * 100)
     refused(["video", str(tmp_path / "clip.mp4"), "--generator", "no-such-model", "--mapper", "m",
              "--outdir", str(tmp_path / "o")], capsys, match="not a video")  # fmt: skip
+
+
+# -- PTI over every frame, and one shared change for a prompt ----------------------------------------------------
+
+
+def _pivots_and_crops(work, G):
+    from styleclip.io.photos import to_tensor
+    from styleclip.latents import load_latent
+
+    pivots = torch.cat([load_latent(p, G) for p in sorted((work / "latents").glob("*.npy"))])
+    crops = torch.cat([to_tensor(Image.open(p)) for p in sorted((work / "aligned").glob("*.png"))])
+    return pivots, crops
+
+
+def test_pti_tunes_one_generator_on_every_frame_and_resumes(world, tmp_path, tiny_lpips):
+    from styleclip.hub.generators import load_generator
+    from styleclip.video.pipeline import PTI_EPOCHS
+
+    from conftest import tiny_lpips_model
+
+    assert PTI_EPOCHS == 80  # STIT's README
+    seen = []
+    run = lambda: edit_video(world["clip"], world["G"], world["edit"], tmp_path / "out", method="e4e",  # noqa: E731
+                             encoder=world["encoder"], progress=False, pti=True, pti_steps=3, lpips="alex",
+                             callback=lambda stage, done, total: seen.append((stage, done, total)))  # fmt: skip
+    result = run()
+    work = tmp_path / "out" / "work"
+    assert ("pti", 3 * FRAMES, 3 * FRAMES) in seen  # one step per frame per epoch
+    tuned = load_generator(work / "pti.safetensors")
+    assert tuned.meta["pti"]["epochs"] == 3 and tuned.meta["pti"]["lr"] == 3e-5 and tuned.meta["pti"]["lpips"] == "alex"
+    pivots, crops = _pivots_and_crops(work, world["G"])
+    lpips = tiny_lpips_model()
+    lpips.max_size = None
+    with torch.no_grad():
+        before, after = world["G"].synthesize(pivots), tuned.synthesize(pivots)
+        assert torch.nn.functional.mse_loss(after, crops) < torch.nn.functional.mse_loss(before, crops)
+        assert lpips(after, crops).mean() < lpips(before, crops).mean()
+    report = json.loads(result.report.read_text())
+    assert report["pti"]["epochs"] == 3
+    # the tuned generator draws the edited frames
+    from styleclip.latents import Codes
+
+    edited = world["edit"].apply(tuned, Codes(pivots[:1]))
+    with torch.no_grad():
+        drawn = (edited.image(tuned, noise_mode="const").clamp(-1, 1) + 1) * 127.5
+    saved = torch.from_numpy(np.asarray(Image.open(work / "edited" / "000000.png"), dtype=np.float32))
+    assert (drawn[0].permute(1, 2, 0) - saved).abs().max() <= 1.0
+    stamp = (work / "pti.safetensors").stat().st_mtime_ns
+    for name in OUTPUTS_OF_A_RUN:
+        (tmp_path / "out" / name).unlink()
+    seen.clear()
+    run()
+    assert not [s for s in seen if s[0] == "pti"] and (work / "pti.safetensors").stat().st_mtime_ns == stamp
+
+
+OUTPUTS_OF_A_RUN = ("edited.mp4", "comparison.mp4", "report.json")
+
+
+def test_pti_with_hyperstyle_is_refused_in_one_line(world, tmp_path):
+    for kwargs in ({"method": "hyperstyle"}, {"hyperstyle": "hs.safetensors"}):
+        refused_by(lambda kw=kwargs: edit_video(world["clip"], world["G"], world["edit"], tmp_path / "o", pti=True,
+                                                **kw),
+                   match="drop --pti", error=UsageError)  # fmt: skip
+
+
+def _shared_change(work, G, space):
+    from styleclip.latents import Codes, load_latent
+
+    diffs = []
+    for path in sorted((work / "edited").glob("*.npz")):
+        source = load_latent(work / "latents" / (path.stem + ".npy"), G)
+        with np.load(path) as arrays:
+            edited = Codes.from_arrays(dict(arrays), G)
+        if space == "s":
+            before = G.styles(source)
+            diffs.append(torch.cat([edited.styles[k] - before[k] for k in sorted(before)], 1))
+        else:
+            diffs.append(edited.ws - source)
+    return diffs
+
+
+def test_a_prompt_applies_one_shared_change_to_every_frame(world, tmp_path, tiny_clip_file):
+    from styleclip.edits.shared_delta import SharedDeltaEdit
+    from styleclip.guidance.clip import load_clip
+    from styleclip.video.pipeline import key_frames
+
+    guide = load_clip(str(tiny_clip_file))
+    edit = SharedDeltaEdit("a smiling face", guide, steps=4, lr=0.5, id_weight=0.0, key_frames=3)
+    seen = []
+    result = edit_video(world["clip"], world["G"], edit, tmp_path / "out", method="e4e", encoder=world["encoder"],
+                        progress=False, guide=guide, callback=lambda s, d, t: seen.append((s, d, t)))  # fmt: skip
+    work = tmp_path / "out" / "work"
+    report = json.loads(result.report.read_text())
+    assert report["edit"]["method"] == "shared-delta" and report["key_frames"] == [0, 12, 23]
+    assert ("prompt", 4, 4) in seen and len(report["metrics"]["clip_score"]["per_frame"]) == FRAMES
+    diffs = _shared_change(work, world["G"], "w+")
+    assert len(diffs) == FRAMES and diffs[0].abs().max() > 1e-3  # a change was made ...
+    for d in diffs[1:]:
+        torch.testing.assert_close(d, diffs[0], rtol=0, atol=1e-5)  # ... and the same one in every frame
+    torch.testing.assert_close(diffs[0], edit.delta.cpu(), rtol=0, atol=1e-5)
+    assert key_frames([None, 1, 1, None, 1], 2) == [1, 4]
+    # another setting of the prompt's edit is another edit: the saved frames are never mixed in
+    for name in OUTPUTS_OF_A_RUN:
+        (tmp_path / "out" / name).unlink()
+    other = SharedDeltaEdit("a smiling face", guide, steps=5, lr=0.5, id_weight=0.0, key_frames=3)
+    refused_by(lambda: edit_video(world["clip"], world["G"], other, tmp_path / "out", method="e4e",
+                                  encoder=world["encoder"], progress=False),
+               match="other settings", error=UsageError)  # fmt: skip
+    seen.clear()
+    again = SharedDeltaEdit("a smiling face", guide, steps=4, lr=0.5, id_weight=0.0, key_frames=3)
+    edit_video(world["clip"], world["G"], again, tmp_path / "out", method="e4e", encoder=world["encoder"],
+               progress=False, callback=lambda s, d, t: seen.append(s))  # fmt: skip
+    assert "prompt" not in seen  # the saved change was loaded, not fitted again
+    torch.testing.assert_close(again.delta, edit.delta)
+
+
+def test_a_prompt_in_stylespace_after_pti_on_the_command_line(world, tmp_path, tiny_clip_file, tiny_lpips, capsys):
+    from styleclip.cli.main import main
+    from styleclip.hub.generators import load_generator, save_generator
+
+    gen = save_generator(world["G"], tmp_path / "g.safetensors")
+    argv = ["video", str(world["clip"]), "--generator", str(gen), "--prompt", "a smiling face", "--space", "s",
+            "--steps", "3", "--lr", "0.5", "--id-weight", "0", "--key-frames", "2", "--pti", "--pti-steps", "1",
+            "--method", "e4e", "--encoder", str(world["encoder"]), "--clip", str(tiny_clip_file), "--device", "cpu",
+            "--outdir", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    work = tmp_path / "out" / "work"
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["edit"]["space"] == "s" and report["key_frames"] == [0, 23] and report["pti"]["epochs"] == 1
+    tuned = load_generator(work / "pti.safetensors")
+    diffs = _shared_change(work, tuned, "s")  # the change was fitted and drawn through the tuned generator
+    assert len(diffs) == FRAMES and diffs[0].abs().max() > 1e-3
+    for d in diffs[1:]:
+        torch.testing.assert_close(d, diffs[0], rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--prompt", "a smiling face", "--mapper", "m.pt"], "give one edit"),
+        (["--prompt", "a smiling face", "--target", "a", "--neutral", "b"], "give one edit"),
+        (["--mapper", "m.pt", "--pti", "--method", "hyperstyle"], "drop --pti"),
+        (["--mapper", "m.pt", "--pti", "--hyperstyle", "hs.pt"], "drop --pti"),
+        (["--prompt", " "], "empty prompt"),
+        (["--prompt", "a smiling face", "--key-frames", "0"], "--key-frames"),
+        (["--prompt", "a smiling face", "--l2", "-1"], "--l2"),
+    ],
+)
+def test_prompt_and_pti_refusals_are_one_line(world, tmp_path, capsys, extra, match):
+    from hostile import refused
+
+    refused(["video", str(world["clip"]), "--generator", "g", "--outdir", str(tmp_path / "o"), *extra], capsys,
+            match=match)  # fmt: skip

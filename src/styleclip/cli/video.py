@@ -19,7 +19,7 @@ OUTPUTS = ("edited.mp4", "comparison.mp4", "report.json")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..video.frames import MAX_FRAMES
-    from ..video.pipeline import INVERSIONS
+    from ..video.pipeline import INVERSIONS, PTI_EPOCHS
     from ..video.track import CENTER_SIGMA, XY_SIGMA
 
     p.add_argument("video", type=Path, help="the clip (MP4, MOV, WebM, ...; at most 4K)")
@@ -33,12 +33,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     edit.add_argument("--samples", type=int, default=100_000, help="latents for the style statistics (100000)")
     edit.add_argument("--mapper", help="a trained latent mapper (name or file)")
     edit.add_argument("--strength", type=float, default=None, help="mapper strength (default: the mapper's)")
+    edit.add_argument("--prompt", help="latent optimisation: one change for the whole clip, fitted on key frames")
+    edit.add_argument("--steps", type=int, default=100, help="--prompt: optimisation steps (100)")
+    edit.add_argument("--l2", type=float, default=0.008, help="--prompt: λ_L2 on the shared change (0.008)")
+    edit.add_argument("--id-weight", type=float, default=None, help="--prompt: λ_ID (0.005 for faces, else 0)")
+    edit.add_argument("--lr", type=float, default=0.1, help="--prompt: learning rate (0.1)")
+    edit.add_argument("--space", choices=["w+", "s"], default="w+", help="--prompt: the change's space (w+)")
+    edit.add_argument("--key-frames", type=int, default=4,
+                      help="--prompt: frames the change is fitted on, evenly spaced (4)")  # fmt: skip
     inv = p.add_argument_group("inversion and alignment")
     inv.add_argument("--method", choices=INVERSIONS, default="auto",
                      help="how frames are inverted (auto: the most faithful encoder the catalogue knows)")  # fmt: skip
     inv.add_argument("--encoder", help="encoder name or path (with --method hyperstyle: its W encoder)")
     inv.add_argument("--hyperstyle", metavar="NAME|FILE", help="HyperStyle model (default: the catalogue's)")
     inv.add_argument("--invert-steps", type=int, default=None, help="ReStyle steps or HyperStyle passes (5)")
+    inv.add_argument("--pti", action="store_true",
+                     help="tune one copy of the generator on every frame's pivot (STIT's recipe; not with HyperStyle)")  # fmt: skip
+    inv.add_argument("--pti-steps", type=int, default=PTI_EPOCHS,
+                     help=f"--pti: epochs over the frames, one step per frame each ({PTI_EPOCHS}, STIT's README)")  # fmt: skip
+    inv.add_argument("--lpips", default="vgg", metavar="vgg|alex|off|FILE", help="--pti: perceptual distance (vgg)")
     inv.add_argument("--align", choices=["auto", "face", "center"], default="auto",
                      help="face: landmarks in every frame; center: the frame's centre square (auto: face generators "
                           "align faces)")  # fmt: skip
@@ -66,8 +79,16 @@ def run(args: argparse.Namespace) -> int:
     from ..video.frames import probe
 
     direction = args.target is not None or args.neutral is not None
-    if direction == (args.mapper is not None):
-        raise UsageError("give one edit: --neutral and --target (a global direction), or --mapper")
+    if direction + (args.mapper is not None) + (args.prompt is not None) != 1:
+        raise UsageError("give one edit: --neutral and --target (a global direction), --prompt, or --mapper")
+    if args.pti and (args.method == "hyperstyle" or args.hyperstyle is not None):
+        from ..inversion.invert import PTI_WITH_HYPERSTYLE
+
+        raise UsageError(PTI_WITH_HYPERSTYLE)
+    if args.prompt is not None:  # checked before any model loads
+        from ..edits.shared_delta import check_settings
+
+        check_settings(args.prompt, args.space, args.steps, args.key_frames, args.lr, args.l2, args.id_weight)
     if direction and not (args.target and args.neutral):
         raise UsageError("a global direction needs both texts: --neutral 'a face' --target 'a smiling face'")
     if args.max_frames is not None and args.max_frames < 1:
@@ -91,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         identity = (lambda: _optional_identity(device)) if G.meta.get("domain") == "face" else None
         result = edit_video(
             args.video, G, edit, args.outdir, method=args.method, encoder=args.encoder, hyperstyle=args.hyperstyle,
-            invert_steps=args.invert_steps, batch_size=args.batch_size, align=args.align,
+            invert_steps=args.invert_steps, pti=args.pti, pti_steps=args.pti_steps, lpips=args.lpips,
+            batch_size=args.batch_size, align=args.align,
             center_sigma=args.center_sigma, xy_sigma=args.xy_sigma, max_frames=args.max_frames, guide=guide,
             prompt=prompt, identity=identity,
         )  # fmt: skip
@@ -106,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _edit(args, G, guide):
+    if args.prompt is not None:
+        from ..edits.shared_delta import SharedDeltaEdit
+
+        edit = SharedDeltaEdit(args.prompt, guide, space=args.space, steps=args.steps, lr=args.lr,
+                               l2_weight=args.l2, id_weight=args.id_weight, key_frames=args.key_frames)  # fmt: skip
+        return edit, args.prompt
     if args.mapper is not None:
         from ..edits.mapper import MapperEdit
         from ..hub.mappers import load_mapper

@@ -8,7 +8,12 @@ the frame under way and a rerun starts where the last one stopped):
 2. ``aligned``: every frame's aligned crop at the generator's resolution;
 3. ``latents``: every crop inverted (e4e, ReStyle or HyperStyle, in batches; HyperStyle's weight offsets kept per
    frame);
-4. ``edited``: the same edit applied to every frame's codes, drawn (with the frame's offsets);
+3b. with ``pti``: one copy of the generator tuned on every frame's pivot jointly (STIT's recipe), saved as
+   ``pti.safetensors`` (the file on disk marks the stage done);
+3c. with a prompt (:class:`~styleclip.edits.shared_delta.SharedDeltaEdit`): one shared change optimised over a few
+   key frames, saved as ``delta.npz``;
+4. ``edited``: the same edit applied to every frame's codes (``NNNNNN.npz``), drawn (with the frame's offsets, or
+   by the tuned generator);
 5. composite: the edited crops pasted back through the inverse alignment with a feathered mask, written to
    ``edited.mp4`` at the source's frame rate and size with its sound, beside ``comparison.mp4`` (source | edited)
    and ``report.json`` (per-frame CLIP score and, for faces, identity; flicker: the frame-to-frame change of the
@@ -32,6 +37,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..edits.base import Edit
+from ..edits.shared_delta import SharedDeltaEdit
 from ..errors import UsageError
 from ..latents import Codes
 from ..nets.stylegan2 import Generator
@@ -42,6 +48,9 @@ from .track import CENTER_SIGMA, XY_SIGMA, Square, pick_face, smooth, square_fro
 
 INVERSIONS = ("auto", "hyperstyle", "restyle", "e4e")  # per-frame projection would take hours: encoders only
 OUTPUTS = ("edited.mp4", "comparison.mp4", "report.json", "work")
+PTI_EPOCHS = 80  # STIT's README: --num_pti_steps 80, each a pass over every frame
+PTI_LR = 3e-5  # STIT's --pti_learning_rate (Adam, betas 0.9 / 0.999)
+PTI_L2 = 10.0  # STIT's --l2_lambda; LPIPS weighs 1
 
 
 @dataclass
@@ -92,13 +101,16 @@ class _Stages:
 def edit_video(
     video: str | Path,
     G: Generator,
-    edit: Edit,
+    edit: Edit | str,
     outdir: str | Path,
     *,
     method: str = "auto",
     encoder=None,
     hyperstyle=None,
     invert_steps: int | None = None,
+    pti: bool = False,
+    pti_steps: int = PTI_EPOCHS,
+    lpips=None,
     batch_size: int = 8,
     align: str = "auto",
     center_sigma: float = CENTER_SIGMA,
@@ -115,11 +127,19 @@ def edit_video(
     Args:
         video: an MP4/MOV/WebM/... file (frames at most 4K; at most ``max_frames`` frames, None = no limit).
         G: the generator (StyleGAN2 with an encoder for HyperStyle/ReStyle/e4e inversion).
-        edit: a ready :class:`~styleclip.edits.base.Edit` (a global direction at a strength, a mapper), applied
-            to every frame's codes alike, so that the edit holds still over time.
+        edit: a ready :class:`~styleclip.edits.base.Edit` (a global direction at a strength, a mapper, a
+            :class:`~styleclip.edits.shared_delta.SharedDeltaEdit`), applied to every frame's codes alike, so that
+            the edit holds still over time; or a text prompt (a shared-change edit with its defaults, optimised with
+            ``guide``).
         outdir: ``edited.mp4``, ``comparison.mp4``, ``report.json`` and the resumable ``work/`` folder.
         method: the inversion: 'auto' (the most faithful encoder the catalogue knows), 'hyperstyle', 'restyle', 'e4e'.
         encoder, hyperstyle: loaded models or names/paths instead of the catalogue's.
+        pti: after inversion, tune one copy of ``G`` on every frame's pivot jointly (STIT: frames in order, one
+            Adam step per frame per epoch, lr 3e-5, 10·MSE + LPIPS at full resolution); it draws every edited frame.
+            Not with HyperStyle, whose offsets already tune the weights per frame.
+        pti_steps: PTI's epochs over the frames (80, STIT's README).
+        lpips: PTI's perceptual distance: 'vgg' (default, as :func:`styleclip.invert`), 'alex', 'off', an
+            LPIPS-VGG calibration file, or a loaded LPIPS.
         align: 'auto' (faces: landmarks per frame; other domains: the frame's centre square), 'face', 'center'.
         center_sigma, xy_sigma: the temporal smoothing of the crop squares, in frames (STIT's 1 and 3).
         guide, prompt: a CLIP model and the edit's text, for the per-frame CLIP score in the report (optional).
@@ -139,6 +159,19 @@ def edit_video(
         raise UsageError("the smoothing sigmas must be >= 0 (0: no smoothing)")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if pti:
+        from ..inversion.invert import PTI_WITH_HYPERSTYLE
+
+        if method == "hyperstyle" or hyperstyle is not None:
+            raise UsageError(PTI_WITH_HYPERSTYLE)
+        if not (isinstance(pti_steps, int) and not isinstance(pti_steps, bool) and 1 <= pti_steps <= 100_000):
+            raise UsageError(f"--pti-steps must be 1 to 100000 epochs, got {pti_steps!r}")
+    if isinstance(edit, str):
+        if guide is None:
+            raise UsageError("a prompt edit is optimised with CLIP: pass guide= (a loaded CLIP model)")
+        edit = SharedDeltaEdit(edit, guide)
+    if isinstance(edit, SharedDeltaEdit) and prompt is None:
+        prompt = edit.prompt
     info = vio.probe(video, max_frames)
     outdir = Path(outdir)
     face = align == "face" or (align == "auto" and G.meta.get("domain") == "face")
@@ -150,6 +183,11 @@ def edit_video(
         "hyperstyle": str(hyperstyle) if hyperstyle else None, "invert_steps": invert_steps, "face": face,
         "center_sigma": center_sigma, "xy_sigma": xy_sigma, "edit": edit.describe(),
     }  # fmt: skip
+    pti_settings = None
+    if pti:  # only when asked: runs made without PTI keep their recorded settings
+        pti_settings = {"epochs": pti_steps, "lr": PTI_LR, "l2_weight": PTI_L2, "lpips_weight": 1.0,
+                        "lpips": _lpips_name(lpips), "noise_mode": "const"}  # fmt: skip
+        settings["pti"] = pti_settings
     stages = _Stages(outdir, settings)
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -163,8 +201,14 @@ def edit_video(
     squares = timed("detect", lambda: _detect(info, stages, face, center_sigma, xy_sigma, progress, callback))
     timed("align", lambda: _align(info, stages, squares, G.img_resolution, progress, callback))
     inversion = timed("invert", lambda: _invert(info, stages, squares, G, method, encoder, hyperstyle, invert_steps,
-                                                batch_size, progress, callback))  # fmt: skip
-    timed("edit", lambda: _edit(info, stages, squares, G, edit, batch_size, progress, callback))
+                                                batch_size, progress, callback, pti))  # fmt: skip
+    drawer = G
+    if pti:
+        drawer = timed("pti", lambda: _pti(stages, squares, G, pti_settings, lpips, progress, callback))
+    keys = None
+    if isinstance(edit, SharedDeltaEdit):
+        keys = timed("prompt", lambda: _fit_shared(stages, squares, drawer, edit, progress, callback))
+    timed("edit", lambda: _edit(info, stages, squares, drawer, edit, batch_size, progress, callback))
     result = timed("composite", lambda: _composite(info, stages, squares, outdir, progress, callback))
     if callable(identity) and not isinstance(identity, torch.nn.Module):
         identity = identity()  # loaded only now: a refused or interrupted run never waits for it
@@ -179,6 +223,8 @@ def edit_video(
         "variable_frame_rate": info.variable,
         "edit": edit.describe(),
         "inversion": inversion,
+        "pti": pti_settings,
+        "key_frames": keys,
         "alignment": {"mode": "face" if face else "center", "center_sigma": center_sigma, "xy_sigma": xy_sigma},
         "unedited_frames": unedited,
         "metrics": metrics,
@@ -271,13 +317,14 @@ def _crop_tensor(stages: _Stages, indices: list[int], device) -> torch.Tensor:
 # -- 3. inversion ----------------------------------------------------------------------------------------------
 
 
-def _invert(info, stages, squares, G, method, encoder, hyperstyle, steps, batch_size, progress, callback) -> dict:
+def _invert(info, stages, squares, G, method, encoder, hyperstyle, steps, batch_size, progress, callback,
+            pti=False) -> dict:  # fmt: skip
     from ..inversion.encoders import Encoder, encode, load_encoder
     from ..inversion.invert import _load_hyperstyle, choose_method, inversions_for
 
     why = f"--method {method}"
     if method == "auto":
-        method, why = choose_method(G, encoder, hyperstyle)
+        method, why = choose_method(G, encoder, hyperstyle, pti)
         why = f"auto: {why}"
         if method == "project":
             raise UsageError("no encoder is known for this generator, and projecting every frame would take hours: "
@@ -318,6 +365,103 @@ def _invert(info, stages, squares, G, method, encoder, hyperstyle, steps, batch_
     return {"method": method, "why": why, "steps": steps}
 
 
+# -- 3b. pivotal tuning over every frame -------------------------------------------------------------------------
+
+
+def _lpips_name(lpips) -> str:
+    if lpips is None or isinstance(lpips, (str, Path)):
+        return str(lpips or "vgg")
+    return f"a loaded {type(lpips).__name__}"
+
+
+def _pti(stages: _Stages, squares, G: Generator, settings: dict, lpips, progress, callback) -> Generator:
+    """STIT's PTI: one copy of ``G``'s synthesis network tuned on every frame's (fixed) pivot, the frames visited in
+    order with one Adam step each per epoch, loss 10·MSE + LPIPS on the full-resolution crop in ``[-1, 1]``. The
+    tuned generator is written to ``work/pti.safetensors``; finding it there, a rerun skips the stage (a stop during
+    tuning starts it again)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from ..hub.generators import load_generator, save_generator
+    from ..inversion.invert import _distance
+    from ..latents import load_latent
+    from ..stylespace import generator_fingerprint
+
+    path = stages.work / "pti.safetensors"
+    if path.is_file():
+        return load_generator(path, device=G.device).eval().requires_grad_(False)
+    model, distance = _distance(lpips, G.device, needed=lpips != "off")
+    if model is not None:
+        model = copy.copy(model)  # the caller's model keeps its own size limit
+        model.max_size = None  # STIT compares at the generator's full resolution
+        model.requires_grad_(False)
+    frames = [i for i, s in enumerate(squares) if s is not None]
+    pivots = [load_latent(stages.path("latents", i, ".npy"), G).to(G.device) for i in frames]
+    tuned = copy.deepcopy(G).train()
+    tuned.requires_grad_(False)
+    tuned.synthesis.requires_grad_(True)  # the pivots are fixed and the mapping is never run: only synthesis moves
+    opt = torch.optim.Adam(tuned.synthesis.parameters(), lr=settings["lr"], betas=(0.9, 0.999))
+    total = settings["epochs"] * len(frames)
+    bar = tqdm(total=total, desc="pivotal tuning (all frames)", unit="step", disable=not progress or None,
+               leave=False)  # fmt: skip
+    done = 0
+    try:
+        for _ in range(settings["epochs"]):
+            for i, pivot in zip(frames, pivots, strict=True):
+                target = _crop_tensor(stages, [i], G.device)  # read per step: memory stays bounded on long clips
+                img = tuned.synthesize(pivot, modulation="fused", noise_mode="const")
+                loss = settings["l2_weight"] * F.mse_loss(img, target)
+                if model is not None:
+                    loss = loss + settings["lpips_weight"] * model(img, target).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                done += 1
+                bar.update(1)
+                if callback is not None:
+                    callback("pti", done, total)
+    finally:
+        bar.close()
+    tuned = tuned.eval().requires_grad_(False)
+    # a new network: the base's cached fingerprint must not carry over; the recipe goes with the weights
+    tuned.meta = {k: v for k, v in G.meta.items() if k != "fingerprint"} | {
+        "pti": {**settings, "distance": distance, "frames": len(frames), "base": generator_fingerprint(G)}
+    }
+    save_generator(tuned, path)
+    return tuned
+
+
+# -- 3c. one shared change for a prompt --------------------------------------------------------------------------
+
+
+def key_frames(squares, count: int) -> list[int]:
+    """``count`` frames evenly spaced among those with a face (the first and the last included)."""
+    faces = [i for i, s in enumerate(squares) if s is not None]
+    if not faces:
+        return []
+    picks = np.linspace(0, len(faces) - 1, min(count, len(faces))).round().astype(int)
+    return sorted({faces[k] for k in picks})
+
+
+def _fit_shared(stages: _Stages, squares, G: Generator, edit: SharedDeltaEdit, progress, callback) -> list[int]:
+    """The prompt's one change, optimised over the key frames' pivots (drawn by ``G``: the tuned one after PTI) and
+    saved as ``work/delta.npz``; a rerun loads it."""
+    from ..latents import load_latent
+
+    keys = key_frames(squares, edit.key_frames)
+    path = stages.work / "delta.npz"
+    if path.is_file():
+        with np.load(path) as arrays:
+            edit.load(dict(arrays), G)
+        return keys
+    ws = torch.cat([load_latent(stages.path("latents", i, ".npy"), G) for i in keys]).to(G.device)
+    step = (lambda done, total: callback("prompt", done, total)) if callback is not None else None
+    edit.fit(G, ws, progress=progress, callback=step)
+    atomic_save_arrays(path, edit.arrays())
+    return keys
+
+
 # -- 4. the edit -----------------------------------------------------------------------------------------------
 
 
@@ -345,6 +489,7 @@ def _edit(info, stages, squares, G, edit: Edit, batch_size, progress, callback) 
             ws = load_latent(stages.path("latents", i, ".npy"), G).to(G.device)
             edited = edit.apply(G, Codes(ws))
             img = edited.image(_frame_generator(stages, G, i, cache), noise_mode="const")
+            atomic_save_arrays(stages.path("edited", i, ".npz"), edited.arrays())  # before the PNG that marks it done
             save_png(to_pil(img)[0], stages.path("edited", i, ".png"))
             bar.update(1)
             if callback is not None:
