@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("generator", "encoder", "identity", "perceptual", "landmarks", "directions", "mapper")
+KINDS = ("generator", "encoder", "identity", "perceptual", "landmarks", "directions", "mapper", "parser")
 
 NVIDIA_NC = "NVIDIA Source Code License-NC (non-commercial: research or evaluation only)"
 NVIDIA_NC_DERIVED = "MIT code; embeds an NVIDIA generator, so NVIDIA's non-commercial licence applies"
@@ -306,6 +306,22 @@ ASSETS.append(
         resolution=112,
         aliases=("arcface", "ir-se50"),
         description="face-identity network for the identity loss",
+    )
+)
+
+# -- face parsing: BiSeNet of zllrunning/face-parsing.PyTorch (its README's link), STIT's segmentation model
+ASSETS.append(
+    Asset(
+        name="face-parsing:bisenet",
+        kind="parser",
+        domain="face",
+        filename="79999_iter.pth",
+        urls=(_drive("154JgKpzCPW82qINcVieuPH3fZ2e0P812"),),
+        licence="MIT (zllrunning/face-parsing.PyTorch); trained on CelebAMask-HQ (non-commercial research only)",
+        file_format="bisenet-face-parsing",
+        resolution=512,
+        aliases=("bisenet", "face-parsing"),
+        description="BiSeNet face parser (19 CelebAMask-HQ classes): the video stitching mask",
     )
 )
 

@@ -50,6 +50,7 @@ FOLDERS = {
     "landmarks": "landmarks",
     "directions": "directions",
     "mapper": "mappers",
+    "parser": "parsers",
 }
 
 

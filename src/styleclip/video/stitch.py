@@ -3,7 +3,9 @@
 The crop of side ``S`` maps its pixel ``(u, v)`` to the frame point ``c + x (2u/S - 1) + y (2v/S - 1)`` (the square's
 centre and half-side axes, :class:`~styleclip.video.track.Square`). Pasting inverts that affine map for every frame
 pixel and blends the edited crop in through a mask that is 1 inside the face's region and falls to 0 over
-``feather`` of the side at the square's border, so that the seam never shows as an edge.
+``feather`` of the side at the square's border, so that the seam never shows as an edge; or, given a face parser,
+through STIT's mask (:mod:`styleclip.video.masks`): the parsed face dilated and feathered, so that the background
+around the face stays the footage's own.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..errors import UsageError
 from .track import Square
 
 FEATHER = 0.1  # of the crop's side: the width over which the edited crop fades into the frame
@@ -46,10 +49,17 @@ def feather_mask(size: int, feather: float = FEATHER, margin: float = MARGIN) ->
 
 def paste(frame: np.ndarray, edited: np.ndarray, square: Square, mask: np.ndarray | None = None) -> np.ndarray:
     """``frame`` (``[H, W, 3]`` uint8) with ``edited`` (the ``[S, S, 3]`` uint8 edited crop of ``square``) blended in
-    through ``mask`` (``[S, S]`` in ``[0, 1]``; default :func:`feather_mask`). Returns a new ``[H, W, 3]`` uint8."""
+    through ``mask`` (``[S, S]`` in ``[0, 1]``: default :func:`feather_mask`; a face-parsing mask from
+    :func:`styleclip.video.masks.parsing_mask`). Returns a new ``[H, W, 3]`` uint8."""
     h, w = frame.shape[:2]
     size = edited.shape[0]
-    mask = feather_mask(size) if mask is None else np.asarray(mask, dtype=np.float32)
+    if mask is None:
+        mask = feather_mask(size)
+    else:
+        mask = np.asarray(mask, dtype=np.float32)
+        if mask.shape != edited.shape[:2]:
+            raise UsageError(f"the paste mask is {list(mask.shape)}, the edited crop {list(edited.shape[:2])}")
+        mask = np.clip(np.nan_to_num(mask, nan=0.0), 0, 1)
     coeffs = _frame_to_crop(square, size)
     warped = Image.fromarray(edited).transform((w, h), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR)
     alpha = Image.fromarray(mask, mode="F").transform((w, h), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR)
