@@ -613,3 +613,112 @@ def test_a_png_claiming_a_hyperstyle_photo_restores_codes_only_with_a_note(sessi
     assert s.weights is None and s.notice == NO_OFFSETS and s.drawer is s.G
     assert np.array_equal(before, session.history[0].pixels)  # the seed's codes, drawn by the shared generator
     assert text.count("note:") == 1 and "<img" not in text and "passwd" not in text
+
+
+# -- the Video tab ------------------------------------------------------------------------------------------------
+
+
+def _no_decoding(monkeypatch):
+    """Fail the test if anything tries to open a video (a refusal must come before ffmpeg sees the file)."""
+    import imageio_ffmpeg
+
+    from styleclip.video import frames
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a video was opened")
+
+    monkeypatch.setattr(frames, "probe", boom)
+    monkeypatch.setattr(imageio_ffmpeg, "read_frames", boom)
+    monkeypatch.setattr(imageio_ffmpeg, "count_frames_and_secs", boom)
+
+
+def test_the_video_tab_opens_no_server_path(session, server_files, tmp_path, monkeypatch):
+    from test_ui import short_clip
+
+    clip = short_clip(server_files / "clip.mp4")
+    h = Handlers(session.studio, tmp_path)
+    _no_decoding(monkeypatch)
+    for path in ("/etc/passwd", str(clip), str(server_files / "secret.txt"), "http://127.0.0.1:9/x.mp4", "../../x"):
+        message = refused_by(lambda path=path: readable_errors(h.video_upload)(session, path), error=gr.Error,
+                             match="opens only files uploaded", watch=[server_files])  # fmt: skip
+        assert str(server_files) not in message and SECRET not in message
+    assert session.video is None
+
+
+def test_a_file_that_is_not_a_video_is_one_line(session, uploads, tmp_path):
+    (uploads / "clip.mp4").write_text(SECRET)
+    (uploads / "empty.mov").write_bytes(b"")
+    for name in ("clip.mp4", "empty.mov"):
+        message = refused_by(lambda name=name: session.load_video(uploads / name), match="not a video|no video",
+                             watch=[uploads])  # fmt: skip
+        assert str(uploads) not in message and SECRET not in message  # the upload by its name, never its contents
+    h = Handlers(session.studio, tmp_path)
+    refused_by(lambda: readable_errors(h.video_upload)(session, str(uploads / "clip.mp4")), error=gr.Error,
+               match="clip.mp4: not a video")  # fmt: skip
+
+
+def test_too_many_frames_is_one_line_naming_the_limit(G, guide, uploads, tmp_path, monkeypatch):
+    from test_ui import short_clip
+
+    studio = Studio(G, guide, "tiny", stats_samples=200, cache=tmp_path / "cache", offline=True,
+                    upload_dirs=[uploads], limits=Limits(max_video_frames=4))  # fmt: skip
+    s = EditSession(studio, tmp_path)
+    six = short_clip(uploads / "six.mp4")
+    message = refused_by(lambda: s.load_video(six), match="6 frames; the page edits clips of at most 4 frames")
+    assert "--max-video-frames" in message and str(uploads) not in message
+    # a clip whose header declares far more frames than the limit is refused before its frames are counted
+    twelve = short_clip(uploads / "twelve.mp4", frames=12)
+    studio.limits = Limits(max_video_frames=5)
+    import imageio_ffmpeg
+
+    monkeypatch.setattr(imageio_ffmpeg, "count_frames_and_secs", lambda *a, **k: pytest.fail("frames counted"))
+    refused_by(lambda: s.load_video(twelve), match="about 12 frames; the page edits clips of at most 5")
+    assert s.video is None
+    s.close()
+
+
+def test_no_face_in_any_frame_is_one_line(session, uploads, tmp_path, G):
+    pytest.importorskip("dlib")
+    from test_ui import tiny_video_encoder
+
+    from test_video import write_clip
+
+    blank = [np.full((240, 320, 3), 90 + 10 * t, np.uint8) for t in range(4)]
+    clip = write_clip(uploads / "wall.mp4", blank, audio=False)
+    session.load_video(clip)
+    encoder = str(tiny_video_encoder(G, tmp_path / "e4e.pt"))
+    inversion = session.studio.video_inversion("e4e", encoder)
+    mapper = str(write_mapper(G, uploads / "m.safetensors"))
+    edit = session.video_edit("mapper", mapper=mapper, strength=1)[0]
+    h = Handlers(session.studio, tmp_path)
+    args = ("mapper", "", "", 0, 0.1, False, mapper, 1.0, "e4e", "face")
+    refused_by(lambda: readable_errors(h.video_preview)(session, *args, encoder=encoder), error=gr.Error,
+               match="no face found in the previewed frames \\(0, 2, 3\\) of wall.mp4: for another subject pick the center framing")  # fmt: skip
+    message = refused_by(lambda: session.render_video(edit, None, inversion, "face"), match="no face found in any")
+    assert (
+        "pick the center framing in the Video tab" in message
+        and str(uploads) not in message
+        and "--align" not in message
+    )
+    # the center framing edits the same clip
+    assert session.preview_video(edit, inversion, "center").ndim == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "align", "match"),
+    [
+        ("sideways", "e4e", "auto", "edit is .*direction.* or .*mapper"),
+        ("mapper", "project", "auto", "inverted with"),
+        ("mapper", "e4e", "diagonal", "framing must be"),
+        ("mapper", "hyperstyle", "auto", "knows no HyperStyle"),
+        ("mapper", "auto", "auto", "pairs no encoder"),
+    ],
+)
+def test_bad_video_settings_are_one_line(session, uploads, G, kind, method, align, match):
+    from test_ui import short_clip
+
+    session.load_video(short_clip(uploads / "clip.mp4", frames=3))
+    h = Handlers(session.studio, uploads)
+    mapper = str(write_mapper(G, uploads / "m.safetensors"))
+    args = (kind, "", "", 0, 0.1, False, mapper, 1.0, method, align)
+    refused_by(lambda: readable_errors(h.video_preview)(session, *args), error=gr.Error, match=match)

@@ -669,3 +669,140 @@ def test_the_photo_tab_offers_the_clis_inversions(hyper, studio):
     with pytest.raises(UsageError, match="pivotal tuning"):
         s.from_photo(hyper[1], method="project", pti=True)
     s.close()
+
+
+# -- the Video tab: a short synthetic clip, the tiny generator and an e4e encoder written for it ------------------
+
+TINY_IRSE_W16 = [(16, 16, 1), (16, 24, 1), (24, 32, 1), (32, 16, 1)]  # 16-wide codes: the UI generator's W
+
+
+def tiny_video_encoder(G, path):
+    """An e4e checkpoint (official layout, random weights) for ``G``: the encoder a server's catalogue would pair."""
+    from styleclip.nets.encoders import IRSEEncoder
+
+    from test_encoders import write_checkpoint
+
+    return write_checkpoint(path, IRSEEncoder(G.num_ws, 3, True, TINY_IRSE_W16, stem=16), G)
+
+
+def short_clip(path, frames: int = 6, audio: bool = False):
+    """The tests' synthetic clip (a photo panned and zoomed as a camera would), cut to ``frames`` frames (silent:
+    the sound kept is test_video.py's subject)."""
+    from test_video import synthetic_frames, write_clip
+
+    return write_clip(path, synthetic_frames()[:frames], audio=audio)
+
+
+@pytest.fixture(scope="module")
+def clip_world(G, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("video-tab")
+    return {"clip": short_clip(folder / "clip.mp4"), "encoder": str(tiny_video_encoder(G, folder / "e4e.pt"))}
+
+
+def direction_args(alpha=4.0):
+    """The Video tab's inputs: the Global directions tab's edit, e4e, the frame's centre square."""
+    return ("direction", "a happy dog", "a dog", alpha, 0.1, False, "", 0.1, "e4e", "auto")
+
+
+def test_the_video_tab_previews_three_frames_then_only_draws(session, clip_world, tmp_path, monkeypatch):
+    from styleclip.inversion import encoders
+    from styleclip.ui.app import Handlers
+
+    h = Handlers(session.studio, tmp_path)
+    s, info, cleared = h.video_upload(session, str(clip_world["clip"]))
+    assert "6 frames" in shown(info) and "320x240" in shown(info) and "no sound" in shown(info) and cleared is None
+    s, grid, info = h.video_preview(s, *direction_args(), encoder=clip_world["encoder"])
+    assert "frames 0, 3, 5" in shown(info) and "e4e" in shown(info)
+    side = session.G.img_resolution
+    assert grid.dtype == np.uint8 and grid.shape[0] > 2 * side and grid.shape[1] >= 3 * side
+    top, bottom = grid[-2 * side - 4 : -side - 4], grid[-side:]  # the crops' row above the edits' row
+    assert np.abs(top.astype(int) - bottom).mean() > 3  # the edit shows
+    # the frames are aligned and inverted once: another α is one synthesis per frame, no encoder pass
+    monkeypatch.setattr(encoders, "encode", lambda *a, **k: pytest.fail("re-inverted on a slider move"))
+    _, again, _ = h.video_preview(s, *direction_args(-4.0), encoder=clip_world["encoder"])
+    assert again.shape == grid.shape and not np.array_equal(again, grid)
+    _, zero, _ = h.video_preview(s, *direction_args(0.0), encoder=clip_world["encoder"])
+    assert not np.array_equal(zero[-side:], grid[-side:])  # α 0 draws the frames' codes unedited
+
+
+def test_the_video_tab_renders_streams_progress_and_downloads(session, clip_world, tmp_path):
+    from styleclip.ui.app import KEEP, Handlers
+    from styleclip.video.frames import probe
+
+    h = Handlers(session.studio, tmp_path)
+    h.video_upload(session, str(clip_world["clip"]))
+    outputs = list(h.video_render(session, *direction_args(), encoder=clip_world["encoder"]))
+    statuses = [shown(o[1]) for o in outputs[:-1]]
+    assert any(t.startswith("inverting:") for t in statuses) and any(
+        t.startswith("stitching: 6 of 6") for t in statuses
+    )
+    assert all(o[2] is KEEP and o[3] is KEEP for o in outputs[:-1])
+    _, status, edited, files = outputs[-1]
+    assert "6 frames edited" in shown(status) and "frame-to-frame change" in shown(status)
+    assert [p.split("/")[-1] for p in files] == ["edited.mp4", "comparison.mp4", "report.json"]
+    assert all(p.startswith(str(session.folder)) for p in files)  # inside the session's folder, removed with it
+    info = probe(edited)
+    assert (info.frames, info.size, info.fps) == (6, (320, 240), 12.0)
+    with open(files[2]) as f:
+        report = json.load(f)
+    assert report["inversion"]["method"] == "e4e" and report["alignment"]["mode"] == "center"
+    assert len(report["metrics"]["clip_score"]["per_frame"]) == 6  # scored against the target text
+    # the same render again: the finished files, nothing recomputed
+    assert list(h.video_render(session, *direction_args(), encoder=clip_world["encoder"]))[-1][3] == files
+
+
+def test_a_cancelled_render_resumes_and_another_edit_reuses_the_inverted_frames(session, clip_world, tmp_path):
+    from styleclip.video.frames import probe
+
+    session.load_video(clip_world["clip"])
+    inversion = session.studio.video_inversion("e4e", clip_world["encoder"])
+    first, _, prompt = session.video_edit("direction", "a happy dog", "a dog", 4, 0.1)
+    done = session.render_video(first, prompt, inversion)
+    assert not done.stopped and probe(done.edited).frames == 6
+    stages = []
+
+    def cancel_while_editing(stage, n, total):
+        stages.append(stage)
+        if stage == "edit" and n == 2:
+            session.request_cancel()
+
+    second = session.video_edit("direction", "a happy dog", "a dog", -4, 0.1)[0]
+    stopped = session.render_video(second, prompt, inversion, on_progress=cancel_while_editing)
+    assert stopped.stopped and stopped.files == [] and not done.folder.exists()  # the earlier render's files went
+    assert set(stages) == {"edit"}  # the frames found, aligned and inverted for the first edit were reused
+    stages.clear()
+    resumed = session.render_video(
+        second, prompt, inversion, on_progress=lambda stage, n, total: stages.append((stage, total))
+    )
+    assert not resumed.stopped and resumed.folder == stopped.folder and probe(resumed.edited).frames == 6
+    assert {stage for stage, _ in stages} == {"edit", "stitch"} and ("edit", 4) in stages  # from the third frame
+
+
+def test_the_video_tab_takes_a_mapper(session, clip_world, G, tmp_path):
+    from styleclip.hub.mappers import save_mapper
+    from styleclip.nets.mapper import LatentMapper, MapperConfig
+    from styleclip.stylespace import generator_fingerprint
+    from styleclip.ui.app import Handlers
+
+    torch.manual_seed(0)
+    mapper = LatentMapper(MapperConfig(w_dim=G.w_dim, num_ws=G.num_ws, groups=("coarse", "medium")))
+    meta = {"prompt": "a red dog", "generator": {"fingerprint": generator_fingerprint(G)}}
+    path = str(save_mapper(mapper, tmp_path / "m.safetensors", meta=meta))
+    h = Handlers(session.studio, tmp_path)
+    h.video_upload(session, str(clip_world["clip"]))
+    args = ("mapper", "", "", 0, 0.1, False, path, 2.0, "auto", "center")
+    _, grid, info = h.video_preview(session, *args, encoder=clip_world["encoder"])
+    assert "mapper a red dog (strength 2)" in shown(info) and grid.ndim == 3
+
+
+def test_the_video_tab_needs_a_clip_first(session, tmp_path):
+    from styleclip.ui.app import Handlers, readable_errors
+
+    with pytest.raises(gr_error(), match="upload a video clip"):
+        readable_errors(Handlers(session.studio, tmp_path).video_preview)(session, *direction_args())
+
+
+def gr_error():
+    import gradio as gr
+
+    return gr.Error

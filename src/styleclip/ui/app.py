@@ -28,7 +28,17 @@ from ..errors import StyleclipError, UsageError
 from ..guidance.clip import ClipGuide
 from ..inversion.invert import METHODS, inversions_for
 from ..nets.stylegan2 import Generator
-from .session import ADAPT_LAYERS, SAMPLE_PREVIEW_PX, EditSession, Limits, OptimizeSettings, Studio, check_number
+from ..video.pipeline import INVERSIONS
+from .session import (
+    ADAPT_LAYERS,
+    SAMPLE_PREVIEW_PX,
+    VIDEO_FRAMINGS,
+    EditSession,
+    Limits,
+    OptimizeSettings,
+    Studio,
+    check_number,
+)
 
 log = logging.getLogger("styleclip.ui")
 
@@ -52,6 +62,11 @@ DEFAULT_TEXTS = {  # (neutral, target) the page starts with, by the generator's 
     "art": ("a portrait", "a smiling portrait"),
 }  # a streamed update that leaves this output as it is
 BETA_RANGE = (0.05, 0.4)
+VIDEO_EDITS = [("the Global directions tab's", "direction"), ("the Mapper tab's", "mapper")]
+VIDEO_FILE_TYPES = [".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"]
+VIDEO_STAGE_NAMES = {"detect": "finding the subject", "align": "aligning", "invert": "inverting", "edit": "editing",
+                     "stitch": "stitching"}  # fmt: skip
+STATUS_EVERY = 0.5  # seconds between two progress lines sent to the page (a frame may take milliseconds)
 
 
 def _gradio():
@@ -313,6 +328,78 @@ class Handlers:
             session.request_cancel()
         return "cancelling: the steps done are kept"
 
+    # -- video ----------------------------------------------------------------------------------------------
+
+    def video_upload(self, session, path):
+        """A clip uploaded: checked and probed, no model runs; ``(session, info, preview cleared)``."""
+        s = self.session(session)
+        if not path:
+            raise UsageError("upload a video clip (MP4, MOV, WebM, ...)")
+        clip = s.load_video(path)
+        note = " Its frames come at a variable rate: they are re-timed at that rate." if clip.info.variable else ""
+        return s, plain(clip.describe() + "." + note), None
+
+    def _video_setup(self, s: EditSession, kind, target, neutral, alpha, beta, auto_beta, mapper, strength, method,
+                     align, encoder):  # fmt: skip
+        s._clip()  # these said before a model loads or a direction is computed
+        s._framing(align or "auto")
+        if (method or "auto") not in INVERSIONS:
+            raise UsageError(f"video frames are inverted with {', '.join(INVERSIONS)}, got {str(method)[:40]!r}")
+        edit, label, prompt = s.video_edit(kind, target, neutral, alpha, None if auto_beta else beta, mapper, strength)
+        inversion = s.studio.video_inversion(method or "auto", encoder)
+        return edit, label, prompt, inversion, align or "auto"
+
+    def video_preview(self, session, kind, target, neutral, alpha, beta, auto_beta, mapper, strength, method, align,
+                      encoder=None):  # fmt: skip
+        """The edit on a few evenly spaced frames: ``(session, grid of crops above edits, info)``. The frames are
+        aligned and inverted once per clip, inversion and framing; then a preview is one synthesis per frame.
+        ``encoder``: a loaded encoder or its path instead of the catalogue's (library callers; not in the page)."""
+        s = self.session(session)
+        edit, label, _, inversion, align = self._video_setup(s, kind, target, neutral, alpha, beta, auto_beta, mapper,
+                                                             strength, method, align, encoder)  # fmt: skip
+        grid = s.preview_video(edit, inversion, align)
+        frames = ", ".join(map(str, s.video_samples(inversion, align).indices))
+        info = f"{label} on frames {frames} (top: the aligned crops; bottom: edited), inverted with {inversion.method}"
+        return s, grid, plain(info)
+
+    def video_render(self, session, kind, target, neutral, alpha, beta, auto_beta, mapper, strength, method, align,
+                     progress=None, encoder=None):  # fmt: skip
+        """Render the whole clip in a worker thread; yields ``(session, status, edited video, downloads)``,
+        :data:`KEEP` where nothing changed. Cancel stops between frames; rendering again resumes there."""
+        s = self.session(session)
+        edit, label, prompt, inversion, align = self._video_setup(s, kind, target, neutral, alpha, beta, auto_beta,
+                                                                  mapper, strength, method, align, encoder)  # fmt: skip
+        done: dict[str, Any] = {}
+
+        def work(put):
+            done["run"] = s.render_video(edit, prompt, inversion, align, on_progress=lambda *p: put(p))
+
+        clock = _StageClock()
+        for stage, n, total in streamed("styleclip-video", work):
+            line = clock.line(stage, n, total)
+            if line is None:
+                continue
+            if progress is not None:
+                progress((n, max(total, 1)), desc=VIDEO_STAGE_NAMES.get(stage, stage))
+            yield s, plain(line), KEEP, KEEP
+        run = done["run"]
+        if run.stopped:
+            yield s, "cancelled: the frames done are kept; Render again to resume where it stopped", KEEP, KEEP
+            return
+        flicker = run.metrics.get("flicker") or {}
+        text = f"{run.frames} frames edited with {label} ({inversion.method})"
+        if flicker.get("edited") is not None:
+            text += f"; frame-to-frame change of the crops {flicker['edited']} (the source's: {flicker['source']})"
+        if run.unedited:
+            listed = ", ".join(map(str, run.unedited[:20])) + (" ..." if len(run.unedited) > 20 else "")
+            text += f"; no face in {len(run.unedited)} frame(s), left as they were: {listed}"
+        yield s, plain(text), str(run.edited), [str(p) for p in run.files]
+
+    def cancel_video(self, session):
+        if session is not None:
+            session.request_cancel()
+        return "cancelling: the frames done are kept; Render again to resume"
+
     # -- history and downloads --------------------------------------------------------------------------
 
     def accept(self, session):
@@ -354,6 +441,34 @@ def photo_info(edit: dict) -> str:
 def photo_methods_label(G: Generator) -> str:
     known = inversions_for(G)
     return "inversion (this generator: " + (", ".join(known.values()) or "projection only") + ")"
+
+
+def video_methods_label(G: Generator) -> str:
+    known = inversions_for(G)
+    return "inversion (this generator: " + (", ".join(known.values()) or "none known: videos need an encoder") + ")"
+
+
+class _StageClock:
+    """Progress lines for a render: the stage, frames done and an estimate of the stage's time left; None between
+    two lines less than :data:`STATUS_EVERY` apart (a stage's first and last frames always get one)."""
+
+    def __init__(self) -> None:
+        self.stage, self.start, self.first, self.last = None, 0.0, 0, 0.0
+
+    def line(self, stage: str, n: int, total: int) -> str | None:
+        import time
+
+        now = time.perf_counter()
+        if stage != self.stage:
+            self.stage, self.start, self.first, self.last = stage, now, n, 0.0
+        elif n < total and now - self.last < STATUS_EVERY:
+            return None
+        self.last = now
+        text = f"{VIDEO_STAGE_NAMES.get(stage, stage)}: {n} of {total} frames"
+        if n > self.first and n < total:
+            left = (now - self.start) / (n - self.first) * (total - n)
+            text += f", about {left:.0f} s left in this stage"
+        return text
 
 
 def _preview(path: Path) -> np.ndarray:
@@ -575,6 +690,34 @@ def build_app(
                                              interactive=False, elem_id="style-samples")  # fmt: skip
                     style_download = gr.File(label="the trained generator (generator.safetensors)",
                                              interactive=False, elem_id="style-download")  # fmt: skip
+            with gr.Tab("Video", elem_id="video-tab"):
+                with gr.Row():
+                    clip_file = gr.File(
+                        label=f"clip (≤ {limits.max_upload_mb:g} MB, ≤ {limits.max_video_frames} frames)",
+                        type="filepath", file_types=VIDEO_FILE_TYPES, scale=1, elem_id="video-file",
+                    )  # fmt: skip
+                    with gr.Column(scale=3):
+                        clip_info = gr.Markdown("Upload a short clip; the edit is the one set in the tab picked here.",
+                                                elem_id="video-info")  # fmt: skip
+                        with gr.Row():
+                            clip_edit = gr.Radio(VIDEO_EDITS, value="direction", label="edit every frame with",
+                                                 elem_id="video-edit")  # fmt: skip
+                            clip_method = gr.Radio(list(INVERSIONS), value="auto", label=video_methods_label(G),
+                                                   elem_id="video-method")  # fmt: skip
+                            clip_align = gr.Radio(list(VIDEO_FRAMINGS), value="auto", elem_id="video-align",
+                                                  label="framing (auto: the face for face generators, else the "
+                                                  "centre square)")  # fmt: skip
+                with gr.Row():
+                    clip_preview_btn = gr.Button("Preview on 3 frames", elem_id="video-preview-btn")
+                    clip_render_btn = gr.Button("Render the clip", variant="primary", elem_id="video-render")
+                    clip_cancel = gr.Button("Cancel (keep the frames done)", variant="stop", elem_id="video-cancel")
+                clip_status = gr.Markdown(elem_id="video-status")
+                clip_preview = gr.Image(label="preview: aligned crops (top), edited (bottom)", type="numpy",
+                                        format="png", interactive=False, elem_id="video-preview")  # fmt: skip
+                with gr.Row():
+                    clip_out = gr.Video(label="edited", interactive=False, height=320, elem_id="video-out")
+                    clip_files = gr.File(label="downloads: edited.mp4, comparison.mp4 (source | edited), report.json",
+                                         file_count="multiple", interactive=False, elem_id="video-downloads")  # fmt: skip
         with gr.Row():
             downloads_btn = gr.Button("Prepare downloads", elem_id="prepare-downloads")
         files = gr.File(label="downloads: PNG (with every parameter), latent, video, report, history zip",
@@ -654,6 +797,24 @@ def build_app(
             [state, train_status, style_samples, style_name, style_download], **device,
         )  # fmt: skip
         train_cancel.click(h.cancel_adapt, [state], [train_status], queue=False)
+
+        clip_file.upload(safe(h.video_upload), [state, clip_file], [state, clip_info, clip_preview], **device)
+        clip_in = [state, clip_edit, target, neutral, alpha, beta, auto_beta, mapper_name, strength, clip_method,
+                   clip_align]  # fmt: skip
+
+        def preview_clip(s, kind, target, neutral, alpha, beta, auto_beta, mapper, strength, method, align,
+                         progress=tracked):  # fmt: skip
+            return h.video_preview(s, kind, target, neutral, alpha, beta, auto_beta, mapper, strength, method, align)
+
+        clip_preview_btn.click(safe(preview_clip), clip_in, [state, clip_preview, clip_status], **device)
+
+        def render_clip(s, *args, progress=bar):
+            for out, status, edited, downloads in h.video_render(s, *args, progress=progress):
+                yield out, status, shown(edited), shown(downloads)
+
+        clip_render_btn.click(readable_errors(render_clip), clip_in, [state, clip_status, clip_out, clip_files],
+                              **device)  # fmt: skip
+        clip_cancel.click(h.cancel_video, [state], [clip_status], queue=False)
 
         accept_btn.click(safe(h.accept), [state], [state, *view], **device)
         undo_btn.click(safe(h.undo), [state], [state, *view], **device)

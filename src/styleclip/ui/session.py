@@ -47,6 +47,10 @@ from ..utils.precision import computing_in, resolve_precision
 SESSION_KEY = "styleclip:session"  # PNG text chunk: the history of the picture, codes included
 MAX_PROMPT_CHARS = 1000
 SWEEP_COUNT = 7
+VIDEO_PREVIEW_FRAMES = 3  # evenly spaced frames the Video tab previews an edit on
+VIDEO_PREVIEW_PX = 256  # the side of each crop in the preview grid (1024-px crops would make a 6-megapixel grid)
+VIDEO_FRAMINGS = ("auto", "face", "center")
+VIDEO_STAGES = ("detect", "aligned", "latents", "offsets", "track.json")  # edit_video's work that no edit changes
 # Steps a session keeps and a dropped PNG may restore: each one is a drawn picture held in memory.
 MAX_HISTORY = 100
 MAX_LABEL_CHARS = 2000
@@ -70,10 +74,12 @@ NO_OFFSETS = (
 
 @dataclass
 class Limits:
-    """Upload limits (a photo larger than these is refused with a message before it is decoded)."""
+    """Upload limits (a photo larger than these is refused with a message before it is decoded; a clip with more
+    frames than ``max_video_frames`` before any frame is aligned: every frame is inverted and drawn)."""
 
     max_upload_mb: float = 20.0
     max_megapixels: float = 40.0
+    max_video_frames: int = 300
 
 
 @dataclass(eq=False)
@@ -152,6 +158,7 @@ class Studio:
         self._mappers: OrderedDict[str, Any] = OrderedDict()
         self._downloaded: dict[str, Path] = {}  # mapper key -> the folder its URL was downloaded into here
         self._hyperstyle = None  # the catalogue's HyperStyle model for G (2.3 GB for FFHQ): loaded once, shared
+        self._encoders: dict[str, Any] = {}  # the catalogue's e4e / ReStyle encoders for G (videos), loaded once
 
     def hyperstyle(self):
         """The HyperStyle model (with its W encoder) the catalogue pairs with the generator, loaded on first use
@@ -164,6 +171,43 @@ class Studio:
                 name = inversions_for(self.G)["hyperstyle"]
                 self._hyperstyle = load_hyperstyle(name, device=self.G.device, cache=self.cache, offline=self.offline)
             return self._hyperstyle
+
+    def video_inversion(self, method: str = "auto", encoder: Any = None) -> VideoInversion:
+        """The encoder that inverts a video's frames: ``method`` ('auto', 'hyperstyle', 'restyle', 'e4e') resolved
+        against the catalogue's inversions for the generator, loaded once and shared by every session.
+        ``encoder``: a loaded e4e/ReStyle :class:`~styleclip.inversion.encoders.Encoder` or its path (library
+        callers and tests; the page never passes one). Projection is not offered: hours for a clip."""
+        from ..inversion.encoders import Encoder, load_encoder
+        from ..inversion.invert import choose_method, inversions_for
+        from ..video.pipeline import INVERSIONS
+
+        if method not in INVERSIONS:
+            raise UsageError(f"video frames are inverted with {', '.join(INVERSIONS)}, got {str(method)[:40]!r}")
+        known = inversions_for(self.G)
+        why = "as picked"
+        if method == "auto":
+            method, why = choose_method(self.G, encoder)
+            if method == "project":
+                raise UsageError("the catalogue pairs no encoder with this server's generator, and projecting every "
+                                 "frame would take hours: edit videos with styleclip video --encoder")  # fmt: skip
+        if method == "hyperstyle":
+            if "hyperstyle" not in known:
+                raise UsageError("the catalogue knows no HyperStyle model for this server's generator: pick auto or "
+                                 "another inversion")  # fmt: skip
+            model = self.hyperstyle()
+            return VideoInversion("hyperstyle", why, model.w_encoder, model)
+        if not isinstance(encoder, Encoder):
+            name = encoder if encoder is not None else known.get(method)
+            if name is None:
+                raise UsageError(f"the catalogue knows no {method} encoder for this server's generator: pick auto or "
+                                 "another inversion")  # fmt: skip
+            with self.lock:
+                key = str(name)
+                if key not in self._encoders:
+                    self._encoders[key] = load_encoder(name, device=self.G.device, cache=self.cache,
+                                                       offline=self.offline)  # fmt: skip
+                encoder = self._encoders[key]
+        return VideoInversion(encoder.kind if encoder.kind in ("e4e", "restyle") else "e4e", why, encoder, None)
 
     @property
     def domain(self) -> str | None:
@@ -413,6 +457,67 @@ class StyleRun:
 
 
 @dataclass
+class VideoInversion:
+    """How a video's frames are inverted: the method ('hyperstyle', 'restyle', 'e4e'), why it was chosen, the loaded
+    encoder (HyperStyle's W encoder for 'hyperstyle') and the HyperStyle model (None for the others)."""
+
+    method: str
+    why: str
+    encoder: Any
+    hyperstyle: Any = None
+
+    def key(self) -> str:
+        return f"{self.method}:{id(self.encoder)}:{id(self.hyperstyle)}"
+
+
+@dataclass
+class VideoSamples:
+    """A few evenly spaced frames of the clip, aligned and inverted once, so that previewing an edit on them costs
+    one synthesis per frame: ``crops`` ``[R, R, 3]`` uint8 (None: no face in that frame, ``frames`` shows it),
+    ``ws`` W+ ``[k, num_ws, w_dim]`` of the frames with a crop, in order, and their HyperStyle offsets (or None)."""
+
+    indices: list[int]
+    frames: list[np.ndarray]
+    crops: list[np.ndarray | None]
+    ws: torch.Tensor | None
+    offsets: dict[str, torch.Tensor] | None
+
+
+@dataclass
+class VideoClip:
+    """The clip uploaded to the Video tab (the upload itself, never copied) and what was probed of it."""
+
+    path: Path
+    info: Any  # styleclip.video.frames.VideoInfo
+    samples: dict[tuple, VideoSamples] = dataclasses.field(default_factory=dict)  # (inversion, framing) -> samples
+    render: tuple[str, Path] | None = None  # (the inversion's key, the folder) of the last render started
+
+    def describe(self) -> str:
+        i = self.info
+        sound = "with sound" if i.audio else "no sound"
+        return f"{self.path.name}: {i.frames} frames, {i.fps:g} fps, {i.size[0]}x{i.size[1]} px, {i.duration:.1f} s, {sound}"
+
+
+@dataclass
+class VideoRun:
+    """A render of the Video tab: its three outputs (None until it completes), whether it was cancelled, the frames
+    left unedited (no face) and the report's measures."""
+
+    folder: Path
+    stopped: bool
+    edited: Path | None = None
+    comparison: Path | None = None
+    report: Path | None = None
+    frames: int = 0
+    unedited: list[int] = dataclasses.field(default_factory=list)
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def files(self) -> list[Path]:
+        return [p for p in (self.edited, self.comparison, self.report) if p is not None]
+
+
+@dataclass
 class OptimizeSettings:
     """The optimisation tab's settings (see :class:`styleclip.OptimizeConfig` for their meaning)."""
 
@@ -452,6 +557,7 @@ class EditSession:
         # generator, the photo weights, the copy); one at a time, made once per photo and style, not per picture
         self._styled: tuple[weakref.ref, PhotoWeights, Generator] | None = None
         self.notice = ""  # one line the page shows under the history (what a restored PNG could not bring back)
+        self.video: VideoClip | None = None  # the Video tab's clip
 
     # -- lifetime -------------------------------------------------------------------------------------
 
@@ -1023,6 +1129,217 @@ class EditSession:
         grids = sorted((outdir / "samples").glob("step-*.png"))
         return StyleRun(name, result.path, result.steps_done, result.stopped, grids[-1] if grids else None)
 
+    # -- video ----------------------------------------------------------------------------------------------
+
+    def load_video(self, path: str | Path) -> VideoClip:
+        """The Video tab's clip: an upload (never a server path), within the size limit, a video ffmpeg reads, of at
+        most ``limits.max_video_frames`` frames (said from its header before any frame is counted when it can be)."""
+        from ..video import frames as vio
+
+        path = self._check_size(self.studio.local_file(path, "video", self.folder))
+        limit = int(self.studio.limits.max_video_frames)
+        declared = _declared_frames(path)
+        if declared is not None and declared > 2 * limit:  # counting a long clip's frames decodes all of them
+            raise UsageError(_too_long(path, f"about {declared}", limit))
+        try:
+            info = vio.probe(path, None)
+        except UsageError as exc:
+            raise UsageError(_video_message(str(exc), path)) from None
+        if info.frames > limit:
+            raise UsageError(_too_long(path, str(info.frames), limit))
+        self.video = VideoClip(path, info)
+        return self.video
+
+    def _clip(self) -> VideoClip:
+        if self.video is None or not self.video.path.is_file():
+            self.video = None
+            raise UsageError("upload a video clip in the Video tab first")
+        return self.video
+
+    def video_edit(self, kind: str, target: Any = None, neutral: Any = None, alpha: Any = 0, beta: Any = None,
+                   mapper: Any = None, strength: Any = 0.1) -> tuple[Edit, str, str | None]:  # fmt: skip
+        """The edit the Video tab applies to every frame: the Global directions tab's (``kind`` 'direction': neutral,
+        target, α, β; None = automatic β) or the Mapper tab's ('mapper': its name and strength). Returns ``(edit,
+        label, prompt)``, the prompt scoring the frames in the report."""
+        if kind == "mapper":
+            from ..edits.mapper import MapperEdit
+
+            strength = check_number(strength, "strength", -10, 10)
+            found = self.studio.mapper(mapper)
+            prompt = found.meta.get("prompt")
+            prompt = prompt if isinstance(prompt, str) and prompt.strip() else None
+            return MapperEdit(found, strength), f"mapper {prompt or mapper} (strength {strength:g})", prompt
+        if kind != "direction":
+            raise UsageError(f"the video's edit is 'direction' or 'mapper', got {str(kind)[:40]!r}")
+        alpha = check_number(alpha, "alpha", -100, 100)
+        found = self.direction(target, neutral, beta)
+        return found.at(alpha), f"{found.target} (α {alpha:g}, β {found.beta:g})", found.target
+
+    def _framing(self, align: str) -> bool:
+        """Whether frames are aligned on a face (else the frame's centre square), as :func:`edit_video` decides."""
+        if align not in VIDEO_FRAMINGS:
+            raise UsageError(f"the framing must be one of {', '.join(VIDEO_FRAMINGS)}, got {str(align)[:40]!r}")
+        return align == "face" or (align == "auto" and self.G.meta.get("domain") == "face")
+
+    def video_samples(self, inversion: VideoInversion, align: str = "auto") -> VideoSamples:
+        """:data:`VIDEO_PREVIEW_FRAMES` evenly spaced frames of the clip, each aligned on its own (the render smooths
+        the crops over time) and inverted; kept for the clip, the inversion and the framing."""
+        from ..inversion.encoders import encode
+        from ..io.photos import to_tensor
+        from ..video import frames as vio
+        from ..video.stitch import crop
+        from ..video.track import Square, pick_face, square_from_landmarks
+
+        clip = self._clip()
+        face = self._framing(align)
+        key = (inversion.key(), align)
+        if key in clip.samples:
+            return clip.samples[key]
+        n = clip.info.frames
+        wanted = sorted({int(x + 0.5) for x in np.linspace(0, n - 1, min(VIDEO_PREVIEW_FRAMES, n))})
+        frames: dict[int, np.ndarray] = {}
+        for index, frame in vio.read_frames(clip.info):
+            if index in wanted:
+                frames[index] = frame.copy()
+            if index >= wanted[-1]:
+                break
+        indices = [i for i in wanted if i in frames]
+        if not indices:
+            raise UsageError(f"{clip.path.name}: no frame could be decoded; upload another clip")
+        squares: list[Any] = []
+        for i in indices:
+            if face:
+                from ..io.align import detect_faces
+
+                previous = next((q for q in reversed(squares) if q is not None), None)
+                found = pick_face(detect_faces(Image.fromarray(frames[i])), previous)
+                squares.append(square_from_landmarks(found.landmarks) if found is not None else None)
+            else:
+                h, w = frames[i].shape[:2]
+                half = min(h, w) / 2
+                squares.append(Square(np.array([w / 2, h / 2]), np.array([half, 0.0]), np.array([0.0, half])))
+        if not any(q is not None for q in squares):
+            shown = ", ".join(map(str, indices))
+            raise UsageError(f"no face found in the previewed frames ({shown}) of {clip.path.name}: for another "
+                             "subject pick the center framing")  # fmt: skip
+        R = self.G.img_resolution
+        crops = [np.asarray(crop(Image.fromarray(frames[i]), q, R)) if q is not None else None
+                 for i, q in zip(indices, squares, strict=True)]  # fmt: skip
+        photos = torch.cat([to_tensor(Image.fromarray(c), self.G.device) for c in crops if c is not None])
+        offsets = None
+        with torch.no_grad():
+            if inversion.hyperstyle is not None:
+                from ..inversion.hyperstyle import hyperstyle_invert
+
+                result = hyperstyle_invert(inversion.hyperstyle, inversion.encoder, self.G, photos)
+                ws, offsets = result.ws, result.offsets[-1]
+            else:
+                ws = encode(inversion.encoder, self.G, photos)[-1]
+        samples = VideoSamples(indices, [frames[i] for i in indices], crops, ws, offsets)
+        clip.samples = {key: samples}  # one set at a time: another inversion or framing replaces it
+        return samples
+
+    def preview_video(self, edit: Edit, inversion: VideoInversion, align: str = "auto") -> np.ndarray:
+        """``edit`` on the clip's sample frames (:meth:`video_samples`): a grid ``[H, W, 3]`` uint8 of the aligned crops
+        (top) above their edits (bottom); a frame without a face shows as it is. Once the samples are inverted, a
+        new edit costs one synthesis per frame."""
+        samples = self.video_samples(inversion, align)
+        side = min(self.G.img_resolution, VIDEO_PREVIEW_PX)
+        drawer = None
+        if samples.offsets is not None:
+            from ..inversion.hyperstyle import OffsetDrawer
+
+            drawer = OffsetDrawer(self.G)
+        before, after, labels = [], [], []
+        k = 0
+        with torch.no_grad(), computing_in(self.studio.precision):
+            for i, frame, c in zip(samples.indices, samples.frames, samples.crops, strict=True):
+                if c is None:
+                    still = Image.fromarray(frame).convert("RGB")
+                    still.thumbnail((side, side))
+                    shown = Image.new("RGB", (side, side), "black")
+                    shown.paste(still, ((side - still.width) // 2, (side - still.height) // 2))
+                    before.append(shown)
+                    after.append(shown)
+                    labels.append(f"frame {i}: no face")
+                    continue
+                assert samples.ws is not None
+                edited = edit.apply(self.G, Codes(samples.ws[k : k + 1]))  # styles of the shared G, as the render
+                draw = drawer.set(samples.offsets, k) if drawer is not None else self.G
+                pixels = to_uint8(edited.image(draw, noise_mode="const"))[0]
+                before.append(Image.fromarray(c).resize((side, side), Image.Resampling.LANCZOS))
+                after.append(Image.fromarray(pixels).resize((side, side), Image.Resampling.LANCZOS))
+                labels.append(f"frame {i}")
+                k += 1
+        return np.asarray(image_grid([before, after], labels))
+
+    def render_video(
+        self,
+        edit: Edit,
+        prompt: str | None,
+        inversion: VideoInversion,
+        align: str = "auto",
+        on_progress: Callable[[str, int, int], None] | None = None,
+        progress: bool = False,
+        batch_size: int = 8,
+    ) -> VideoRun:
+        """The whole clip edited by :func:`styleclip.video.edit_video` into the session's folder
+        (``videos/<settings>/``: ``edited.mp4``, ``comparison.mp4``, ``report.json``).
+
+        ``on_progress(stage, done, total)`` sees every frame of every stage; :meth:`request_cancel` (from another
+        thread) stops between frames, and rendering the same again resumes there. Another edit of the same clip,
+        inversion and framing starts from the frames already aligned and inverted; the previous render's files go.
+        """
+        from ..video import edit_video
+
+        clip = self._clip()
+        self._framing(align)
+        setup = json.dumps([str(clip.path), inversion.key(), align])
+        name = hashlib.sha256((setup + json.dumps(edit.describe(), sort_keys=True, default=str)).encode())
+        outdir = self.folder / "videos" / name.hexdigest()[:16]
+        previous = clip.render
+        if previous is not None and previous[1] != outdir:
+            if previous[0] == setup:
+                _reuse_stages(previous[1] / "work", outdir / "work")
+            shutil.rmtree(previous[1], ignore_errors=True)
+        clip.render = (setup, outdir)
+        report = outdir / "report.json"
+        if report.is_file() and (outdir / "edited.mp4").is_file():
+            return _finished(outdir)
+
+        def check(stage: str, done: int, total: int) -> None:
+            if on_progress is not None:
+                on_progress(stage, done, total)
+            if self.cancel.is_set():
+                raise KeyboardInterrupt
+
+        identity = self._video_identity if self._framing(align) else None
+        self.cancel.clear()
+        try:
+            with computing_in(self.studio.precision):
+                result = edit_video(
+                    clip.path, self.G, edit, outdir, method=inversion.method, encoder=inversion.encoder,
+                    hyperstyle=inversion.hyperstyle, align=align, max_frames=self.studio.limits.max_video_frames,
+                    guide=self.studio.guide, prompt=prompt, identity=identity, progress=progress, callback=check,
+                    batch_size=batch_size,
+                )  # fmt: skip
+        except KeyboardInterrupt:
+            return VideoRun(outdir, stopped=True)
+        except UsageError as exc:
+            raise UsageError(_video_message(str(exc), clip.path)) from None
+        return VideoRun(outdir, False, result.edited, result.comparison, result.report, result.frames,
+                        list(result.unedited), dict(result.metrics))  # fmt: skip
+
+    def _video_identity(self):
+        """ArcFace for the report's identity per frame, loaded when the frames are measured; None when it cannot be
+        (the report then leaves identity out)."""
+        from ..guidance.identity import load_identity_loss
+
+        try:
+            return load_identity_loss(device=self.G.device, cache=self.studio.cache, offline=self.studio.offline)
+        except StyleclipError:
+            return None
+
     # -- history ------------------------------------------------------------------------------------------
 
     def accept(self) -> Step:
@@ -1160,6 +1477,56 @@ def _family(G: Generator) -> str:
     from ..nets.stylegan3 import Generator3
 
     return "StyleGAN3" if isinstance(G, Generator3) else "StyleGAN2"
+
+
+def _declared_frames(path: Path) -> int | None:
+    """The frame count a video's header implies (duration x rate), without decoding a frame; None if unknown."""
+    try:
+        import imageio_ffmpeg
+
+        reader = imageio_ffmpeg.read_frames(str(path))
+        try:
+            meta = next(reader)
+        finally:
+            reader.close()
+        count = float(meta.get("duration") or 0) * float(meta.get("fps") or 0)
+    except Exception:  # not a video, or no ffmpeg: probe says which in one line
+        return None
+    return int(count) if math.isfinite(count) and count > 0 else None
+
+
+def _too_long(path: Path, frames: str, limit: int) -> str:
+    return (f"{path.name}: {frames} frames; the page edits clips of at most {limit} frames (every frame is inverted "
+            "and drawn): trim it, or ask the server's owner to raise the limit (styleclip ui --max-video-frames)")  # fmt: skip
+
+
+def _video_message(text: str, path: Path) -> str:
+    """A video error as the page says it: the upload by its name (not the server's path), the page's settings for
+    the command line's flags."""
+    text = text.replace(str(path), path.name)
+    return text.replace("use --align center", "pick the center framing in the Video tab")
+
+
+def _reuse_stages(old: Path, new: Path) -> None:
+    """Move the work no edit changes (faces found, crops, codes) from an earlier render of the same clip, inversion
+    and framing into the next one, which then draws and stitches only."""
+    if not old.is_dir() or old.is_symlink():
+        return
+    new.mkdir(parents=True, exist_ok=True)
+    for name in VIDEO_STAGES:
+        if (old / name).exists() and not (new / name).exists():
+            os.replace(old / name, new / name)
+
+
+def _finished(outdir: Path) -> VideoRun:
+    """A render that completed earlier (its report is written last), from its report."""
+    try:
+        report = json.loads((outdir / "report.json").read_text())
+    except ValueError:
+        report = {}
+    return VideoRun(outdir, False, outdir / "edited.mp4", outdir / "comparison.mp4", outdir / "report.json",
+                    int(report.get("frames") or 0), list(report.get("unedited_frames") or []),
+                    dict(report.get("metrics") or {}))  # fmt: skip
 
 
 def check_compatible(base: Generator, adapted: Generator, shown: str) -> None:
@@ -1316,6 +1683,10 @@ __all__ = [
     "Studio",
     "StyleRun",
     "StyleView",
+    "VideoClip",
+    "VideoInversion",
+    "VideoRun",
+    "VideoSamples",
     "check_compatible",
     "check_number",
     "check_prompt",
