@@ -229,6 +229,15 @@ def test_pti_tunes_one_generator_on_every_frame_and_resumes(world, tmp_path, tin
     from conftest import tiny_lpips_model
 
     assert PTI_EPOCHS == 80  # STIT's README
+
+    def stop(stage, done, total):
+        if stage == "pti" and done >= 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the callback cancels the tuning; nothing half-tuned is kept
+        edit_video(world["clip"], world["G"], world["edit"], tmp_path / "out", method="e4e", encoder=world["encoder"],
+                   progress=False, pti=True, pti_steps=3, lpips="alex", callback=stop)  # fmt: skip
+    assert not (tmp_path / "out" / "work" / "pti.safetensors").exists()
     seen = []
     run = lambda: edit_video(world["clip"], world["G"], world["edit"], tmp_path / "out", method="e4e",  # noqa: E731
                              encoder=world["encoder"], progress=False, pti=True, pti_steps=3, lpips="alex",
@@ -236,6 +245,7 @@ def test_pti_tunes_one_generator_on_every_frame_and_resumes(world, tmp_path, tin
     result = run()
     work = tmp_path / "out" / "work"
     assert ("pti", 3 * FRAMES, 3 * FRAMES) in seen  # one step per frame per epoch
+    assert ("detect", FRAMES, FRAMES) not in seen  # the interrupted run's stages were kept
     tuned = load_generator(work / "pti.safetensors")
     assert tuned.meta["pti"]["epochs"] == 3 and tuned.meta["pti"]["lr"] == 3e-5 and tuned.meta["pti"]["lpips"] == "alex"
     pivots, crops = _pivots_and_crops(work, world["G"])
@@ -271,6 +281,8 @@ def test_pti_with_hyperstyle_is_refused_in_one_line(world, tmp_path):
         refused_by(lambda kw=kwargs: edit_video(world["clip"], world["G"], world["edit"], tmp_path / "o", pti=True,
                                                 **kw),
                    match="drop --pti", error=UsageError)  # fmt: skip
+    refused_by(lambda: edit_video(world["clip"], world["G"], "a smiling face", tmp_path / "o"), match="guide=",
+               error=UsageError)  # fmt: skip
 
 
 def _shared_change(work, G, space):

@@ -155,6 +155,9 @@ class SharedDeltaEdit:
         opt = torch.optim.Adam(variables, lr=self.lr)
         l2_w, l2_s = LatentL2Loss(), StyleL2Loss()
         bar = tqdm(total=self.steps, desc="shared edit", unit="step", disable=not progress or None, leave=False)
+        thawed = [p for p in G.parameters() if p.requires_grad]  # only Δ learns: no gradients kept for G's weights
+        for p in thawed:
+            p.requires_grad_(False)
         try:
             for step in range(self.steps):
                 for group in opt.param_groups:
@@ -181,6 +184,8 @@ class SharedDeltaEdit:
                     callback(step + 1, self.steps)
         finally:
             bar.close()
+            for p in thawed:
+                p.requires_grad_(True)
         if self.space == "s":
             self.delta = {k: v.detach() for k, v in params.items()}
         else:
