@@ -373,3 +373,13 @@ def test_prompt_and_pti_refusals_are_one_line(world, tmp_path, capsys, extra, ma
 
     refused(["video", str(world["clip"]), "--generator", "g", "--outdir", str(tmp_path / "o"), *extra], capsys,
             match=match)  # fmt: skip
+
+
+def test_a_face_parser_gives_the_stitching_mask(world, tmp_path):
+    from test_video_masks import random_state
+
+    torch.save(random_state(), tmp_path / "parser.pth")
+    result = edit_video(world["clip"], world["G"], world["edit"], tmp_path / "out", method="e4e",
+                        encoder=world["encoder"], parser=tmp_path / "parser.pth", progress=False)  # fmt: skip
+    report = json.loads(result.report.read_text())
+    assert report["mask"] == "face-parsing" and probe(result.edited).frames == FRAMES

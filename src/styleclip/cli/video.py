@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="tune one copy of the generator on every frame's pivot (STIT's recipe; not with HyperStyle)")  # fmt: skip
     inv.add_argument("--pti-steps", type=int, default=PTI_EPOCHS,
                      help=f"--pti: epochs over the frames, one step per frame each ({PTI_EPOCHS}, STIT's README)")  # fmt: skip
+    inv.add_argument("--parser", metavar="NAME|FILE", default=None,
+                     help="face parser for STIT's stitching mask (face-parsing:bisenet); default: a feathered square")  # fmt: skip
     inv.add_argument("--lpips", default="vgg", metavar="vgg|alex|off|FILE", help="--pti: perceptual distance (vgg)")
     inv.add_argument("--align", choices=["auto", "face", "center"], default="auto",
                      help="face: landmarks in every frame; center: the frame's centre square (auto: face generators "
@@ -105,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
     probe(args.video, args.max_frames)  # a bad file or a too long clip is said before any model loads
     device = resolve_device(args.device)
     G = load_generator(args.generator, device=device, cache=args.cache, offline=args.offline)
+    parser = None
+    if args.parser is not None:  # loaded before minutes of inversion, so that a bad file is said first
+        from ..video.masks import load_face_parser
+
+        parser = load_face_parser(args.parser, device=device, cache=args.cache, offline=args.offline)
     guide = load_clip(args.clip, device=device)
     precision = resolve_precision(args.precision, device)
     with computing_in(precision):
@@ -115,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             invert_steps=args.invert_steps, pti=args.pti, pti_steps=args.pti_steps, lpips=args.lpips,
             batch_size=args.batch_size, align=args.align,
             center_sigma=args.center_sigma, xy_sigma=args.xy_sigma, max_frames=args.max_frames, guide=guide,
-            prompt=prompt, identity=identity,
+            prompt=prompt, identity=identity, parser=parser,
         )  # fmt: skip
     if result.unedited:
         shown = ", ".join(map(str, result.unedited[:20])) + (" ..." if len(result.unedited) > 20 else "")

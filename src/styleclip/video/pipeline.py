@@ -119,6 +119,7 @@ def edit_video(
     guide=None,
     prompt: str | None = None,
     identity=None,
+    parser=None,
     progress: bool = True,
     callback: Callable[[str, int, int], None] | None = None,
 ) -> VideoResult:
@@ -145,6 +146,8 @@ def edit_video(
         guide, prompt: a CLIP model and the edit's text, for the per-frame CLIP score in the report (optional).
         identity: an ArcFace :class:`~styleclip.guidance.identity.IdentityLoss` for per-frame identity, or a function
             that loads one when the measures are taken (optional).
+        parser: a face-parsing BiSeNet (a loaded :class:`~styleclip.video.masks.FaceParser`, a name such as
+            ``face-parsing:bisenet`` or a path): STIT's parsed-face mask for stitching instead of the feathered square.
         callback: ``callback(stage, done, total)`` after every frame; raising ``KeyboardInterrupt`` there stops the
             run between frames (rerun the same call to resume).
 
@@ -209,7 +212,12 @@ def edit_video(
     if isinstance(edit, SharedDeltaEdit):
         keys = timed("prompt", lambda: _fit_shared(stages, squares, drawer, edit, progress, callback))
     timed("edit", lambda: _edit(info, stages, squares, drawer, edit, batch_size, progress, callback))
-    result = timed("composite", lambda: _composite(info, stages, squares, outdir, progress, callback))
+    if parser is not None:
+        from .masks import FaceParser, load_face_parser
+
+        if not isinstance(parser, FaceParser):
+            parser = load_face_parser(parser, device=G.device)
+    result = timed("composite", lambda: _composite(info, stages, squares, outdir, progress, callback, parser))
     if callable(identity) and not isinstance(identity, torch.nn.Module):
         identity = identity()  # loaded only now: a refused or interrupted run never waits for it
     metrics = timed("measure", lambda: _measure(stages, squares, G, guide, prompt, identity, batch_size))
@@ -226,6 +234,7 @@ def edit_video(
         "pti": pti_settings,
         "key_frames": keys,
         "alignment": {"mode": "face" if face else "center", "center_sigma": center_sigma, "xy_sigma": xy_sigma},
+        "mask": "face-parsing" if parser is not None else "feathered square",
         "unedited_frames": unedited,
         "metrics": metrics,
         "seconds": {**seconds, "total": round(time.perf_counter() - t0, 2)},
@@ -500,7 +509,7 @@ def _edit(info, stages, squares, G, edit: Edit, batch_size, progress, callback) 
 # -- 5. stitching and the videos -------------------------------------------------------------------------------
 
 
-def _composite(info, stages, squares, outdir: Path, progress, callback) -> dict:
+def _composite(info, stages, squares, outdir: Path, progress, callback, parser=None) -> dict:
     from ..io.video import VideoWriter
 
     w, h = info.size
@@ -513,7 +522,14 @@ def _composite(info, stages, squares, outdir: Path, progress, callback) -> dict:
             result = frame
             if square is not None:
                 edited = np.asarray(Image.open(stages.path("edited", index, ".png")).convert("RGB"))
-                result = paste(frame, edited, square)
+                mask = None
+                if parser is not None:  # STIT's mask: parsed on the source crop, never on the edit
+                    from .masks import parsing_mask
+
+                    source = Image.open(stages.path("aligned", index, ".png")).convert("RGB")
+                    mask = parsing_mask(parser, source)
+                    mask = mask if mask.max() > 0 else None  # no face parsed: the feathered square, not no edit
+                result = paste(frame, edited, square, mask=mask)
             out.append(np.ascontiguousarray(result[: size[1], : size[0]]))
             both.append(np.ascontiguousarray(np.concatenate([frame, result], axis=1)[: size[1], : 2 * size[0]]))
             bar.update(1)
