@@ -646,12 +646,16 @@ def test_the_video_tab_opens_no_server_path(session, server_files, tmp_path, mon
 
 
 def test_a_file_that_is_not_a_video_is_one_line(session, uploads, tmp_path):
+    from test_ui import short_clip
+
+    session.load_video(short_clip(uploads / "good.mp4", frames=2))
     (uploads / "clip.mp4").write_text(SECRET)
     (uploads / "empty.mov").write_bytes(b"")
     for name in ("clip.mp4", "empty.mov"):
         message = refused_by(lambda name=name: session.load_video(uploads / name), match="not a video|no video",
                              watch=[uploads])  # fmt: skip
         assert str(uploads) not in message and SECRET not in message  # the upload by its name, never its contents
+        assert session.video is None  # the Render button cannot go on with the clip uploaded before
     h = Handlers(session.studio, tmp_path)
     refused_by(lambda: readable_errors(h.video_upload)(session, str(uploads / "clip.mp4")), error=gr.Error,
                match="clip.mp4: not a video")  # fmt: skip

@@ -48,7 +48,7 @@ ALPHA_RANGE = (-10.0, 10.0)
 KEEP = object()
 # Small generators (and thumbnails) are shown enlarged with crisp pixels; pass it to ``launch(css=CSS)``.
 CSS = """
-#before img, #after img, #style-base img, #style-after img {
+#before img, #after img, #style-base img, #style-after img, #video-preview img {
   width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated;
 }
 #style-samples img { image-rendering: pixelated; }
@@ -713,7 +713,7 @@ def build_app(
                     clip_cancel = gr.Button("Cancel (keep the frames done)", variant="stop", elem_id="video-cancel")
                 clip_status = gr.Markdown(elem_id="video-status")
                 clip_preview = gr.Image(label="preview: aligned crops (top), edited (bottom)", type="numpy",
-                                        format="png", interactive=False, elem_id="video-preview")  # fmt: skip
+                                        format="png", interactive=False, height=300, elem_id="video-preview")  # fmt: skip
                 with gr.Row():
                     clip_out = gr.Video(label="edited", interactive=False, height=320, elem_id="video-out")
                     clip_files = gr.File(label="downloads: edited.mp4, comparison.mp4 (source | edited), report.json",

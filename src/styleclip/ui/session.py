@@ -1136,6 +1136,7 @@ class EditSession:
         most ``limits.max_video_frames`` frames (said from its header before any frame is counted when it can be)."""
         from ..video import frames as vio
 
+        self.video = None  # a refused upload leaves no earlier clip behind it to render by mistake
         path = self._check_size(self.studio.local_file(path, "video", self.folder))
         limit = int(self.studio.limits.max_video_frames)
         declared = _declared_frames(path)
