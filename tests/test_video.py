@@ -383,3 +383,32 @@ def test_a_face_parser_gives_the_stitching_mask(world, tmp_path):
                         encoder=world["encoder"], parser=tmp_path / "parser.pth", progress=False)  # fmt: skip
     report = json.loads(result.report.read_text())
     assert report["mask"] == "face-parsing" and probe(result.edited).frames == FRAMES
+
+
+def test_torchrun_shares_the_frames_and_matches_one_process(world, tmp_path, tiny_clip_file):
+    import os
+    import subprocess
+    import sys
+
+    from styleclip.hub.generators import save_generator
+    from styleclip.hub.mappers import save_mapper
+    from styleclip.stylespace import generator_fingerprint
+
+    G = world["G"]
+    gen = save_generator(G, tmp_path / "g.safetensors")
+    meta = {"prompt": "a smiling face", "generator": {"fingerprint": generator_fingerprint(G)}}
+    mapper = save_mapper(world["edit"].mapper, tmp_path / "m.safetensors", meta=meta)
+    command = ["-m", "styleclip", "video", str(world["clip"]), "--generator", str(gen), "--mapper", str(mapper),
+               "--strength", "1", "--method", "e4e", "--encoder", str(world["encoder"]), "--clip", str(tiny_clip_file),
+               "--device", "cpu", "--batch-size", "4"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    for cmd, out in (([sys.executable, *command], "one"), ([*launch, *command], "two")):
+        proc = subprocess.run([*cmd, "--outdir", str(tmp_path / out)], env=env, capture_output=True, text=True,
+                              timeout=600, start_new_session=True)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for i in range(FRAMES):
+        a = np.asarray(Image.open(tmp_path / "one" / "work" / "edited" / f"{i:06d}.png"), dtype=int)
+        b = np.asarray(Image.open(tmp_path / "two" / "work" / "edited" / f"{i:06d}.png"), dtype=int)
+        assert np.abs(a - b).max() <= 1, i
+    assert probe(tmp_path / "two" / "edited.mp4").frames == FRAMES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -124,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
             center_sigma=args.center_sigma, xy_sigma=args.xy_sigma, max_frames=args.max_frames, guide=guide,
             prompt=prompt, identity=identity, parser=parser,
         )  # fmt: skip
+    if os.environ.get("RANK", "0") != "0":  # under torchrun: process 0 stitched the clip and says so
+        return 0
     if result.unedited:
         shown = ", ".join(map(str, result.unedited[:20])) + (" ..." if len(result.unedited) > 20 else "")
         print(f"styleclip video: no face in {len(result.unedited)} frame(s), left as they were: {shown}",

@@ -73,7 +73,10 @@ class _Stages:
     """``OUTDIR/work/<stage>/NNNNNN.*``, and ``settings.json``: what the saved stages were made with. A rerun with
     other settings would mix two edits in one clip, so it is refused (use ``--overwrite`` or another folder)."""
 
-    def __init__(self, outdir: Path, settings: dict) -> None:
+    def __init__(self, outdir: Path, settings: dict, ctx=None) -> None:
+        from ..utils.distributed import Context
+
+        self.ctx = ctx if ctx is not None else Context()
         self.work = outdir / "work"
         if self.work.is_symlink():
             raise UsageError(f"{self.work} is a link, and styleclip writes no output through a link: remove it")
@@ -93,6 +96,15 @@ class _Stages:
         for stage in ("detect", "aligned", "latents", "offsets", "edited"):
             make_folder(self.work / stage)
         atomic_write_text(record, json.dumps(wanted, indent=1))
+
+    def mine(self, frames: list[int]) -> list[int]:
+        """This process's share of ``frames`` under torchrun (every ``world``-th), all of them alone."""
+        return frames[self.ctx.rank :: self.ctx.world]
+
+    def span(self, total: int) -> tuple[int, int]:
+        """This process's contiguous run of frames ``[start, stop)``: detection follows the face from frame to frame."""
+        per = -(-total // self.ctx.world)
+        return min(self.ctx.rank * per, total), min((self.ctx.rank + 1) * per, total)
 
     def path(self, stage: str, index: int, suffix: str) -> Path:
         return self.work / stage / f"{_name(index)}{suffix}"
@@ -122,6 +134,7 @@ def edit_video(
     parser=None,
     progress: bool = True,
     callback: Callable[[str, int, int], None] | None = None,
+    ctx=None,
 ) -> VideoResult:
     """Edit every frame of ``video`` with ``edit`` and stitch the edited face back into the footage.
 
@@ -148,6 +161,9 @@ def edit_video(
             that loads one when the measures are taken (optional).
         parser: a face-parsing BiSeNet (a loaded :class:`~styleclip.video.masks.FaceParser`, a name such as
             ``face-parsing:bisenet`` or a path): STIT's parsed-face mask for stitching instead of the feathered square.
+        ctx: the :class:`~styleclip.utils.distributed.Context` under ``torchrun`` (None: joined from the
+            environment): the frames' detection, alignment, inversion and edit are shared out between the processes;
+            PTI, the shared prompt change, the stitching and the report are process 0's.
         callback: ``callback(stage, done, total)`` after every frame; raising ``KeyboardInterrupt`` there stops the
             run between frames (rerun the same call to resume).
 
@@ -191,7 +207,26 @@ def edit_video(
         pti_settings = {"epochs": pti_steps, "lr": PTI_LR, "l2_weight": PTI_L2, "lpips_weight": 1.0,
                         "lpips": _lpips_name(lpips), "noise_mode": "const"}  # fmt: skip
         settings["pti"] = pti_settings
-    stages = _Stages(outdir, settings)
+    from ..utils.distributed import setup
+
+    own_ctx = ctx is None
+    ctx = setup(G.device) if own_ctx else ctx
+    try:
+        return _run(
+            info, G, edit, outdir, settings, pti_settings, face, ctx, method=method, encoder=encoder,
+            hyperstyle=hyperstyle, invert_steps=invert_steps, pti=pti, lpips=lpips, batch_size=batch_size,
+            center_sigma=center_sigma, xy_sigma=xy_sigma, guide=guide, prompt=prompt, identity=identity,
+            parser=parser, progress=progress and ctx.is_main, callback=callback,
+        )  # fmt: skip
+    finally:
+        if own_ctx:
+            ctx.close()
+
+
+def _run(info, G, edit, outdir: Path, settings: dict, pti_settings, face: bool, ctx, *, method, encoder, hyperstyle,
+         invert_steps, pti, lpips, batch_size, center_sigma, xy_sigma, guide, prompt, identity, parser, progress,
+         callback) -> VideoResult:  # fmt: skip
+    stages = _Stages(outdir, settings, ctx)
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -203,15 +238,30 @@ def edit_video(
 
     squares = timed("detect", lambda: _detect(info, stages, face, center_sigma, xy_sigma, progress, callback))
     timed("align", lambda: _align(info, stages, squares, G.img_resolution, progress, callback))
+    ctx.barrier()
     inversion = timed("invert", lambda: _invert(info, stages, squares, G, method, encoder, hyperstyle, invert_steps,
                                                 batch_size, progress, callback, pti))  # fmt: skip
+    ctx.barrier()
     drawer = G
-    if pti:
-        drawer = timed("pti", lambda: _pti(stages, squares, G, pti_settings, lpips, progress, callback))
+    if pti:  # one generator over all frames: process 0 tunes it, the others read it from work/
+        if ctx.is_main:
+            drawer = timed("pti", lambda: _pti(stages, squares, G, pti_settings, lpips, progress, callback))
+        ctx.barrier()
+        if not ctx.is_main:
+            drawer = _pti(stages, squares, G, pti_settings, lpips, False, None)
     keys = None
-    if isinstance(edit, SharedDeltaEdit):
-        keys = timed("prompt", lambda: _fit_shared(stages, squares, drawer, edit, progress, callback))
+    if isinstance(edit, SharedDeltaEdit):  # one change for all frames: process 0 fits it, the others read it
+        if ctx.is_main:
+            keys = timed("prompt", lambda: _fit_shared(stages, squares, drawer, edit, progress, callback))
+        ctx.barrier()
+        if not ctx.is_main:
+            keys = _fit_shared(stages, squares, drawer, edit, False, None)
     timed("edit", lambda: _edit(info, stages, squares, drawer, edit, batch_size, progress, callback))
+    ctx.barrier()
+    unedited = [i for i, s in enumerate(squares) if s is None]
+    if not ctx.is_main:  # the stitching, the videos and the report are process 0's
+        return VideoResult(outdir / "edited.mp4", outdir / "comparison.mp4", outdir / "report.json", info.frames,
+                           unedited, {})  # fmt: skip
     if parser is not None:
         from .masks import FaceParser, load_face_parser
 
@@ -221,7 +271,6 @@ def edit_video(
     if callable(identity) and not isinstance(identity, torch.nn.Module):
         identity = identity()  # loaded only now: a refused or interrupted run never waits for it
     metrics = timed("measure", lambda: _measure(stages, squares, G, guide, prompt, identity, batch_size))
-    unedited = [i for i, s in enumerate(squares) if s is None]
     report = {
         "video": str(info.path),
         "frames": info.frames,
@@ -262,42 +311,52 @@ def _detect(info, stages: _Stages, face: bool, center_sigma, xy_sigma, progress,
         saved = json.loads(track.read_text())
         if saved.get("settings") == settings:
             return [Square.from_list(s) if s is not None else None for s in saved["squares"]]
-    raw: list[Square | None] = []
-    done = [i for i in range(info.frames) if stages.path("detect", i, ".json").is_file()]
-    start = len(done) if done == list(range(len(done))) else 0
-    for i in range(start):
-        value = json.loads(stages.path("detect", i, ".json").read_text())
-        raw.append(Square.from_list(value) if value is not None else None)
-    bar = _bar(progress, info.frames, "faces" if face else "frames", start)
+    first, stop = stages.span(info.frames)
+    start = first
+    while start < stop and stages.path("detect", start, ".json").is_file():  # resumed: the frames done before
+        start += 1
+    previous = _saved_square(stages, start - 1) if start > first else None
+    bar = _bar(progress and stages.ctx.is_main, stop - first, "faces" if face else "frames", start - first)
     for index, frame in vio.read_frames(info, start):
+        if index >= stop:
+            break
         if face:
             from ..io.align import detect_faces
 
-            found = pick_face(detect_faces(Image.fromarray(frame)), next((s for s in reversed(raw) if s), None))
+            found = pick_face(detect_faces(Image.fromarray(frame)), previous)
             square = square_from_landmarks(found.landmarks) if found is not None else None
         else:
             h, w = frame.shape[:2]
             half = min(h, w) / 2
             square = Square(np.array([w / 2, h / 2]), np.array([half, 0.0]), np.array([0.0, half]))
-        raw.append(square)
+        previous = square or previous
         atomic_write_text(stages.path("detect", index, ".json"), json.dumps(square.to_list() if square else None))
         bar.update(1)
         if callback is not None:
-            callback("detect", index + 1, info.frames)
+            callback("detect", index + 1 - first, stop - first)
     bar.close()
+    stages.ctx.barrier()  # every process smooths all the frames' squares: the same numbers give the same track
+    raw = [_saved_square(stages, i) for i in range(info.frames)]
     if face and not any(raw):
         raise UsageError(f"{info.path}: no face found in any frame; for other subjects use --align center")
     squares = smooth(raw, center_sigma, xy_sigma)
-    text = json.dumps({"settings": settings, "squares": [s.to_list() if s else None for s in squares]})
-    atomic_write_text(track, text)
+    if stages.ctx.is_main:
+        text = json.dumps({"settings": settings, "squares": [s.to_list() if s else None for s in squares]})
+        atomic_write_text(track, text)
     return squares
+
+
+def _saved_square(stages: _Stages, index: int) -> Square | None:
+    value = json.loads(stages.path("detect", index, ".json").read_text())
+    return Square.from_list(value) if value is not None else None
 
 
 # -- 2. aligned crops -------------------------------------------------------------------------------------------
 
 
 def _align(info, stages: _Stages, squares, size: int, progress, callback) -> None:
-    todo = [i for i, s in enumerate(squares) if s is not None and not stages.path("aligned", i, ".png").is_file()]
+    todo = stages.mine([i for i, s in enumerate(squares) if s is not None])
+    todo = [i for i in todo if not stages.path("aligned", i, ".png").is_file()]
     if not todo:
         return
     bar = _bar(progress, len(todo), "align", 0)
@@ -348,7 +407,8 @@ def _invert(info, stages, squares, G, method, encoder, hyperstyle, steps, batch_
             raise UsageError("no encoder is known for this generator: pass --encoder")
         encoder = load_encoder(name, device=G.device)
         method = encoder.kind if method == "encoder" else method
-    todo = [i for i, s in enumerate(squares) if s is not None and not stages.path("latents", i, ".npy").is_file()]
+    todo = stages.mine([i for i, s in enumerate(squares) if s is not None])
+    todo = [i for i in todo if not stages.path("latents", i, ".npy").is_file()]
     bar = _bar(progress, len(todo), f"invert ({method})", 0)
     for k in range(0, len(todo), batch_size):
         chunk = todo[k : k + batch_size]
@@ -490,7 +550,8 @@ def _edit(info, stages, squares, G, edit: Edit, batch_size, progress, callback) 
     from ..io.images import save_png, to_pil
     from ..latents import load_latent
 
-    todo = [i for i, s in enumerate(squares) if s is not None and not stages.path("edited", i, ".png").is_file()]
+    todo = stages.mine([i for i, s in enumerate(squares) if s is not None])
+    todo = [i for i in todo if not stages.path("edited", i, ".png").is_file()]
     bar = _bar(progress, len(todo), "edit", 0)
     cache: dict = {}
     with torch.no_grad():
