@@ -412,3 +412,19 @@ def test_torchrun_shares_the_frames_and_matches_one_process(world, tmp_path, tin
         b = np.asarray(Image.open(tmp_path / "two" / "work" / "edited" / f"{i:06d}.png"), dtype=int)
         assert np.abs(a - b).max() <= 1, i
     assert probe(tmp_path / "two" / "edited.mp4").frames == FRAMES
+
+
+def test_a_sound_track_shorter_than_the_picture_loses_no_frame(tmp_path):
+    import imageio_ffmpeg
+
+    from styleclip.video.frames import add_audio
+
+    silent = write_clip(tmp_path / "silent.mp4", synthetic_frames()[:12], audio=False)
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([exe, "-y", "-loglevel", "error", "-i", str(silent), "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=0.4", "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
+                    str(tmp_path / "short-sound.mp4")], check=True)  # fmt: skip
+    source = probe(tmp_path / "short-sound.mp4")
+    out = write_clip(tmp_path / "out.mp4", synthetic_frames()[:12], audio=False)
+    assert add_audio(out, source)
+    assert probe(out).frames == 12 and probe(out).audio

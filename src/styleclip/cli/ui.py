@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relevance", help="relevance matrix for global directions (default: official or precomputed)")
     p.add_argument("--samples", type=int, default=100_000, help="latents for the style statistics (100000)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (20)")
+    p.add_argument(
+        "--max-video-frames", type=int, default=300, help="longest clip the Video tab edits, in frames (300)"
+    )
     p.add_argument("--max-megapixels", type=float, default=40.0, help="largest photo in megapixels (40)")
     p.add_argument(
         "--allow-paths", action="append", default=[], metavar="DIR",
@@ -57,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--port must be 1-65535, --concurrency >= 1 and --samples >= 2")
     if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
         raise UsageError("--max-upload-mb and --max-megapixels must be positive")
+    if args.max_video_frames < 1:
+        raise UsageError("--max-video-frames must be at least 1")
     from ..ui.session import Limits, allowed_folder
 
     allow_paths = [allowed_folder(d) for d in args.allow_paths]  # before minutes of loading
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     guide = load_clip(args.clip, device=device)
     demo = build_app(
         G, guide, generator_name=args.generator, relevance=args.relevance, stats_samples=args.samples,
-        concurrency=args.concurrency, limits=Limits(args.max_upload_mb, args.max_megapixels),
+        concurrency=args.concurrency, limits=Limits(args.max_upload_mb, args.max_megapixels, args.max_video_frames),
         cache=args.cache, offline=args.offline, precision=args.precision, allow_paths=allow_paths,
         allow_urls=args.allow_urls,
     )  # fmt: skip

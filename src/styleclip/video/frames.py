@@ -101,7 +101,8 @@ def read_frames(info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarr
 
 def add_audio(video: Path, source: VideoInfo) -> bool:
     """Copy ``source``'s sound track into ``video`` (in place, through a fresh temporary name); False when the source
-    has none. The picture stream is copied, never re-encoded."""
+    has none. The picture stream is copied, never re-encoded, and keeps every frame (a shorter sound track ends early;
+    a longer one is cut at the picture's length)."""
     if not source.audio:
         return False
     exe = _ffmpeg().get_ffmpeg_exe()
@@ -109,7 +110,7 @@ def add_audio(video: Path, source: VideoInfo) -> bool:
     os.close(fd)
     try:
         cmd = [exe, "-y", "-loglevel", "error", "-i", str(video), "-i", str(source.path), "-map", "0:v:0",
-               "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-shortest", tmp]  # fmt: skip
+               "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-t", f"{source.frames / source.fps:.6f}", tmp]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         if done.returncode != 0:
             raise UsageError(f"{source.path}: its sound could not be copied ({_first(RuntimeError(done.stderr))})")

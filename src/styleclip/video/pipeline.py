@@ -198,8 +198,8 @@ def edit_video(
 
     settings = {
         "video": {"path": str(info.path.resolve()), "frames": info.frames, "size": list(info.size)},
-        "generator": generator_fingerprint(G), "method": method, "encoder": str(encoder) if encoder else None,
-        "hyperstyle": str(hyperstyle) if hyperstyle else None, "invert_steps": invert_steps, "face": face,
+        "generator": generator_fingerprint(G), "method": method, "encoder": (getattr(encoder, "source", None) or str(encoder)) if encoder else None,
+        "hyperstyle": (getattr(hyperstyle, "name", None) or str(hyperstyle)) if hyperstyle else None, "invert_steps": invert_steps, "face": face,
         "center_sigma": center_sigma, "xy_sigma": xy_sigma, "edit": edit.describe(),
     }  # fmt: skip
     pti_settings = None
