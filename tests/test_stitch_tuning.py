@@ -11,7 +11,7 @@ from styleclip.errors import UsageError
 from styleclip.latents import Codes
 from styleclip.video.masks import stitch_masks
 from styleclip.video.stitch import feather_mask
-from styleclip.video.stitch_tuning import square_masks, stitching_tuning, tuning_masks
+from styleclip.video.stitch_tuning import square_masks, stitching_tuning, tuning_masks, tuning_settings
 
 from hostile import refused_by
 from test_encoders import tiny_generator_w64
@@ -140,6 +140,14 @@ def test_refusals_are_one_line(scene):
     refused_by(call(edited_crop=torch.cat([edited, edited])), match="edited crop must be", error=UsageError)
     refused_by(call(source_crop=source * float("nan")), match="NaN", error=UsageError)
     refused_by(call(codes=Codes(codes.ws.repeat(2, 1, 1))), match="batch 1", error=UsageError)
+    # the run's record checks the same, before any model would load
+    refused_by(lambda: tuning_settings(0), match="--stitch-steps", error=UsageError)
+    refused_by(lambda: tuning_settings(threshold=-1), match="--border-loss-threshold", error=UsageError)
+    assert tuning_settings(50, threshold=0.005, parser=True) == {
+        "steps": 50, "lr": 3e-4, "content_weight": 0.01, "border_loss_threshold": 0.005, "noise_mode": "const",
+        "mask": "face-parsing",
+    }  # fmt: skip
+    assert tuning_settings(threshold=0)["border_loss_threshold"] is None
 
 
 def test_square_masks_are_the_paste_masks_ramp_and_plateau():

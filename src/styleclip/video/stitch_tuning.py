@@ -118,6 +118,18 @@ def _check_settings(steps: int, lr: float, threshold: float | None) -> None:
         raise UsageError(f"--border-loss-threshold must be a number >= 0 (0: off), got {threshold!r}")
 
 
+def tuning_settings(steps: int = STEPS, lr: float = LR, threshold: float | None = None, parser: bool = False) -> dict:
+    """The tuning's settings, checked (one-line refusals named as the video command's options), as a record for a
+    run's settings and report: ``{"steps", "lr", "content_weight", "border_loss_threshold", "noise_mode", "mask"}``
+    (``mask``: 'face-parsing' with a parser, else 'feathered square')."""
+    _check_settings(steps, lr, threshold)
+    return {
+        "steps": int(steps), "lr": float(lr), "content_weight": CONTENT_WEIGHT,
+        "border_loss_threshold": float(threshold) if threshold else None, "noise_mode": "const",
+        "mask": "face-parsing" if parser else "feathered square",
+    }  # fmt: skip
+
+
 def _as_mask(mask, size: int, name: str, device) -> torch.Tensor:
     try:
         m = torch.tensor(np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask, np.float32))
