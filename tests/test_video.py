@@ -93,7 +93,8 @@ def test_the_edited_video_keeps_frames_rate_size_and_sound(world, tmp_path):
         assert np.abs(s.astype(int) - e.astype(int))[60:160, 60:200].mean() > 3
         assert np.abs(s.astype(int) - e.astype(int))[200:, 280:].mean() < 3
     flicker = report["metrics"]["flicker"]
-    assert flicker["edited"] is not None and flicker["edited"] < 2 * flicker["source"] + 2
+    # a consistent edit changes less from frame to frame than the footage itself moves (the source crops' change)
+    assert flicker["edited"] is not None and flicker["edited"] < flicker["source"]
 
 
 def test_frames_without_a_face_pass_through_and_are_listed(world, tmp_path):
