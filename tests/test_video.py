@@ -429,3 +429,40 @@ def test_a_sound_track_shorter_than_the_picture_loses_no_frame(tmp_path):
     out = write_clip(tmp_path / "out.mp4", synthetic_frames()[:12], audio=False)
     assert add_audio(out, source)
     assert probe(out).frames == 12 and probe(out).audio
+
+
+def test_stitching_tuning_draws_each_frame_with_a_tuned_copy(world, tmp_path):
+    stages = []
+    result = edit_video(world["clip"], world["G"], world["edit"], tmp_path / "out", method="e4e",
+                        encoder=world["encoder"], stitch_tuning=True, stitch_steps=2, progress=False,
+                        callback=lambda stage, done, total: stages.append(stage))  # fmt: skip
+    report = json.loads(result.report.read_text())
+    assert report["stitch_tuning"]["steps"] == 2 and stages.count("tune") == 2 * FRAMES
+    plain = edit_video(world["clip"], world["G"], world["edit"], tmp_path / "plain", method="e4e",
+                       encoder=world["encoder"], progress=False)  # fmt: skip
+    tuned = np.asarray(Image.open(tmp_path / "out" / "work" / "edited" / "000003.png"), dtype=int)
+    untuned = np.asarray(Image.open(tmp_path / "plain" / "work" / "edited" / "000003.png"), dtype=int)
+    assert np.abs(tuned - untuned).max() > 0  # the tuned copy drew this frame's crop
+    assert probe(plain.edited).frames == FRAMES
+
+
+def test_a_saved_direction_edits_the_video(world, tmp_path, tiny_clip_file, capsys):
+    from styleclip.cli.main import main
+    from styleclip.hub.generators import save_generator
+
+    from hostile import refused
+
+    G = world["G"]
+    gen = save_generator(G, tmp_path / "g.safetensors")
+    rng = np.random.RandomState(0)
+    np.savez(tmp_path / "delta.npz", **{layer.name: rng.randn(layer.channels).astype(np.float32)
+                                        for layer in G.style_layers if layer.kind == "conv"})  # fmt: skip
+    common = [str(world["clip"]), "--generator", str(gen), "--method", "e4e", "--encoder", str(world["encoder"]),
+              "--clip", str(tiny_clip_file), "--device", "cpu"]  # fmt: skip
+    assert main(["video", *common, "--direction", str(tmp_path / "delta.npz"), "--alpha", "2",
+                 "--outdir", str(tmp_path / "out")]) == 0  # fmt: skip
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["edit"]["method"] == "directions" and report["edit"]["alpha"] == 2.0
+    np.savez(tmp_path / "bad.npz", **{"b4.conv1": np.zeros(3, np.float32)})
+    refused(["video", *common, "--direction", str(tmp_path / "bad.npz"), "--outdir", str(tmp_path / "o2")], capsys,
+            match="do not fit")  # fmt: skip

@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     edit.add_argument("--beta", type=float, default=0.15, help="global direction disentanglement (0.15)")
     edit.add_argument("--relevance", help="relevance matrix file or catalogue name (default: official or precomputed)")
     edit.add_argument("--samples", type=int, default=100_000, help="latents for the style statistics (100000)")
+    edit.add_argument("--direction", type=Path, metavar="FILE",
+                      help="a global direction saved by styleclip directions apply (delta.npz), at --alpha")  # fmt: skip
     edit.add_argument("--mapper", help="a trained latent mapper (name or file)")
     edit.add_argument("--strength", type=float, default=None, help="mapper strength (default: the mapper's)")
     edit.add_argument("--prompt", help="latent optimisation: one change for the whole clip, fitted on key frames")
@@ -54,6 +56,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help=f"--pti: epochs over the frames, one step per frame each ({PTI_EPOCHS}, STIT's README)")  # fmt: skip
     inv.add_argument("--parser", metavar="NAME|FILE", default=None,
                      help="face parser for STIT's stitching mask (face-parsing:bisenet); default: a feathered square")  # fmt: skip
+    inv.add_argument("--stitch-tuning", action="store_true",
+                     help="STIT's stitching tuning: per frame, a copy of the generator tuned so that the edited face "
+                          "meets the footage around it (the --parser's border ring, else the feathered square's)")  # fmt: skip
+    inv.add_argument("--stitch-steps", type=int, default=100,
+                     help="--stitch-tuning: Adam steps per frame (100, STIT's)")  # fmt: skip
+    inv.add_argument("--border-loss-threshold", type=float, default=None,
+                     help="--stitch-tuning: stop a frame once its border loss is below this (STIT: 0.005; off)")  # fmt: skip
     inv.add_argument("--lpips", default="vgg", metavar="vgg|alex|off|FILE", help="--pti: perceptual distance (vgg)")
     inv.add_argument("--align", choices=["auto", "face", "center"], default="auto",
                      help="face: landmarks in every frame; center: the frame's centre square (auto: face generators "
@@ -82,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
     from ..video.frames import probe
 
     direction = args.target is not None or args.neutral is not None
-    if direction + (args.mapper is not None) + (args.prompt is not None) != 1:
-        raise UsageError("give one edit: --neutral and --target (a global direction), --prompt, or --mapper")
+    given = direction + (args.mapper is not None) + (args.prompt is not None) + (args.direction is not None)
+    if given != 1:
+        raise UsageError(
+            "give one edit: --neutral and --target (a global direction), --direction FILE, --prompt, or --mapper"
+        )
     if args.pti and (args.method == "hyperstyle" or args.hyperstyle is not None):
         from ..inversion.invert import PTI_WITH_HYPERSTYLE
 
@@ -94,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
         check_settings(args.prompt, args.space, args.steps, args.key_frames, args.lr, args.l2, args.id_weight)
     if direction and not (args.target and args.neutral):
         raise UsageError("a global direction needs both texts: --neutral 'a face' --target 'a smiling face'")
+    if args.stitch_tuning:  # checked before any model loads
+        from ..video.stitch_tuning import tuning_settings
+
+        tuning_settings(args.stitch_steps, threshold=args.border_loss_threshold)
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError("--max-frames must be at least 1")
     check_outdir(args.outdir)
@@ -123,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
             invert_steps=args.invert_steps, pti=args.pti, pti_steps=args.pti_steps, lpips=args.lpips,
             batch_size=args.batch_size, align=args.align,
             center_sigma=args.center_sigma, xy_sigma=args.xy_sigma, max_frames=args.max_frames, guide=guide,
-            prompt=prompt, identity=identity, parser=parser,
+            prompt=prompt, identity=identity, parser=parser, stitch_tuning=args.stitch_tuning,
+            stitch_steps=args.stitch_steps, border_loss_threshold=args.border_loss_threshold,
         )  # fmt: skip
     if os.environ.get("RANK", "0") != "0":  # under torchrun: process 0 stitched the clip and says so
         return 0
@@ -138,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _edit(args, G, guide):
+    if args.direction is not None:
+        return saved_direction(args.direction, G).at(args.alpha), None
     if args.prompt is not None:
         from ..edits.shared_delta import SharedDeltaEdit
 
@@ -170,3 +189,36 @@ def _optional_identity(device):
     except StyleclipError as exc:
         print(f"styleclip video: identity per frame left out ({exc})", file=sys.stderr)
         return None
+
+
+MAX_DIRECTION_BYTES = 64 << 20  # a direction is one float per style channel: a few hundred kB at 1024 px
+
+
+def saved_direction(path: Path, G):
+    """A global direction saved by ``directions apply`` (``delta.npz``: ``{layer: [C]}`` in std units), checked
+    against ``G``'s style layers before use. Errors are one line naming the file."""
+    import numpy as np
+    import torch
+
+    from ..edits.global_direction import GlobalDirection
+    from ..stylespace import StyleLayout
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--direction {str(path)[:200]}: no such file (styleclip directions apply writes delta.npz)")
+    if path.stat().st_size > MAX_DIRECTION_BYTES:
+        raise UsageError(f"--direction {path}: {path.stat().st_size} bytes is no saved direction (delta.npz)")
+    widths = {layer.name: layer.channels for layer in G.style_layers}
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            delta = {k: np.asarray(arrays[k], dtype=np.float32).reshape(-1) for k in arrays.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise UsageError(f"--direction {path}: not a saved direction ({type(exc).__name__}); use delta.npz") from None
+    wrong = [k for k, v in delta.items() if widths.get(k) != v.shape[0] or not np.isfinite(v).all()]
+    if not delta or wrong:
+        raise UsageError(f"--direction {path}: its layers do not fit this generator's ({', '.join(wrong[:3])}): "
+                         "use the --generator it was made for")  # fmt: skip
+    names = [layer.name for layer in G.style_layers if layer.name in delta]
+    layout = StyleLayout(tuple(names), tuple(widths[n] for n in names))
+    flat = torch.from_numpy(np.concatenate([delta[n] for n in names])).to(G.device)
+    return GlobalDirection(layout, flat, torch.zeros_like(flat), 0.0, f"{path.name} (a saved direction)", "")

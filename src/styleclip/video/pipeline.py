@@ -132,6 +132,9 @@ def edit_video(
     prompt: str | None = None,
     identity=None,
     parser=None,
+    stitch_tuning: bool = False,
+    stitch_steps: int = 100,
+    border_loss_threshold: float | None = None,
     progress: bool = True,
     callback: Callable[[str, int, int], None] | None = None,
     ctx=None,
@@ -161,6 +164,10 @@ def edit_video(
             that loads one when the measures are taken (optional).
         parser: a face-parsing BiSeNet (a loaded :class:`~styleclip.video.masks.FaceParser`, a name such as
             ``face-parsing:bisenet`` or a path): STIT's parsed-face mask for stitching instead of the feathered square.
+        stitch_tuning: STIT's stitching tuning (:mod:`styleclip.video.stitch_tuning`): per frame, a fresh copy of the
+            drawing generator tuned ``stitch_steps`` Adam steps (lr 3e-4) so that the edited face matches the source
+            crop on the border ring (the parser's, else the feathered square's ramp) and keeps the edit on the face;
+            ``border_loss_threshold`` stops a frame early (STIT's README: 0.005, or 0.002 for exact backgrounds).
         ctx: the :class:`~styleclip.utils.distributed.Context` under ``torchrun`` (None: joined from the
             environment): the frames' detection, alignment, inversion and edit are shared out between the processes;
             PTI, the shared prompt change, the stitching and the report are process 0's.
@@ -207,6 +214,12 @@ def edit_video(
         pti_settings = {"epochs": pti_steps, "lr": PTI_LR, "l2_weight": PTI_L2, "lpips_weight": 1.0,
                         "lpips": _lpips_name(lpips), "noise_mode": "const"}  # fmt: skip
         settings["pti"] = pti_settings
+    tuning = None
+    if stitch_tuning:  # only when asked: runs made without it keep their recorded settings
+        from .stitch_tuning import tuning_settings
+
+        tuning = tuning_settings(stitch_steps, threshold=border_loss_threshold, parser=parser is not None)
+        settings["stitch_tuning"] = tuning
     from ..utils.distributed import setup
 
     own_ctx = ctx is None
@@ -216,7 +229,7 @@ def edit_video(
             info, G, edit, outdir, settings, pti_settings, face, ctx, method=method, encoder=encoder,
             hyperstyle=hyperstyle, invert_steps=invert_steps, pti=pti, lpips=lpips, batch_size=batch_size,
             center_sigma=center_sigma, xy_sigma=xy_sigma, guide=guide, prompt=prompt, identity=identity,
-            parser=parser, progress=progress and ctx.is_main, callback=callback,
+            parser=parser, tuning=tuning, progress=progress and ctx.is_main, callback=callback,
         )  # fmt: skip
     finally:
         if own_ctx:
@@ -224,8 +237,8 @@ def edit_video(
 
 
 def _run(info, G, edit, outdir: Path, settings: dict, pti_settings, face: bool, ctx, *, method, encoder, hyperstyle,
-         invert_steps, pti, lpips, batch_size, center_sigma, xy_sigma, guide, prompt, identity, parser, progress,
-         callback) -> VideoResult:  # fmt: skip
+         invert_steps, pti, lpips, batch_size, center_sigma, xy_sigma, guide, prompt, identity, parser, tuning,
+         progress, callback) -> VideoResult:  # fmt: skip
     stages = _Stages(outdir, settings, ctx)
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -256,17 +269,17 @@ def _run(info, G, edit, outdir: Path, settings: dict, pti_settings, face: bool, 
         ctx.barrier()
         if not ctx.is_main:
             keys = _fit_shared(stages, squares, drawer, edit, False, None)
-    timed("edit", lambda: _edit(info, stages, squares, drawer, edit, batch_size, progress, callback))
+    if parser is not None:  # before the edit: stitching tuning takes its border ring from the parsed source crop
+        from .masks import FaceParser, load_face_parser
+
+        if not isinstance(parser, FaceParser):
+            parser = load_face_parser(parser, device=G.device)
+    timed("edit", lambda: _edit(info, stages, squares, drawer, edit, batch_size, progress, callback, tuning, parser))
     ctx.barrier()
     unedited = [i for i, s in enumerate(squares) if s is None]
     if not ctx.is_main:  # the stitching, the videos and the report are process 0's
         return VideoResult(outdir / "edited.mp4", outdir / "comparison.mp4", outdir / "report.json", info.frames,
                            unedited, {})  # fmt: skip
-    if parser is not None:
-        from .masks import FaceParser, load_face_parser
-
-        if not isinstance(parser, FaceParser):
-            parser = load_face_parser(parser, device=G.device)
     result = timed("composite", lambda: _composite(info, stages, squares, outdir, progress, callback, parser))
     if callable(identity) and not isinstance(identity, torch.nn.Module):
         identity = identity()  # loaded only now: a refused or interrupted run never waits for it
@@ -284,6 +297,7 @@ def _run(info, G, edit, outdir: Path, settings: dict, pti_settings, face: bool, 
         "key_frames": keys,
         "alignment": {"mode": "face" if face else "center", "center_sigma": center_sigma, "xy_sigma": xy_sigma},
         "mask": "face-parsing" if parser is not None else "feathered square",
+        "stitch_tuning": tuning,
         "unedited_frames": unedited,
         "metrics": metrics,
         "seconds": {**seconds, "total": round(time.perf_counter() - t0, 2)},
@@ -546,7 +560,7 @@ def _frame_generator(stages: _Stages, G: Generator, index: int, cache: dict) -> 
     return cache["drawer"].set(load_offsets(path, G))
 
 
-def _edit(info, stages, squares, G, edit: Edit, batch_size, progress, callback) -> None:
+def _edit(info, stages, squares, G, edit: Edit, batch_size, progress, callback, tuning=None, parser=None) -> None:
     from ..io.images import save_png, to_pil
     from ..latents import load_latent
 
@@ -558,7 +572,18 @@ def _edit(info, stages, squares, G, edit: Edit, batch_size, progress, callback) 
         for n, i in enumerate(todo):
             ws = load_latent(stages.path("latents", i, ".npy"), G).to(G.device)
             edited = edit.apply(G, Codes(ws))
-            img = edited.image(_frame_generator(stages, G, i, cache), noise_mode="const")
+            drawer = _frame_generator(stages, G, i, cache)
+            img = edited.image(drawer, noise_mode="const")
+            if tuning is not None:  # STIT: the crop saved (and pasted) is the tuned generator's picture of the edit
+                from .stitch_tuning import stitching_tuning, tuning_masks
+
+                source = _crop_tensor(stages, [i], G.device)
+                # parsed as _composite parses it (the PNG), so that the border ring and the paste mask agree
+                masks = tuning_masks(Image.open(stages.path("aligned", i, ".png")).convert("RGB"), parser=parser)
+                step = (lambda done, total: callback("tune", done, total)) if callback is not None else None
+                img = stitching_tuning(drawer, edited, source, img, masks.border, masks.content,
+                                       steps=tuning["steps"], lr=tuning["lr"],
+                                       threshold=tuning["border_loss_threshold"], callback=step)  # fmt: skip
             atomic_save_arrays(stages.path("edited", i, ".npz"), edited.arrays())  # before the PNG that marks it done
             save_png(to_pil(img)[0], stages.path("edited", i, ".png"))
             bar.update(1)
