@@ -466,3 +466,40 @@ def test_a_saved_direction_edits_the_video(world, tmp_path, tiny_clip_file, caps
     np.savez(tmp_path / "bad.npz", **{"b4.conv1": np.zeros(3, np.float32)})
     refused(["video", *common, "--direction", str(tmp_path / "bad.npz"), "--outdir", str(tmp_path / "o2")], capsys,
             match="do not fit")  # fmt: skip
+
+
+def test_a_killed_run_resumes_without_redoing_its_frames(world, tmp_path, tiny_clip_file):
+    """A real SIGKILL in the middle of the inversion: the frames done before it are kept and not made again."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from styleclip.cli.main import main
+    from styleclip.hub.generators import save_generator
+    from styleclip.hub.mappers import save_mapper
+    from styleclip.stylespace import generator_fingerprint
+
+    G = world["G"]
+    gen = save_generator(G, tmp_path / "g.safetensors")
+    meta = {"prompt": "a smiling face", "generator": {"fingerprint": generator_fingerprint(G)}}
+    mapper = save_mapper(world["edit"].mapper, tmp_path / "m.safetensors", meta=meta)
+    out = tmp_path / "out"
+    argv = ["video", str(world["clip"]), "--generator", str(gen), "--mapper", str(mapper), "--method", "e4e",
+            "--encoder", str(world["encoder"]), "--clip", str(tiny_clip_file), "--device", "cpu", "--batch-size", "1",
+            "--outdir", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "styleclip", *argv], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    latents = out / "work" / "latents"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and len(list(latents.glob("*.npy"))) < 4:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in latents.glob("*.npy")}
+    assert 4 <= len(before) < FRAMES and not (out / "edited.mp4").exists()
+    assert not [p for p in latents.iterdir() if p.suffix != ".npy"]  # no half-written file passes for a frame
+    assert main(argv) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in latents.glob("*.npy") if p.name in before} == before
+    assert probe(out / "edited.mp4").frames == FRAMES
