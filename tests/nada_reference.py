@@ -190,7 +190,7 @@ class NadaReference:
                 v_hat = v / (1 - self.beta2**t)
                 p -= self.lr * m_hat / (v_hat.sqrt() + self.eps)
                 self.state[n] = (m, v, t)
-        self.last_loss = float(loss)
+        self.last_loss = float(loss.detach())
         return layers
 
 

@@ -149,11 +149,13 @@ def _layers_to_tune(opts: dict, n: int) -> tuple[int, ...]:
 def hypernetwork_from_state_dict(sd: dict[str, torch.Tensor], table: list[TunedLayer], tune) -> HyperNetwork:
     """The :class:`HyperNetwork` a ``hypernet.*`` state dict (prefix removed) describes, sizes read from its shapes
     (the published network's and the tests' tiny ones alike). Raises ``KeyError``/``ValueError``."""
-    from ..nets.encoders import _stages
+    from ..nets.encoders import stages_from_channels
 
     blocks = sorted({int(k.split(".")[1]) for k in sd if k.startswith("body.")})
     shapes = [sd[f"body.{b}.conv1.weight"].shape for b in blocks]
-    stages = _stages([(s[1], s[0]) for s in shapes], [f"body.{b}.downsample.0.weight" in sd for b in blocks])
+    stages = stages_from_channels(
+        [(s[1], s[0]) for s in shapes], [f"body.{b}.downsample.0.weight" in sd for b in blocks]
+    )
     tuned = sorted({int(k.split(".")[1]) for k in sd if k.startswith("refinement_blocks.")})
     if set(tuned) != {i for i in tune if i < len(table)}:
         raise ValueError(f"its blocks are for layers {tuned}, its opts say layers_to_tune {list(tune)}")

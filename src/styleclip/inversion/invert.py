@@ -242,7 +242,7 @@ def _invert(photo, G, method, encoder, hyperstyle, lpips, steps, pti, pti_steps,
     known = inversions_for(G)
     model = None
     if method == "hyperstyle":
-        model, encoder = _load_hyperstyle(G, hyperstyle, encoder, known)
+        model, encoder = hyperstyle_and_encoder(G, hyperstyle, encoder, known)
     elif method in ("e4e", "restyle", "encoder") or (method == "project" and encoder is not None):
         if not isinstance(encoder, Encoder):
             name = name or known.get(method) or default_encoder(G)
@@ -252,7 +252,7 @@ def _invert(photo, G, method, encoder, hyperstyle, lpips, steps, pti, pti_steps,
         _check_pairing(encoder, G)
         if method != "project":
             method = encoder.kind
-    lpips, distance = _distance(lpips, G.device, needed=method == "project" or pti)
+    lpips, distance = distance_model(lpips, G.device, needed=method == "project" or pti)
     if identity is None and domain == "face":
         identity = _optional(lambda: load_identity_loss(device=G.device), False, "the ArcFace identity metric")
 
@@ -290,7 +290,7 @@ def _invert(photo, G, method, encoder, hyperstyle, lpips, steps, pti, pti_steps,
     )  # fmt: skip
 
 
-def _load_hyperstyle(G: Generator, hyperstyle, encoder, known: dict[str, str]):
+def hyperstyle_and_encoder(G: Generator, hyperstyle, encoder, known: dict[str, str]):
     """The HyperStyle model and its W encoder: those given, else the catalogue's for ``G`` (the model's catalogue
     entry names its W encoder)."""
     from .hyperstyle import HyperStyle, load_hyperstyle
@@ -351,7 +351,7 @@ def _same_network(a: Generator, b: Generator) -> bool:
 LPIPS_CHOICES = ("vgg", "alex", "off")
 
 
-def _distance(choice: LPIPS | str | Path | None, device: torch.device, needed: bool) -> tuple[LPIPS | None, str]:
+def distance_model(choice: LPIPS | str | Path | None, device: torch.device, needed: bool) -> tuple[LPIPS | None, str]:
     """The LPIPS model for ``choice`` (see :func:`invert`) and how the report names the distance."""
     if isinstance(choice, LPIPS):
         return choice.to(device), "LPIPS + pixels"

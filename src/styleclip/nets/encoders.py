@@ -179,29 +179,31 @@ def encoder_from_state_dict(
     if "linear.weight" in sd and not any(k.startswith("styles.") for k in sd):
         if not n_styles:
             raise ValueError("a W encoder, but the number of W+ rows is unknown (no output_size in its opts)")
-        return WEncoder(n_styles, _irse_stages(sd), sd["input_layer.0.weight"].shape[0])
+        return WEncoder(n_styles, _irsestages_from_channels(sd), sd["input_layer.0.weight"].shape[0])
     n_styles = sum(1 for k in sd if k.startswith("styles.") and k.endswith(".linear.weight"))
     if n_styles == 0:
         raise ValueError("no styles.N.linear weights: not an e4e / ReStyle encoder")
     if "conv1.weight" in sd:  # ResNet backbone
         blocks = sorted({int(k.split(".")[1]) for k in sd if k.startswith("body.")})
         shapes = [sd[f"body.{b}.conv1.weight"].shape for b in blocks]
-        stages = _stages([(s[1], s[0]) for s in shapes], [f"body.{b}.downsample.0.weight" in sd for b in blocks])
+        stages = stages_from_channels(
+            [(s[1], s[0]) for s in shapes], [f"body.{b}.downsample.0.weight" in sd for b in blocks]
+        )
         return ResNetEncoder(n_styles, sd["conv1.weight"].shape[1], stages, sd["conv1.weight"].shape[0])
-    stages = _irse_stages(sd)
+    stages = _irsestages_from_channels(sd)
     stem = sd["input_layer.0.weight"]
     return IRSEEncoder(n_styles, stem.shape[1], "latlayer1.weight" in sd, stages, stem.shape[0])
 
 
-def _irse_stages(sd: dict[str, torch.Tensor]) -> list[Stage]:
+def _irsestages_from_channels(sd: dict[str, torch.Tensor]) -> list[Stage]:
     """The IR-SE stages that ``body.N.res_layer`` weights describe."""
     units = sorted({int(k.split(".")[1]) for k in sd if k.startswith("body.")})
     shapes = [sd[f"body.{u}.res_layer.1.weight"].shape for u in units]
     starts = [u == 0 or shapes[u][1] != shapes[u][0] for u in units]
-    return _stages([(s[1], s[0]) for s in shapes], starts)
+    return stages_from_channels([(s[1], s[0]) for s in shapes], starts)
 
 
-def _stages(channels: list[tuple[int, int]], starts: list[bool]) -> list[Stage]:
+def stages_from_channels(channels: list[tuple[int, int]], starts: list[bool]) -> list[Stage]:
     """Group units into stages: a stage begins where a unit changes the channel count or strides."""
     stages: list[list[int]] = []
     for (cin, cout), start in zip(channels, starts, strict=True):

@@ -224,9 +224,11 @@ class Adapter:
         params = list(self.trainable.parameters())
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr * G_REG_RATIO, betas=(0**G_REG_RATIO, 0.99**G_REG_RATIO))
         self.last_layers: list[str] = []
-        from .mapper import _scaler
+        from .runlog import gradient_scaler
 
-        self.scaler = _scaler(self.precision, device)  # fp16 on CUDA: gradients through fp16 layers can underflow
+        self.scaler = gradient_scaler(
+            self.precision, device
+        )  # fp16 on CUDA: gradients through fp16 layers can underflow
 
     def _fixed_layers(self) -> list[adapt_layers.Layer]:
         if self.cfg.layers == "all":
@@ -328,14 +330,14 @@ class Adapter:
 
     def run(self, outdir: Path | None, resume: bool, progress: bool, callback) -> AdaptResult:
         from ..io.images import save_png
-        from .mapper import _Log
+        from .runlog import RunLog
 
         cfg = self.cfg
         run = RunFolder(outdir, self) if outdir is not None else None
         start = run.restore() if (run is not None and resume) else 0
         if run is not None and not resume:
             run.clear()
-        log = _Log(outdir, start, True) if outdir is not None else None
+        log = RunLog(outdir, start, True) if outdir is not None else None
         history: list[dict] = []
         stopped, step = "done", start
         bar = tqdm(
@@ -424,13 +426,13 @@ class RunFolder:
 
     def save(self, step: int) -> None:
         from ..hub.formats.native import save_native
-        from .checkpoints import _flatten, step_files
+        from .checkpoints import flatten_optimizer, step_files
 
         a = self.adapter
         G = a.trainable
         meta = {**G.meta, **a.meta(step)}
         save_native(G, self.final, meta=meta)
-        tensors, rest = _flatten(a.optimizer.state_dict())
+        tensors, rest = flatten_optimizer(a.optimizer.state_dict())
         weights = {f"generator.{k}": v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
         payload = {**weights, **{k: v.cpu().contiguous() for k, v in tensors.items()}}
         metadata = {"meta": json.dumps(meta, default=str), "optimizer": json.dumps(rest), "step": str(step)}
@@ -441,7 +443,7 @@ class RunFolder:
     def restore(self) -> int:
         """Load the newest checkpoint into the trainable copy and the optimiser; returns its step."""
         from ..hub.formats.state import load_exact
-        from .checkpoints import _unflatten, read_checkpoint, step_files
+        from .checkpoints import read_checkpoint, step_files, unflatten_optimizer
 
         found = step_files(self.checkpoints)
         if not found:
@@ -464,5 +466,7 @@ class RunFolder:
         prefix = "generator."
         weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         load_exact(a.trainable, weights, str(path))
-        a.optimizer.load_state_dict(_unflatten({k: v for k, v in tensors.items() if not k.startswith(prefix)}, rest))
+        a.optimizer.load_state_dict(
+            unflatten_optimizer({k: v for k, v in tensors.items() if not k.startswith(prefix)}, rest)
+        )
         return step

@@ -74,7 +74,7 @@ class Checkpoints:
             return
         if self.dir.is_symlink():  # checkpoints land in the run's folder, never through a link to elsewhere
             raise UsageError(f"{self.dir} is a symbolic link; remove it so that checkpoints stay in the run's folder")
-        tensors, rest = _flatten(optimizer.state_dict())
+        tensors, rest = flatten_optimizer(optimizer.state_dict())
         meta = {**self.meta, "steps": step}
         extra = {"optimizer": json.dumps(rest), "step": str(step)}
         save_mapper(
@@ -104,7 +104,7 @@ class Checkpoints:
             diffs = ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise UsageError(f"cannot resume {path} with other settings ({diffs}); use a new --outdir")
         load_exact(mapper, {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}, str(path))
-        optimizer.load_state_dict(_unflatten(tensors, rest))
+        optimizer.load_state_dict(unflatten_optimizer(tensors, rest))
         return step
 
 
@@ -124,7 +124,9 @@ def read_checkpoint(path: Path, keys: tuple[str, ...]) -> tuple[dict, dict, int,
     return meta, rest, step, tensors
 
 
-def _flatten(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimiser's ``state_dict()`` as ``(tensors named 'optimizer.INDEX.KEY', the rest as plain JSON)``: what a
+    ``.safetensors`` checkpoint can hold (:func:`unflatten_optimizer` turns it back)."""
     tensors, scalars = {}, {}
     for index, entries in state_dict["state"].items():
         for key, value in entries.items():
@@ -135,7 +137,8 @@ def _flatten(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
 
 
-def _unflatten(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
+    """The optimiser ``state_dict()`` that :func:`flatten_optimizer` took apart."""
     state: dict[int, dict] = {}
     for name, value in tensors.items():
         if name.startswith(OPTIMIZER_PREFIX):

@@ -402,7 +402,7 @@ def _crop_tensor(stages: _Stages, indices: list[int], device) -> torch.Tensor:
 def _invert(info, stages, squares, G, method, encoder, hyperstyle, steps, batch_size, progress, callback,
             pti=False) -> dict:  # fmt: skip
     from ..inversion.encoders import Encoder, encode, load_encoder
-    from ..inversion.invert import _load_hyperstyle, choose_method, inversions_for
+    from ..inversion.invert import choose_method, hyperstyle_and_encoder, inversions_for
 
     why = f"--method {method}"
     if method == "auto":
@@ -414,7 +414,7 @@ def _invert(info, stages, squares, G, method, encoder, hyperstyle, steps, batch_
     known = inversions_for(G)
     model = None
     if method == "hyperstyle":
-        model, encoder = _load_hyperstyle(G, hyperstyle, encoder, known)
+        model, encoder = hyperstyle_and_encoder(G, hyperstyle, encoder, known)
     elif not isinstance(encoder, Encoder):
         name = encoder or known.get(method)
         if name is None:
@@ -467,14 +467,14 @@ def _pti(stages: _Stages, squares, G: Generator, settings: dict, lpips, progress
     import torch.nn.functional as F
 
     from ..hub.generators import load_generator, save_generator
-    from ..inversion.invert import _distance
+    from ..inversion.invert import distance_model
     from ..latents import load_latent
     from ..stylespace import generator_fingerprint
 
     path = stages.work / "pti.safetensors"
     if path.is_file():
         return load_generator(path, device=G.device).eval().requires_grad_(False)
-    model, distance = _distance(lpips, G.device, needed=lpips != "off")
+    model, distance = distance_model(lpips, G.device, needed=lpips != "off")
     if model is not None:
         model = copy.copy(model)  # the caller's model keeps its own size limit
         model.max_size = None  # STIT compares at the generator's full resolution
