@@ -198,8 +198,8 @@ def _describe(spec: BatchSpec, batch_size: int, precision: str, compile: bool) -
 
 def describe_batch(spec: BatchSpec) -> dict:
     """What ``batch.json`` records of ``spec``: the settings that decide the jobs and their results."""
-    runs = [{"method": r.method, **r.settings, **({} if r.adapted is None else {"adapted": list(r.adapted)})}
-            for r in spec.runs]  # fmt: skip
+    runs = [{"method": r.method, **r.settings, **({} if r.adapted is None else {"adapted": list(r.adapted)}),
+             **({} if r.prompts is None else {"prompts": list(r.prompts)})} for r in spec.runs]  # fmt: skip
     return {
         "generator": spec.generator,
         "clip": spec.clip,

@@ -11,6 +11,8 @@ A batch comes from the command line or from a YAML/JSON job file naming the same
       - {method: mapper, mapper: my-mapper.safetensors, strength: 0.1}
     adapted: [nada:pixar, runs/sketch/generator.safetensors]   # optional: every edit also in these styles
 
+A run may name the only prompts it edits with (``prompts: [a happy dog]``): a mapper trained for one text, say.
+
 With ``adapted`` (at the top, or in a run to replace the top list for that run, ``adapted: []`` for none), each
 edit is made once with the generator and drawn again by each adapted generator (StyleGAN-NADA's, sharing its W
 space): a job per style, under ``styles/<style>/jobs/``, beside the generator's own under ``jobs/``.
@@ -62,12 +64,17 @@ class Source:
 class Run:
     """A method with its settings (``options`` as sorted ``(name, value)`` pairs, so that runs compare equal).
 
-    ``adapted``: the adapted generators this run's edits are also drawn by (None: the batch's list).
+    ``adapted``: the adapted generators this run's edits are also drawn by (None: the batch's list); ``prompts``:
+    the only prompts this run edits with (None: all the batch's; a mapper, trained for one text, takes only it).
     """
 
     method: str
     options: tuple[tuple[str, Any], ...]
     adapted: tuple[str, ...] | None = None
+    prompts: tuple[str, ...] | None = None
+
+    def takes(self, prompt: str) -> bool:
+        return self.prompts is None or prompt in self.prompts
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -168,9 +175,13 @@ class BatchSpec:
             raise UsageError("give a method: --method optimize|directions|mapper")
         by_ref = {ref: name for name, ref in self.styles().items()}
         drawn = {r: [None, *(by_ref[a] for a in self.run_adapted(r))] for r in self.runs}
+        unused = [r for r in self.runs if not any(map(r.takes, self.prompts))]
+        if unused:
+            raise UsageError(f"a {unused[0].method} run names prompts the batch does not have: "
+                             f"{', '.join(map(repr, unused[0].prompts or ()))}")  # fmt: skip
         if limit is not None:
             sources = len(self.seeds) if self.seeds else latent_rows if self.latents and latent_rows else None
-            per_source = len(self.prompts) * sum(map(len, drawn.values()))
+            per_source = sum(len(drawn[r]) for p in self.prompts for r in self.runs if r.takes(p))
             count = (sources or len(self.sources(latent_rows))) * per_source
             if count > limit:
                 styles = sum(map(len, drawn.values())) - len(self.runs)
@@ -179,7 +190,7 @@ class BatchSpec:
                                  f"{len(self.runs)} runs{also}) is more than --max-edits {limit}; raise "
                                  f"--max-edits to start them all")  # fmt: skip
         jobs = [Job(s, p, r, style) for s in self.sources(latent_rows) for p in self.prompts for r in self.runs
-                for style in drawn[r]]  # fmt: skip
+                if r.takes(p) for style in drawn[r]]  # fmt: skip
         ids = [j.id for j in jobs]
         if len(set(ids)) != len(ids):
             raise UsageError("two jobs would share a folder: the prompts, sources or runs repeat themselves (two "
@@ -309,10 +320,15 @@ def read_job_file(path: str | Path, *, trust_paths: bool = False, given: tuple[s
                 value = check_str(label, settings[key], where=where)
                 settings[key] = _place(path, Reference(label, value, kind), trust_paths)
         adapted = settings.pop("adapted", None)
+        only = settings.pop("prompts", None)
         run = make_run(item["method"], settings, where=f"{path}: runs[{i}]")
         if adapted is not None:
             refs = _adapted(path, f"runs[{i}].adapted", adapted, trust_paths)
             run = Run(run.method, run.options, tuple(refs))
+        if only is not None:
+            only = [only] if isinstance(only, str) else only
+            names = check_str_list(f"runs[{i}].prompts", only, where=where, max_items=MAX_PROMPTS)
+            run = Run(run.method, run.options, run.adapted, tuple(names))
         runs.append(run)
     psi = data.get("truncation_psi", 0.7)
     return BatchSpec(

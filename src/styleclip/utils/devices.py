@@ -29,3 +29,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("MPS was requested but is not available here; use --device cpu")
     return dev
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in words, for reports: the GPU's name, or the CPU's model name and the threads torch uses."""
+    import platform
+    from pathlib import Path
+
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    if device.type == "mps":
+        return f"Apple {platform.machine()} GPU (MPS)"
+    name = ""
+    try:  # platform.processor() is often empty on Linux; the kernel knows the model name
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
