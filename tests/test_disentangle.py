@@ -118,6 +118,8 @@ def test_mentioned_finds_whole_words_only():
     assert mentioned(face, "a photo of a hatter") == set()
     assert mentioned(face, "a face", explicit=("age",)) == {"age"}
     assert mentioned(load_probes("car"), "a car from the 1950s") == {"age"}
+    # a probe's name is one of its words, "_" read as a space
+    assert mentioned([Probe("beak_open", "a closed beak", "an open beak")], "a bird, Beak open") == {"beak_open"}
 
 
 def test_a_user_probe_list_loads(tmp_path):
@@ -299,6 +301,11 @@ def test_a_torchscript_classifier_loads_and_scores(tmp_path):
     # names as a bare list, no size: images go in at their own size
     bare = load_classifier(save_classifier(ChannelMeans(), tmp_path / "bare.pt", ["r", "g", "b"]), "cpu")
     assert bare.size is None
+    # a classifier's own names are the words that mention its attributes
+    named = load_classifier(save_classifier(ChannelMeans(), tmp_path / "named.pt", ["Smiling", "Eyeglasses",
+                                                                                  "Heavy_Makeup"]), "cpu")  # fmt: skip
+    assert named.mentioned("a smiling face with heavy makeup") == {"Smiling", "Heavy_Makeup"}
+    assert named.mentioned("a face", explicit=("Eyeglasses",)) == {"Eyeglasses"}
     torch.testing.assert_close(bare.logits(images), ((images + 1) / 2).mean(dim=(2, 3)))
 
 
@@ -306,6 +313,7 @@ def test_a_user_clip_checkpoint_scores_the_probes(tiny_clip_file, guide):
     probes = load_probes("cat")
     scorer = load_classifier(tiny_clip_file, "cpu", probes_for_clip=probes)
     assert isinstance(scorer, ClipProbes) and scorer.names == [p.name for p in probes]
+    assert scorer.mentioned("a kitten with fluffy fur that looks like a lion") == {"age", "fur_length", "species"}
     images = pictures(3)
     torch.testing.assert_close(scorer.logits(images), clip_probes(guide, probes).logits(images), atol=1e-3,
                                rtol=1e-4)  # fmt: skip

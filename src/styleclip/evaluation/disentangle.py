@@ -86,6 +86,10 @@ class AttributeScorer:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits(images)
 
+    def mentioned(self, text: str, explicit: Iterable[str] = ()) -> set[str]:
+        """This scorer's attributes that ``text`` mentions (see :func:`mentioned`), plus ``explicit`` names."""
+        return mentioned([Probe(n, "", "", _name_words(n)) for n in self.names], text, explicit)
+
 
 def _check_images(images: torch.Tensor) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
@@ -115,6 +119,9 @@ class ClipProbes(AttributeScorer):
         # cos(e, pos) - cos(e, neg) = e · (pos - neg): one matrix product per batch
         self._difference = (pos - neg).float()
         self.description = f"CLIP zero-shot probes ({getattr(guide, 'name', 'CLIP')}, {len(self.names)} attributes)"
+
+    def mentioned(self, text: str, explicit: Iterable[str] = ()) -> set[str]:
+        return mentioned(self.probes, text, explicit)
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -261,13 +268,18 @@ def _word_pattern(word: str) -> re.Pattern:
     return re.compile(r"(?<!\w)" + r"[\s\-]+".join(parts) + r"(?!\w)", re.IGNORECASE)
 
 
+def _name_words(name: str) -> tuple[str, ...]:
+    return (re.sub(r"[_.]+", " ", name).strip().lower(),)
+
+
 def mentioned(probes: Sequence[Probe], text: str, explicit: Iterable[str] = ()) -> set[str]:
-    """Names of the attributes ``text`` mentions: ``explicit`` names, and each probe one of whose words appears in
-    the text as a whole word (case-insensitive: "a smiling face" mentions ``smile``, "a bold look" not ``age``
-    through "old")."""
+    """Names of the attributes ``text`` mentions: ``explicit`` names, and each probe whose name (``_`` read as a
+    space) or one of whose words appears in the text as a whole word (case-insensitive: "a smiling face" mentions
+    ``smile``, "a bold look" not ``age`` through "old")."""
     found = {str(n) for n in explicit}
     for probe in probes:
-        if probe.name not in found and any(_word_pattern(w).search(text) for w in probe.words):
+        words = (*_name_words(probe.name), *probe.words)
+        if probe.name not in found and any(_word_pattern(w).search(text) for w in words):
             found.add(probe.name)
     return found
 
