@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import StyleclipError
-from . import adapt, batch, convert, directions, edit, generate, invert, mapper, models, ui, video
+from . import adapt, batch, benchmark, convert, directions, edit, generate, invert, mapper, models, ui, video
 from . import eval as evaluate
 
-COMMANDS = (edit, directions, mapper, adapt, video, invert, batch, evaluate, generate, convert, models, ui)
+COMMANDS = (edit, directions, mapper, adapt, video, invert, batch, evaluate, benchmark, generate, convert, models, ui)
 
 
 class OneLineParser(argparse.ArgumentParser):
