@@ -126,6 +126,17 @@ def test_notes_say_what_makes_the_numbers_weak(scored):
     assert not any("resized" in n for n in same["notes"])
 
 
+def test_the_real_folders_features_serve_the_next_call(sets, scored, weights, monkeypatch):
+    """A benchmark scores each method against one real folder: only the new edits go through Inception again."""
+    edits, _, other = sets
+    loaded = []
+    read = realism_module._Images.__getitem__
+    monkeypatch.setattr(realism_module._Images, "__getitem__", lambda self, i: loaded.append(i) or read(self, i))
+    again = realism(edits[:3], other, weights=weights, kid_subset=3)
+    assert len(loaded) == 3 + 1  # the three edits, and torch-fidelity's look at the first one
+    assert again["n_real"] == 5 and again["fid"] > 0
+
+
 def test_one_image_is_too_few_and_needs_no_weights(sets):
     edits, real, _ = sets
     one = realism(edits[:1], real, weights=None, offline=True)
