@@ -124,6 +124,7 @@ def test_region_keywords():
     assert region_of("purple hair") == "hair"
     assert region_of("A Mohawk hairstyle") == "hair"
     assert region_of("bald") == "hair"
+    assert region_of("bobcut") == "hair" and region_of("a bowl cut") == "hair"
     assert region_of("a red-haired woman") == "hair"
     assert region_of("red lipstick") == "mouth"
     assert region_of("a smiling face") == "mouth"

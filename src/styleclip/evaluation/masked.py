@@ -56,7 +56,7 @@ DEFAULT_DILATE = 8.0  # pixels of a 1024 image (4 at the parser's 512)
 _KEYWORDS: tuple[tuple[str, str], ...] = (
     ("hair", r"hair\w*|haircut|bald\w*|mohawk|afro|bangs|fringe|ponytails?|pigtails?|braids?|braided|buns?|"
              r"dreadlocks?|cornrows|mullet|quiff|pompadour|undercut|perm|curls?|curly|wavy|blond\w*|brunette|"
-             r"redhead|ginger|bob cut|buzz ?cut|crew ?cut|bowl ?cut|side ?part|receding|updo"),
+             r"redhead|ginger|bob ?cut|buzz ?cut|crew ?cut|bowl ?cut|side ?part|receding|updo"),
     ("glasses", r"glasses|eyeglasses|sunglasses|spectacles|goggles|monocle"),
     ("brows", r"eye ?brows?|brows?|unibrow"),
     ("eyes", r"eyes?|eyeshadow|eye ?liner|mascara|eyelash\w*|lashes|squint\w*|wink\w*|irises|iris|pupils?"),

@@ -253,7 +253,7 @@ def realism(
     if isinstance(kid_subset, bool) or not isinstance(kid_subset, int) or kid_subset < 2:
         raise UsageError(f"the KID subset size must be a whole number >= 2, got {kid_subset!r}")
     edited_items, _ = _edited(edited)
-    real_items, skipped = _scan(Path(real), "real")
+    real_items, skipped = _scan(Path(real).expanduser(), "real")
     if not edited_items:
         raise UsageError("no edited images to score for FID/KID")
     if not real_items:
