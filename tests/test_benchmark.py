@@ -60,10 +60,17 @@ def world(tmp_path_factory, tiny_clip_file):
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(real / f"r{i}.png")
     common = ["--preset", str(folder / "preset.yaml"), "--generator", str(gen), "--clip", str(tiny_clip_file),
               "--device", "cpu", "--cache", str(folder / "cache"), "--samples", "300", "--precompute",
-              "--train-mappers", "2", "--steps", "2", "--spread-seeds", "8", "--lpips", "off",
-              "--sweep", "directions=1,6", "--sweep", "optimize=0.05,0.002", "--sweep", "mapper=0.05,0.3"]  # fmt: skip
+              "--train-mappers", "2", "--steps", "2", "--spread-seeds", "8", "--lpips", "off"]  # fmt: skip
     return {"folder": folder, "common": common, "judge": judge_file, "parser": parser, "real": real,
             "clip": tiny_clip_file}  # fmt: skip
+
+
+SWEEPS = {"directions": "directions=1,6", "optimize": "optimize=0.05,0.002", "mapper": "mapper=0.05,0.3"}
+
+
+def sweeps(methods: str = "optimize,directions,mapper") -> list[str]:
+    """``--methods`` and two strengths for each: the tests' short sweeps."""
+    return ["--methods", methods, *(a for m in methods.split(",") for a in ("--sweep", SWEEPS[m]))]
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -73,7 +80,7 @@ def read_csv(path: Path) -> list[dict]:
 
 def test_a_benchmark_sweeps_every_method_judges_independently_and_reports(world, weights, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "bench"
-    argv = ["benchmark", *world["common"], "--judge", str(world["judge"]), "--parser", str(world["parser"]),
+    argv = ["benchmark", *world["common"], *sweeps(), "--judge", str(world["judge"]), "--parser", str(world["parser"]),
             "--real", str(world["real"]), "--fid-weights", str(weights), "--outdir", str(out)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -109,7 +116,10 @@ def test_a_benchmark_sweeps_every_method_judges_independently_and_reports(world,
         assert m["area"] != "" and float(m["per_edit_s"]) > 0
         assert float(m["peak_mb"]) >= float(m["import_mb"]) > 50  # a fresh process: torch, the models, one edit
         assert m["fid"] != "" and float(m["fid"]) >= 0
-    assert float(methods["directions"]["preprocessing_s"]) > 0 and "computed here" in methods["directions"]["preprocessing"]
+    assert (
+        float(methods["directions"]["preprocessing_s"]) > 0
+        and "computed here" in methods["directions"]["preprocessing"]
+    )
     assert "2 mapper(s) trained here" in methods["mapper"]["preprocessing"]
     curves = read_csv(out / "curves.csv")
     assert len(curves) == 6 and all(c["area"] != "" for c in curves)
@@ -122,7 +132,7 @@ def test_a_benchmark_sweeps_every_method_judges_independently_and_reports(world,
 
 def test_rerunning_resumes_and_other_settings_are_refused(world, tmp_path, capsys):
     out = tmp_path / "bench"
-    argv = ["benchmark", *world["common"], "--judge", str(world["judge"]), "--methods", "directions", "--no-memory",
+    argv = ["benchmark", *world["common"], "--judge", str(world["judge"]), *sweeps("directions"), "--no-memory",
             "--outdir", str(out)]  # fmt: skip
     assert main(argv) == 0
     stamp = {p: p.stat().st_mtime_ns for p in (out / "edits" / "jobs").glob("*/after.png")}
@@ -143,6 +153,7 @@ def test_rerunning_resumes_and_other_settings_are_refused(world, tmp_path, capsy
     ("extra", "match"),
     [
         (["--methods", "optimize,paint"], "--methods"),
+        (["--methods", "directions", "--sweep", "optimize=0.01"], "not among --methods"),
         (["--sweep", "directions=1,x"], "must be numbers"),
         (["--real", "/nonexistent-real"], "not a folder of real pictures"),
         (["--spread-seeds", "-1"], "--spread-seeds must be at least 0"),
@@ -156,7 +167,9 @@ def test_bad_options_are_refused_in_one_line(world, tmp_path, capsys, extra, mat
 
 
 def test_an_unknown_preset_names_the_shipped_ones(tmp_path, capsys):
-    refused(["benchmark", "--preset", "no-such-preset", "--outdir", str(tmp_path / "b")], capsys, match="styleclip-faces")
+    refused(
+        ["benchmark", "--preset", "no-such-preset", "--outdir", str(tmp_path / "b")], capsys, match="styleclip-faces"
+    )
 
 
 def test_list_presets(capsys):
@@ -168,10 +181,10 @@ def test_list_presets(capsys):
 
 def test_torchrun_shares_the_edits_between_two_processes(world, tmp_path):
     out = tmp_path / "bench"
-    argv = [*world["common"], "--judge", str(world["judge"]), "--methods", "optimize,directions", "--no-memory",
+    argv = [*world["common"], "--judge", str(world["judge"]), *sweeps("optimize,directions"), "--no-memory",
             "--outdir", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "styleclip", "benchmark", *argv]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,6 +14,7 @@ from styleclip.evaluation.tradeoff import (
     preservation,
     value_at,
 )
+
 from hostile import refused_by
 
 

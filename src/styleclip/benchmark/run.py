@@ -208,20 +208,28 @@ def _prepare_directions(settings, G, guide, ctx, outdir: Path, notes: list[str])
     from ..edits.relevance_files import default_relevance_path, find_relevance
     from ..stylespace import style_statistics
 
+    def find():
+        try:
+            return find_relevance(G, guide.name, None, settings.cache, settings.offline, settings.generator)
+        except UsageError:
+            if not settings.precompute:
+                raise
+            return None
+
     t0 = time.perf_counter()
-    stats = style_statistics(G, samples=settings.samples, cache=settings.cache, progress=False)
-    computed = False
-    try:
-        matrix = find_relevance(G, guide.name, None, settings.cache, settings.offline, settings.generator)
-    except UsageError:
-        if not settings.precompute:
-            raise
-        if ctx.is_main:  # no collectives inside: the others wait at the barrier below
+    # every process looks before any writes, so that all see the same (and all refuse alike without --precompute)
+    matrix = find()
+    ctx.barrier()
+    computed = matrix is None
+    if ctx.is_main:  # one process computes and caches; the others then read the cache
+        stats = style_statistics(G, samples=settings.samples, cache=settings.cache, progress=False)
+        if computed:
             matrix = relevance_matrix_gradient(G, guide, stats, progress=False)
             matrix.save(default_relevance_path(G, guide.name, "gradient", settings.cache))
-        ctx.barrier()
-        matrix = find_relevance(G, guide.name, None, settings.cache, settings.offline, settings.generator)
-        computed = True
+    ctx.barrier()
+    if not ctx.is_main:
+        style_statistics(G, samples=settings.samples, cache=settings.cache, progress=False)
+        matrix = find()
     seconds = time.perf_counter() - t0
     kind = matrix.meta.get("method", "official") if hasattr(matrix, "meta") else "official"
     what = ("style statistics and the relevance matrix (gradient) computed here" if computed else
@@ -456,7 +464,7 @@ def _disentanglement(settings, rows: list[dict], G, judge_clip, device, notes: l
         notes.append(f"attribute dependency from the classifier {Path(settings.classifier).name}")
     else:
         scorer = dis.clip_probes(judge_clip, probes)
-    befores = {}
+    sources: dict[str, torch.Tensor] = {}  # each source's unedited picture, once
     logits_before, logits_after = [], []
     with torch.no_grad():
         for r in done:
@@ -464,20 +472,21 @@ def _disentanglement(settings, rows: list[dict], G, judge_clip, device, notes: l
             b, a = _tensor(folder / "before.png", device), _tensor(folder / "after.png", device)
             logits_before.append(scorer.logits(b)[0])
             logits_after.append(scorer.logits(a)[0])
-            befores.setdefault(r["source"], logits_before[-1])
-        spread_images = []
-        if settings.spread_seeds:
-            seeds = list(range(10_000, 10_000 + settings.spread_seeds))  # apart from the usual source seeds
-            for i in range(0, len(seeds), 8):
-                ws = from_seeds(G, seeds[i : i + 8], settings.truncation_psi).ws
-                spread_images.append(G.synthesize(ws).clamp(-1, 1).float())
-        sigma_logits = torch.stack(list(befores.values()))
-        if spread_images:
-            sigma_logits = torch.cat([sigma_logits, *(scorer.logits(x) for x in spread_images)])
-    if sigma_logits.shape[0] < 20:
-        notes.append(f"attribute spreads σ from {sigma_logits.shape[0]} pictures only: attribute dependency is rough "
+            sources.setdefault(r["source"], b)
+        # the attributes' natural spread: over the sources and as many other pictures of the generator
+        pictures = list(sources.values())
+        seeds = list(range(10_000, 10_000 + settings.spread_seeds))  # apart from the usual source seeds
+        for i in range(0, len(seeds), 8):
+            ws = from_seeds(G, seeds[i : i + 8], settings.truncation_psi).ws
+            pictures.append(G.synthesize(ws).clamp(-1, 1).float())
+        count = sum(p.shape[0] for p in pictures)
+        if count < 2:
+            notes.append("attribute dependency left out: the spread of an attribute needs 2 pictures or more")
+            return
+        sigma = dis.spread(scorer, pictures)
+    if count < 20:
+        notes.append(f"attribute spreads σ from {count} pictures only: attribute dependency is rough "
                      "(--spread-seeds 64 or more)")  # fmt: skip
-    sigma = sigma_logits.std(dim=0, unbiased=True) if sigma_logits.shape[0] > 1 else torch.ones(len(scorer.names))
     given = {p.target: tuple(p.attributes) for p in settings.preset.prompts}
     for r, lb, la in zip(done, logits_before, logits_after, strict=True):
         exclude = scorer.mentioned(r["prompt"], given.get(r["prompt"], ()))  # a classifier's own names too
