@@ -55,11 +55,32 @@ def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
+def write_random_inception(path):
+    """Random Inception weights in torch-fidelity's format: its own module is built (its weight loading stubbed:
+    nothing is downloaded) and He-initialised so that the 2048 features neither vanish nor explode."""
+    import torch_fidelity.feature_extractor_inceptionv3 as inc
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inc, "load_state_dict_from_url", lambda *a, **k: {})  # instead of the download
+        mp.setattr(inc.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
+        net = inc.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for k, v in net.state_dict().items():
+        if k.endswith(".conv.weight") or k == "fc.weight":
+            fan_in = v[0].numel()
+            state[k] = torch.randn(v.shape, generator=g) * (2 / fan_in) ** 0.5
+        elif k.endswith(("running_var", ".bn.weight")):
+            state[k] = torch.ones_like(v)
+        else:
+            state[k] = torch.zeros_like(v)
+    torch.save(state, path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("inception") / WEIGHTS_FILE
-    torch.save(random_inception_state(), path)
-    return path
+    return write_random_inception(tmp_path_factory.mktemp("inception") / WEIGHTS_FILE)
 
 
 def write_images(folder, kind: str, n: int, size: int = 32, seed: int = 0):

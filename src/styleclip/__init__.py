@@ -11,6 +11,7 @@ moves the latent or style code until it does. The public API lives here:
 """
 
 from .adapted import load_adapted
+from .benchmark import BenchmarkSettings, run_benchmark
 from .edits.base import Edit
 from .edits.global_direction import DirectionEdit, GlobalDirection, global_direction
 from .edits.mapper import MapperEdit
@@ -43,6 +44,7 @@ __all__ = [
     "AdaptConfig",
     "AdaptResult",
     "BatchSpec",
+    "BenchmarkSettings",
     "CheckpointError",
     "ClipGuide",
     "Codes",
@@ -95,6 +97,7 @@ __all__ = [
     "relevance_matrix",
     "relevance_matrix_gradient",
     "run_batch",
+    "run_benchmark",
     "sample",
     "save_generator",
     "save_mapper",
