@@ -124,9 +124,10 @@ def test_a_benchmark_sweeps_every_method_judges_independently_and_reports(world,
     curves = read_csv(out / "curves.csv")
     assert len(curves) == 6 and all(c["area"] != "" for c in curves)
     assert any(k == "sources (unedited)" for k in data["realism"])
-    assert any("dominated by its bias" in n or "too few" in n.lower() or "small" in n.lower() for n in data["notes"])
+    assert "read the notes under the realism table" in " ".join(data["notes"])
+    assert any("dominated by its bias" in n for n in data["realism"]["optimize"]["notes"])
     page = (out / "report.html").read_text()
-    for text in ("Methods compared", "curves.png", "grid-mapper.png", "1 − RMSE", "mean-AD"):
+    for text in ("Methods compared", "curves.png", "grid-mapper.png", "1 − RMSE", "mean-AD", "dominated by its bias"):
         assert text in page
 
 
@@ -164,6 +165,20 @@ def test_bad_options_are_refused_in_one_line(world, tmp_path, capsys, extra, mat
     out = tmp_path / "bench"
     refused(["benchmark", *world["common"], *extra, "--outdir", str(out)], capsys, match=match, watch=[tmp_path])
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--judge", "ViT-Q-99:openai"], "not an open_clip ARCH:TAG"),
+        (["--classifier", "http://127.0.0.1:9/attributes.pt"], "must be a local file"),
+        (["--probes", "no-such-domain"], "no probe list"),
+    ],
+)
+def test_what_judging_would_refuse_is_refused_before_any_edit(world, tmp_path, capsys, extra, match):
+    out = tmp_path / "bench"
+    refused(["benchmark", *world["common"], *sweeps("directions"), *extra, "--outdir", str(out)], capsys, match=match)
+    assert not (out / "edits").exists()
 
 
 def test_an_unknown_preset_names_the_shipped_ones(tmp_path, capsys):

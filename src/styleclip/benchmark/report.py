@@ -209,6 +209,8 @@ def _html(result, path: Path, images: list[Path], grids: list[Path]) -> Path:
         rows = [{"pictures": k, **v} for k, v in result.realism.items()]
         parts += ["<h2>Realism against the real pictures</h2>",
                   _table(rows, ("pictures", "fid", "kid_mean", "kid_std", "n_edited", "n_real"))]  # fmt: skip
+        said = dict.fromkeys(f"{k}: {n}" for k, v in result.realism.items() for n in v.get("notes", []))
+        parts += [f"<p class=small>{html.escape(n)}</p>" for n in said]
     for g in grids:
         parts += [f"<h2>Sweep: {html.escape(g.stem.removeprefix('grid-'))}</h2>", f'<img class=grid src="{rel(g)}">']
     parts += ["<h2>Every point of the sweeps</h2>", _table(result.points, POINT_COLUMNS)]

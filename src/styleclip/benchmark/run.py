@@ -169,6 +169,7 @@ def run_benchmark(
         G = load_generator(settings.generator, device=ctx.device, cache=settings.cache, offline=settings.offline)
         guide = load_clip(settings.clip, device=ctx.device)
         notes: list[str] = []
+        check_judging(settings, ctx.device)  # before hours of edits, not after them; in every process alike
         if ctx.is_main:
             make_folder(outdir)
         costs: dict[str, dict] = {m: {} for m in settings.methods}
@@ -200,6 +201,37 @@ def run_benchmark(
         return result
     finally:
         ctx.close()
+
+
+def check_judging(settings: BenchmarkSettings, device) -> None:
+    """Refuse, in one line, what judging would refuse: unknown judges, probe lists, classifiers, parsers, FID
+    weights (downloaded now when needed, so an offline machine says so before the edits)."""
+    import open_clip
+
+    from ..evaluation import disentangle as dis
+    from ..guidance.clip import OPENAI_NAMES
+
+    judges, _ = default_judges(settings.clip, settings.judges)
+    for name in judges:
+        text = OPENAI_NAMES.get(name, name)
+        if Path(text).expanduser().exists():
+            continue
+        arch, _, tag = text.partition(":")
+        if arch not in open_clip.list_models() or (tag and "/" not in tag and (arch, tag) not in
+                                                    set(open_clip.list_pretrained())):  # fmt: skip
+            raise UsageError(f"--judge {name}: no such file and not an open_clip ARCH:TAG (e.g. ViT-B-16:openai, "
+                             "ViT-L-14:openai)")  # fmt: skip
+    probes = dis.load_probes(settings.probes or settings.preset.domain)
+    if settings.classifier:
+        dis.load_classifier(settings.classifier, device, probes_for_clip=probes)
+    if settings.parser:
+        from ..video.masks import load_face_parser
+
+        load_face_parser(settings.parser, device=device, cache=settings.cache, offline=settings.offline)
+    if settings.real:
+        from ..evaluation.realism import inception_weights
+
+        inception_weights(settings.fid_weights, settings.cache, settings.offline)
 
 
 def _prepare_directions(settings, G, guide, ctx, outdir: Path, notes: list[str]) -> dict:
@@ -514,9 +546,8 @@ def _realism(settings, rows: list[dict], outdir: Path, device, notes: list[str])
         res = realism(files, Path(settings.real), device=device, weights=settings.fid_weights,
                       cache=settings.cache, offline=settings.offline)  # fmt: skip
         out[name] = res
-        for n in res.get("notes", []):
-            if n not in notes:
-                notes.append(n)
+    if any(res.get("notes") for res in out.values()):  # each set's own notes are shown beside its row
+        notes.append("FID/KID: read the notes under the realism table before the numbers")
     return out
 
 
@@ -530,14 +561,13 @@ def _memory(settings, spec, method: str, device) -> dict:
     if run is None:
         return {}
     prompt = next(p for p in spec.prompts if run.takes(p))
+    # a seed stands in for a photo: the cost of the edit, not of the inversion, is measured
     one = BatchSpec(generator=spec.generator, prompts=[prompt], runs=[run], seeds=spec.seeds[:1] or [0],
                     truncation_psi=spec.truncation_psi, clip=spec.clip)  # fmt: skip
-    if spec.images:  # the first photo's inversion is under edits/sources: its latent stands in for the photo
-        one.seeds = [0]
     res = measure_peak_memory(describe_batch(one), str(device), settings.cache, settings.offline, settings.precision)
     if "error" in res:
         return {"peak_mb": None, "memory_note": res["error"]}
     return {"peak_mb": res.get("peak_mb"), "import_mb": res.get("import_mb"), "memory_how": res.get("how")}
 
 
-__all__ = ["BenchmarkResult", "BenchmarkSettings", "default_judges", "plan_runs", "run_benchmark"]
+__all__ = ["BenchmarkResult", "BenchmarkSettings", "check_judging", "default_judges", "plan_runs", "run_benchmark"]

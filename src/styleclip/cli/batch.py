@@ -9,8 +9,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
 from ..inversion.invert import METHODS as INVERSIONS
-from .eval import add_judge_arguments
-from .options import add_compile_argument, add_precision_argument
+from .options import add_compile_argument, add_judge_arguments, add_precision_argument
 
 NAME = "batch"
 MAX_EDITS = 10_000  # jobs one batch may start: a seed range or latent file beyond it is a typo or a hostile file

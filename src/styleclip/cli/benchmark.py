@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
-from .eval import add_judge_arguments
-from .options import add_compile_argument, add_precision_argument
+from .options import add_compile_argument, add_judge_arguments, add_precision_argument
 
 NAME = "benchmark"
 HELP = (

@@ -7,20 +7,13 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
+from .options import add_judge_arguments
 
 NAME = "eval"
 HELP = (
     "evaluate edits (a batch folder or any styleclip outputs): CLIP gain, directional score, identity, LPIPS, "
     "PSNR; or an adapted generator against its base (--adapted)"
 )
-
-
-def add_judge_arguments(p) -> None:
-    """The judges' options, shared with ``styleclip batch`` (its summary is an evaluation)."""
-    p.add_argument("--lpips", default="auto",
-                   help="auto (LPIPS-VGG if cached), off, vgg, alex, or a lin-layer file (default auto)")  # fmt: skip
-    p.add_argument("--identity", default="auto",
-                   help="auto (ArcFace for face generators, if cached), off, a name or a path (default auto)")  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -36,3 +36,11 @@ def say_adapted(G) -> None:
     note = G.meta.get("adapted_note") if G is not None else None
     if note:
         print(f"styleclip: warning: {note}", file=sys.stderr)
+
+
+def add_judge_arguments(p) -> None:
+    """``--lpips`` and ``--identity``: the judges of ``eval``, ``batch`` (its summary is an evaluation) and ``benchmark``."""
+    p.add_argument("--lpips", default="auto",
+                   help="auto (LPIPS-VGG if cached), off, vgg, alex, or a lin-layer file (default auto)")  # fmt: skip
+    p.add_argument("--identity", default="auto",
+                   help="auto (ArcFace for face generators, if cached), off, a name or a path (default auto)")  # fmt: skip
