@@ -117,12 +117,13 @@ class SynthesisLayer(nn.Module):
         homogeneous = self.activation in _HOMOGENEOUS
         conv_gain = total_gain if homogeneous else 1.0
         nhwc = x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last)
-        frozen = {
-            "weight_sq": derived(self, "weight-sq", lambda: weight_square_sums(self.weight), self.weight),
-            "weight_cast": derived(
+        frozen = {"weight_sq": derived(self, "weight-sq", lambda: weight_square_sums(self.weight), self.weight)}
+        if not fused:
+            # only the activation-scaled path convolves with the shared kernel; the fused one scales its own copy,
+            # so keeping this one there would hold a second copy of every kernel for nothing (the weights' size)
+            frozen["weight_cast"] = derived(
                 self, f"weight-{x.dtype}-{nhwc}", lambda: conv_ready(self.weight, x.dtype, self.up, nhwc), self.weight
-            ),
-        }
+            )
         noise = None
         if self.use_noise and noise_mode == "random":
             # draw where the generator lives (a CPU torch.Generator for a CUDA/MPS model, say), then move
