@@ -44,6 +44,9 @@ LONG_JOBS = {
     ("directions", "precompute"): ["--images", "2", "--samples", "200", "--max-resolution", "8"],
 }
 FEW = {"--pti": ["--pti-steps", FEW_STEPS]}  # options whose loop has its own length
+# The benchmark's peak-memory probe starts a fresh process, which cannot see this tiny world (it would look for
+# the real models): tests/test_benchmark.py runs the probe on its own tiny files instead.
+IN_PROCESS = {("benchmark",): ["--no-memory"]}
 
 
 @dataclass
@@ -116,6 +119,7 @@ def shrunk(argv: list[str]) -> list[str]:
     if "--steps" in _options(out) and "--steps" not in out and not batch_without_steps:
         out += ["--steps", FEW_STEPS]
     out += LONG_JOBS.get(_command_path(out), [])
+    out += IN_PROCESS.get(_command_path(out), [])
     out += [word for flag, extra in FEW.items() if flag in out for word in extra]
     return out
 
