@@ -102,7 +102,8 @@ def test_a_benchmark_sweeps_every_method_judges_independently_and_reports(world,
     # every mapper edit used the mapper trained for its own prompt
     reports = [json.loads(p.read_text()) for p in (out / "edits" / "jobs").glob("*/report.json")]
     mapper_runs = {(r["prompt"], r["settings"]["mapper"]) for r in reports if r["method"] == "mapper"}
-    assert len(mapper_runs) == 2 and all(Path(m).parent.name in p.replace(" ", "-") for p, m in mapper_runs)
+    assert len(mapper_runs) == 2
+    assert all(Path(m).parent.name == p.replace(" ", "-") + "-2-steps" for p, m in mapper_runs)
     # the mouth prompt has masked scores (the parser), the other none (no region named, none found in its words)
     mouth = [e for e in edits if "mouth" in e["prompt"]]
     assert all(e["region"] == "mouth" and e["psnr_masked"] for e in mouth)

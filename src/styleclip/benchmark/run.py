@@ -191,14 +191,11 @@ def run_benchmark(
         run_batch(spec, outdir / "edits", batch_size=settings.batch_size, device=ctx.device, cache=settings.cache,
                   offline=settings.offline, precision=settings.precision, compile=settings.compile,
                   stats_samples=settings.samples, progress=progress, redo=redo, max_jobs=settings.max_edits)  # fmt: skip
+        # run_batch ends with every process at one barrier: process 0 judges alone from here (no barrier after it,
+        # whose timeout a long judging would run past)
         if not ctx.is_main:
-            ctx.barrier()
             return None
-        try:
-            result = judge(settings, spec, G, guide, outdir, costs, notes, ctx.device, progress)
-        finally:
-            ctx.barrier()
-        return result
+        return judge(settings, spec, G, guide, outdir, costs, notes, ctx.device, progress)
     finally:
         ctx.close()
 
@@ -287,7 +284,7 @@ def _prepare_mappers(settings, G, guide, ctx, outdir: Path, notes: list[str], pr
         if not settings.train_mappers:
             notes.append(f"mapper: no published mapper for {p.target!r} (--train-mappers STEPS trains one)")
             continue
-        folder = outdir / "mappers" / slug(p.target, 60)
+        folder = outdir / "mappers" / f"{slug(p.target, 60)}-{settings.train_mappers}-steps"  # other steps: anew
         cost_file = folder / "cost.json"
         done = folder / "mapper.safetensors"
         if not (done.is_file() and cost_file.is_file()):
@@ -350,7 +347,7 @@ def judge(settings: BenchmarkSettings, spec, G, guide, outdir: Path, costs: dict
                                                settings.offline)  # fmt: skip
     notes += judge_notes
     judges = [guide if name == guide.name else load_clip(name, device=device) for name in judge_names]
-    rows = score(edits, judges[0], identity=identity, lpips=lpips)
+    rows = score(edits, judges[0], identity=identity, lpips=lpips, progress=progress)
     if len(judges) > 1:  # NADA's two-CLIP judge: each CLIP score averaged over the models
         others = [score(edits, j) for j in judges[1:]]
         for i, r in enumerate(rows):
@@ -360,7 +357,7 @@ def judge(settings: BenchmarkSettings, spec, G, guide, outdir: Path, costs: dict
     for r in rows:
         r["strength"] = _strength(r)
     _masked(settings, rows, lpips, device, notes)
-    _disentanglement(settings, rows, G, judges[0], device, notes)
+    _disentanglement(settings, rows, G, judges[0], device, notes, progress)
     axis = choose_axis(rows, settings.preservation)
     for r in rows:
         r["preservation"] = preservation(r, axis) if r["state"] == "done" else None
@@ -481,7 +478,9 @@ def _masked(settings, rows: list[dict], lpips, device, notes: list[str]) -> None
                      "scores are left empty")  # fmt: skip
 
 
-def _disentanglement(settings, rows: list[dict], G, judge_clip, device, notes: list[str]) -> None:
+def _disentanglement(
+    settings, rows: list[dict], G, judge_clip, device, notes: list[str], progress: bool = True
+) -> None:
     """Attribute dependency of each edit (StyleSpace's, with CLIP probes or the user's classifier)."""
     from ..evaluation import disentangle as dis
     from ..evaluation.edits import _tensor
@@ -498,8 +497,10 @@ def _disentanglement(settings, rows: list[dict], G, judge_clip, device, notes: l
         scorer = dis.clip_probes(judge_clip, probes)
     sources: dict[str, torch.Tensor] = {}  # each source's unedited picture, once
     logits_before, logits_after = [], []
+    from tqdm import tqdm
+
     with torch.no_grad():
-        for r in done:
+        for r in tqdm(done, desc="attributes", unit="edit", disable=not progress or None):
             folder = Path(r["folder"])
             b, a = _tensor(folder / "before.png", device), _tensor(folder / "after.png", device)
             logits_before.append(scorer.logits(b)[0])

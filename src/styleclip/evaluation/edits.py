@@ -134,18 +134,22 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def score(edits: list[Edit], guide, identity=None, lpips=None, neutral: str | None = None) -> list[dict[str, Any]]:
+def score(edits: list[Edit], guide, identity=None, lpips=None, neutral: str | None = None,
+          progress: bool = False) -> list[dict[str, Any]]:  # fmt: skip
     """One row per edit: what it is and its scores (``None`` where a score does not apply or is off).
 
-    ``identity`` scores every edit when given; ``neutral`` is the text change's origin for edits without one.
+    ``identity`` scores every edit when given; ``neutral`` is the text change's origin for edits without one;
+    ``progress``: a progress bar over the edits.
     """
     import hashlib
+
+    from tqdm import tqdm
 
     device = guide.device
     rows = []
     # the same source picture comes back in every edit of it (a benchmark's sweep: dozens): embedded once
     seen: dict[bytes, tuple[torch.Tensor, torch.Tensor | None]] = {}
-    for e in edits:
+    for e in tqdm(edits, desc="scoring", unit="edit", disable=not progress or None):
         row: dict[str, Any] = {
             "folder": str(e.folder), "source": e.source, "prompt": e.prompt, "method": e.method, "style": e.style,
             "settings": json.dumps(e.settings, sort_keys=True, default=str), "state": e.state, "reason": e.reason,
