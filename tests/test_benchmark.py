@@ -195,6 +195,26 @@ def test_list_presets(capsys):
         assert name in text
 
 
+def test_photos_are_inverted_once_and_edited_like_seeds(world, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    G = varied_generator()
+    with torch.no_grad():
+        for seed in (3, 4):
+            img = G(G.z_from_seed(seed), truncation_psi=0.7)[0]
+            pixels = (img.permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).byte().numpy()
+            Image.fromarray(pixels).save(photos / f"photo{seed}.png")
+    out = tmp_path / "bench"
+    argv = ["benchmark", *world["common"], "--judge", str(world["judge"]), *sweeps("directions"), "--no-memory",
+            "--images", str(photos), "--invert-method", "project", "--invert-steps", "2", "--outdir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in (out / "edits" / "sources").iterdir()) == ["img-photo3", "img-photo4"]
+    assert all((out / "edits" / "sources" / k / "latent.npy").is_file() for k in ("img-photo3", "img-photo4"))
+    edits = read_csv(out / "edits.csv")
+    assert len(edits) == 8 and {e["source"] for e in edits} == {"img-photo3", "img-photo4"}
+    assert json.loads((out / "benchmark.json").read_text())["info"]["sources"] == 2
+
+
 def test_torchrun_shares_the_edits_between_two_processes(world, tmp_path):
     out = tmp_path / "bench"
     argv = [*world["common"], "--judge", str(world["judge"]), *sweeps("optimize,directions"), "--no-memory",

@@ -53,6 +53,8 @@ class BenchmarkSettings:
     seeds: list[int] | None = None
     images: str | None = None
     truncation_psi: float = 0.7
+    invert_method: str = "auto"
+    invert_steps: int | None = None
     clip: str = DEFAULT_CLIP
     judges: tuple[str, ...] = ()
     steps: int = 150
@@ -190,7 +192,9 @@ def run_benchmark(
         ctx.barrier()
         run_batch(spec, outdir / "edits", batch_size=settings.batch_size, device=ctx.device, cache=settings.cache,
                   offline=settings.offline, precision=settings.precision, compile=settings.compile,
-                  stats_samples=settings.samples, progress=progress, redo=redo, max_jobs=settings.max_edits)  # fmt: skip
+                  stats_samples=settings.samples, progress=progress, redo=redo, max_jobs=settings.max_edits,
+                  invert_method=settings.invert_method, invert_steps=settings.invert_steps,
+                  invert_lpips=None if settings.lpips == "auto" else settings.lpips)  # fmt: skip
         # run_batch ends with every process at one barrier: process 0 judges alone from here (no barrier after it,
         # whose timeout a long judging would run past)
         if not ctx.is_main:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..guidance.clip import DEFAULT_CLIP
+from ..inversion.invert import METHODS as INVERSIONS
 from .options import add_compile_argument, add_judge_arguments, add_precision_argument
 
 NAME = "benchmark"
@@ -30,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="comma-separated, from optimize, directions, mapper (all three)")  # fmt: skip
     what.add_argument("--seeds", default=None, help="source seeds (default: the preset's)")
     what.add_argument("--images", type=Path, help="a folder of photos instead of seeds (each inverted once)")
+    what.add_argument("--invert-method", choices=INVERSIONS, default="auto",
+                      help="how --images are inverted (auto: the most faithful the catalogue knows for the generator)")  # fmt: skip
+    what.add_argument("--invert-steps", type=int, default=None,
+                      help="ReStyle, HyperStyle or projection steps for --images")  # fmt: skip
     what.add_argument("--prompts", type=int, default=None, metavar="N", help="only the preset's first N prompts")
     what.add_argument("--trunc", type=float, default=0.7, help="truncation psi of seed sources (0.7)")
     what.add_argument("--sweep", action="append", default=[], metavar="METHOD=V1,V2,...",
@@ -113,6 +118,8 @@ def settings_from_args(args: argparse.Namespace):
             check_float(f"--{flag}", getattr(args, flag), 0, 0.999)
     if args.images is not None and args.seeds:
         raise UsageError("give --seeds or --images, not both")
+    if args.invert_steps is not None and args.invert_steps < 1:
+        raise UsageError("--invert-steps must be at least 1")
     if args.images is not None and not args.images.is_dir():
         raise UsageError(f"--images {args.images}: not a folder of photos")
     if args.real is not None and not args.real.is_dir():
@@ -123,7 +130,7 @@ def settings_from_args(args: argparse.Namespace):
     return BenchmarkSettings(
         generator=args.generator or preset.generator, preset=preset, methods=methods,
         sweeps=parse_sweeps(args.sweep, methods), seeds=seeds, images=str(args.images) if args.images else None,
-        truncation_psi=args.trunc, clip=args.clip, judges=tuple(args.judge), steps=args.steps,
+        truncation_psi=args.trunc, invert_method=args.invert_method, invert_steps=args.invert_steps, clip=args.clip, judges=tuple(args.judge), steps=args.steps,
         id_weight=args.id_weight, beta=args.beta, samples=args.samples, precompute=args.precompute,
         train_mappers=args.train_mappers, lpips=args.lpips, identity=args.identity, parser=args.parser,
         probes=args.probes, classifier=args.classifier, spread_seeds=args.spread_seeds,
