@@ -182,25 +182,9 @@ def load_probes(domain_or_path: str | Path) -> list[Probe]:
 
 def _parse_yaml(text: str, where: str) -> Any:
     """Safe YAML (JSON is YAML) with every node counted at its expanded size, so an alias bomb stops early."""
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise UsageError("probe lists need PyYAML: pip install pyyaml") from None
-    from ..jobs.spec import _bounded_loader, _TooLarge
+    from ..utils.safe_yaml import read_yaml
 
-    loader = _bounded_loader(yaml)(text)
-    try:
-        return loader.get_single_data()
-    except _TooLarge as exc:
-        raise UsageError(f"{where}: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"line {mark.line + 1}: " if mark is not None else ""
-        raise UsageError(f"{where}: not valid YAML ({at}{' '.join(str(exc.problem or exc.context).split())})") from None
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
-        raise UsageError(f"{where}: not valid YAML ({type(exc).__name__})") from None
-    finally:
-        loader.dispose()
+    return read_yaml(text, where)
 
 
 def _text(value: Any, where: str, limit: int = MAX_TEXT) -> str:

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..jobs.spec import _bounded_loader, _TooLarge, slug
+from ..jobs.spec import slug
 from ..references import has_scheme
 from ..sample import parse_seeds
+from ..utils.safe_yaml import read_yaml
 
 PRESETS: tuple[str, ...] = ("styleclip-faces", "hairclip", "deltaedit", "afhq-dog", "afhq-cat", "afhq-wild", "cars")
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -170,21 +171,7 @@ def _read_yaml(path: Path, where: str) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{where}: not a text file (a preset is UTF-8 YAML)") from None
-    import yaml
-
-    loader = _bounded_loader(yaml)(text)
-    try:
-        return loader.get_single_data()
-    except _TooLarge as exc:  # the loader's reason, without its advice for job files
-        raise UsageError(f"{where}: {str(exc).split(';')[0]}; a preset is a short list of texts") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"line {mark.line + 1}: " if mark is not None else ""
-        raise UsageError(f"{where}: not valid YAML ({at}{' '.join(str(exc.problem or exc.context).split())})") from None
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
-        raise UsageError(f"{where}: not valid YAML ({type(exc).__name__})") from None
-    finally:
-        loader.dispose()
+    return read_yaml(text, where, advice="a preset is a short list of texts")
 
 
 def parse_preset(data: Any, where: str = "preset") -> Preset:

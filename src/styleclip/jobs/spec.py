@@ -36,6 +36,7 @@ from typing import Any
 from ..errors import UsageError
 from ..references import Reference, has_scheme, inside_folder, is_catalogue_name, refuse
 from ..sample import MAX_SEEDS, SEED_LIMIT, TRUNCATION_RANGE, parse_seeds
+from ..utils.safe_yaml import read_yaml
 from ..utils.values import check_choice, check_float, check_int, check_str, check_str_list
 
 METHODS = ("optimize", "directions", "mapper")
@@ -260,7 +261,6 @@ def read_prompts(path: str | Path) -> list[str]:
 # A job file is a page of settings: a megabyte or a hundred thousand YAML nodes is far beyond any, and bounds what
 # an alias bomb ("billion laughs": nested aliases that expand to billions of nodes) can make styleclip build.
 MAX_JOB_BYTES = 1 << 20
-MAX_YAML_NODES = 100_000
 MAX_RUNS = 1_000
 MAX_PROMPTS = 100_000
 MAX_STYLES = 100
@@ -431,58 +431,7 @@ def _load(path: Path) -> Any:
         except (ValueError, RecursionError) as exc:
             line = f" (line {exc.lineno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
             raise UsageError(f"{path}: not valid JSON{line}") from None
-    try:
-        import yaml
-    except ImportError:
-        raise UsageError("YAML job files need PyYAML: pip install pyyaml (or write the job file as JSON)") from None
-    loader = _bounded_loader(yaml)(text)
-    try:
-        return loader.get_single_data()
-    except _TooLarge as exc:
-        raise UsageError(f"{path}: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"line {mark.line + 1}: " if mark is not None else ""
-        raise UsageError(f"{path}: not valid YAML ({at}{' '.join(str(exc.problem or exc.context).split())})") from None
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
-        raise UsageError(f"{path}: not valid YAML ({type(exc).__name__})") from None
-    finally:
-        loader.dispose()
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _bounded_loader(yaml):
-    """PyYAML's safe loader counting each node at its expanded size (an alias adds its whole anchored tree)."""
-
-    class BoundedLoader(yaml.SafeLoader):
-        def __init__(self, stream):
-            super().__init__(stream)
-            self._sizes: dict[int, int] = {}
-
-        def compose_node(self, parent, index):
-            alias = self.check_event(yaml.AliasEvent)
-            node = super().compose_node(parent, index)
-            if alias:
-                if id(node) not in self._sizes:
-                    raise _TooLarge("an alias refers to the node that holds it (a recursive YAML structure)")
-                return node
-            if isinstance(node, yaml.SequenceNode):
-                children = node.value
-            elif isinstance(node, yaml.MappingNode):
-                children = [n for pair in node.value for n in pair]
-            else:
-                children = []
-            size = 1 + sum(self._sizes[id(c)] for c in children)
-            if size > MAX_YAML_NODES:
-                raise _TooLarge(f"expands to more than {MAX_YAML_NODES} YAML nodes (aliases counted at their size); "
-                                "write the job out without nested aliases")  # fmt: skip
-            self._sizes[id(node)] = size
-            return node
-
-    return BoundedLoader
+    return read_yaml(text, str(path), advice="write the job out without nested aliases")
 
 
 def slug(text: str, limit: int = 40) -> str:
