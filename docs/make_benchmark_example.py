@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from styleclip.cli.main import main as styleclip  # noqa: E402
 from styleclip.hub.generators import save_generator  # noqa: E402
 
-from conftest import tiny_clip, varied_generator  # noqa: E402
+from conftest import another_tiny_clip, tiny_clip, varied_generator  # noqa: E402
 from test_realism import write_random_inception  # noqa: E402
 from test_video_masks import random_state  # noqa: E402
 
@@ -53,11 +53,7 @@ def main() -> int:
         gen = save_generator(varied_generator(), tmp / "tiny.safetensors")
         clip = tmp / "clip.pt"
         torch.save(tiny_clip().state_dict(), clip)
-        judge = tiny_clip()
-        g = torch.Generator().manual_seed(7)
-        with torch.no_grad():
-            for p in judge.parameters():
-                p.add_(torch.randn(p.shape, generator=g) * 0.02)
+        judge = another_tiny_clip()
         torch.save(judge.state_dict(), tmp / "judge.pt")
         torch.save(random_state(), tmp / "79999_iter.pth")
         write_random_inception(tmp / "inception.pth")

@@ -89,6 +89,16 @@ def tiny_clip() -> torch.nn.Module:
     return CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True).eval()
 
 
+def another_tiny_clip(seed: int = 7) -> torch.nn.Module:
+    """The tiny CLIP with its weights nudged: another model than the guide, to judge what the guide steered."""
+    model = tiny_clip()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.02)
+    return model
+
+
 def save_torchscript_clip(model: torch.nn.Module, path: Path) -> Path:
     """``model`` traced and saved as OpenAI's JIT archives are (the loader reads them without running them)."""
     import warnings

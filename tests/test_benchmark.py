@@ -19,7 +19,7 @@ from PIL import Image
 from styleclip.cli.main import main
 from styleclip.hub.generators import save_generator
 
-from conftest import tiny_clip, varied_generator
+from conftest import another_tiny_clip, varied_generator
 from hostile import refused
 from test_realism import weights  # noqa: F401  (a fixture: random Inception weights in torch-fidelity's format)
 from test_video_masks import random_state
@@ -43,11 +43,7 @@ prompts:
 def world(tmp_path_factory, tiny_clip_file):
     folder = tmp_path_factory.mktemp("bench-assets")
     gen = save_generator(varied_generator(), folder / "tiny.safetensors")
-    judge = tiny_clip()
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():  # another CLIP than the guide: an independent judge
-        for p in judge.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.02)
+    judge = another_tiny_clip()  # another CLIP than the guide: an independent judge
     judge_file = folder / "judge.pt"
     torch.save(judge.state_dict(), judge_file)
     parser = folder / "79999_iter.pth"
