@@ -149,12 +149,37 @@ def run(res: int, precision: str, repeats: int, rate: float) -> tuple[list[dict]
     return rows, layers
 
 
+def backward_ops(res: int, precision: str, rows: int = 8) -> list[dict]:
+    """Where forward + backward w.r.t. W+ spends its time, per PyTorch operator (``torch.profiler``, self CPU time
+    over two passes after two warm-up passes): the breakdown the per-layer hooks cannot give for the backward."""
+    from torch.profiler import ProfilerActivity, profile
+
+    G = build(res, torch.device("cpu"))
+    step = pass_fns(G, precision)["forward+backward"]
+    step()
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    out = [{"resolution": res, "precision": precision, "op": e.key, "calls": e.count // 2,
+            "seconds_per_pass": e.self_cpu_time_total / 2e6, "share": e.self_cpu_time_total / total}
+           for e in events[:rows]]  # fmt: skip
+    print(f"  forward + backward by operator ({res} px, {precision}, profiler: {total / 2e6:.3f} s per pass)")
+    for r in out:
+        print(f"  {r['op']:34s} {r['calls']:5d} calls {r['seconds_per_pass'] * 1000:8.1f} ms {100 * r['share']:5.1f} %")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--res", type=int, nargs="+", default=[512, 1024])
     ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--backward-ops", action="store_true",
+                    help="also break forward + backward down per operator (torch.profiler) at each size")  # fmt: skip
     args = ap.parse_args(argv)
     keep_freed_memory()
     probes = {p: conv_probe(p, args.repeats) for p in args.precision}
@@ -166,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             r, lay = run(res, precision, args.repeats, probes[precision]["gflops"])
             rows += r
             layers += lay
+    ops = [o for res in args.res for p in args.precision for o in backward_ops(res, p)] if args.backward_ops else []
     write_report("bench_efficiency", torch.device("cpu"), rows, args.json or RESULTS / "bench_efficiency.json",
-                 repeats=args.repeats, probes=list(probes.values()), layers=layers)  # fmt: skip
+                 repeats=args.repeats, probes=list(probes.values()), layers=layers, backward_ops=ops)  # fmt: skip
     return 0
 
 
