@@ -172,6 +172,48 @@ def backward_ops(res: int, precision: str, rows: int = 8) -> list[dict]:
     return out
 
 
+def thin_fused(res: int, repeats: int = 3) -> dict:
+    """fp32 forward + backward with the activation-scaled path everywhere (the default for a lone sample with
+    gradients) against the thin blocks (64 channels or fewer) fused, as the bf16 hybrid does: timed before, between
+    and after, with the largest differences of the image and of the W+ gradient."""
+    import styleclip.nets.stylegan2.synthesis as synthesis
+
+    G = build(res, torch.device("cpu"))
+    ws0 = G.mapping_forward(G.z_from_seed(0), truncation_psi=0.7).detach()
+
+    def step():
+        ws = ws0.clone().requires_grad_(True)
+        img = G.synthesize(ws)
+        img.float().square().mean().backward()
+        return img.detach(), ws.grad
+
+    run = synthesis.SynthesisNetwork._run
+
+    def hybrid(self, *args, **kwargs):
+        return run(self, *args, **{**kwargs, "hybrid": True})
+
+    def timed():
+        step()
+        out = step()
+        return median_time(step, repeats, warmup=0), out
+
+    before, (img_a, grad_a) = timed()
+    synthesis.SynthesisNetwork._run = hybrid
+    try:
+        fused, (img_b, grad_b) = timed()
+    finally:
+        synthesis.SynthesisNetwork._run = run
+    after, _ = timed()
+    row = {"resolution": res, "activation_path_s": [before, after], "thin_fused_s": fused,
+           "image_max_diff": float((img_a - img_b).abs().max()),
+           "grad_rel_diff": float((grad_a - grad_b).norm() / grad_a.norm())}  # fmt: skip
+    print(
+        f"  {res}px fp32 forward + backward: activation path {before:.3f} / {after:.3f} s, thin blocks fused "
+        f"{fused:.3f} s (image within {row['image_max_diff']:.1e}, gradient {row['grad_rel_diff']:.1e})"
+    )
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--res", type=int, nargs="+", default=[512, 1024])
@@ -180,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--backward-ops", action="store_true",
                     help="also break forward + backward down per operator (torch.profiler) at each size")  # fmt: skip
+    ap.add_argument("--thin-fused", action="store_true",
+                    help="also time fp32 forward + backward with the thin blocks fused (the bf16 hybrid's choice)")  # fmt: skip
     args = ap.parse_args(argv)
     keep_freed_memory()
     probes = {p: conv_probe(p, args.repeats) for p in args.precision}
@@ -192,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             rows += r
             layers += lay
     ops = [o for res in args.res for p in args.precision for o in backward_ops(res, p)] if args.backward_ops else []
+    thin = [thin_fused(res) for res in args.res] if args.thin_fused else []
     write_report("bench_efficiency", torch.device("cpu"), rows, args.json or RESULTS / "bench_efficiency.json",
-                 repeats=args.repeats, probes=list(probes.values()), layers=layers, backward_ops=ops)  # fmt: skip
+                 repeats=args.repeats, probes=list(probes.values()), layers=layers, backward_ops=ops,
+                 thin_fused=thin)  # fmt: skip
     return 0
 
 
