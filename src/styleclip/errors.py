@@ -16,3 +16,15 @@ class CheckpointError(StyleclipError):
 
 class UsageError(StyleclipError, ValueError):
     """An argument is invalid (bad seed range, unknown option value, ...)."""
+
+
+def first_lines(exc: BaseException, limit: int = 200) -> str:
+    """A foreign library's exception as one line for a message: its non-empty lines joined, cut at ``limit``.
+
+    TorchScript's interpreter prints its own traceback before the error the program raised: then only that last
+    line is kept.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if any("TorchScript" in line for line in lines[:2]):
+        lines = lines[-1:]
+    return "; ".join(lines)[:limit] or type(exc).__name__

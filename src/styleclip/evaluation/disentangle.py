@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import CheckpointError, StyleclipError, UsageError
+from ..errors import CheckpointError, StyleclipError, UsageError, first_lines
 
 DOMAINS = ("face", "dog", "cat", "wild", "car")
 
@@ -382,7 +382,7 @@ class TorchScriptClassifier(AttributeScorer):
             hint = ("it should take [N, 3, size, size] RGB in [0, 1]" if self.size else
                     'state its input side as "size" in attributes.json')  # fmt: skip
             raise CheckpointError(f"{self.source}: the classifier failed on a {list(x.shape)} batch in [0, 1] "
-                                  f"({_first_lines(exc)}); {hint}") from None  # fmt: skip
+                                  f"({first_lines(exc)}); {hint}") from None  # fmt: skip
         if not isinstance(out, torch.Tensor):
             raise CheckpointError(f"{self.source}: the classifier returns {type(out).__name__}, "
                                   f"expected a [N, {len(self.names)}] tensor of logits")  # fmt: skip
@@ -413,14 +413,6 @@ class TorchScriptClassifier(AttributeScorer):
         if images.shape[0] == 0:
             return torch.zeros(0, len(self.names))
         return torch.cat([self._run(self._prepare(images[s : s + BATCH])) for s in range(0, images.shape[0], BATCH)])
-
-
-def _first_lines(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if any("TorchScript" in line for line in lines[:2]):
-        # the interpreter prints its own traceback first; the error the program raised is the last line
-        lines = lines[-1:]
-    return "; ".join(lines)[:200] or type(exc).__name__
 
 
 def _attributes_entry(path: Path) -> bytes | None:
@@ -482,7 +474,7 @@ def _load_torchscript(path: Path, raw: bytes, device) -> TorchScriptClassifier:
             warnings.simplefilter("ignore", FutureWarning)
             module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # torch raises RuntimeError, ValueError... for archives it cannot read
-        raise CheckpointError(f"{path}: not a TorchScript archive torch can load ({_first_lines(exc)}); save the "
+        raise CheckpointError(f"{path}: not a TorchScript archive torch can load ({first_lines(exc)}); save the "
                               "classifier with torch.jit.save(torch.jit.script(model), path, _extra_files=...)"
                               ) from None  # fmt: skip
     module.eval()
@@ -528,7 +520,7 @@ def load_classifier(path: str | Path, device="cpu", probes_for_clip: Sequence[Pr
     except UsageError:
         raise
     except StyleclipError as exc:
-        why = _first_lines(exc).removeprefix(f"{file}: ")
+        why = first_lines(exc).removeprefix(f"{file}: ")
         raise CheckpointError(f"{file}: neither a TorchScript classifier saved with attributes.json nor a CLIP "
                               f"checkpoint ({why})") from None  # fmt: skip
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError, UsageError, first_lines
 from ..utils.devices import resolve_device
 from .attention import use_batch_first_attention
 from .preprocess import OPENAI_MEAN, OPENAI_STD, to_clip_input
@@ -203,11 +203,6 @@ def _names_a_file(tag: str) -> bool:
     )
 
 
-def _first_lines(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines)[:200] or type(exc).__name__
-
-
 def _openai_state_dict(path: Path) -> dict[str, torch.Tensor]:
     from ..hub.formats.budget import check_finite
     from ..hub.formats.torchfile import load_weights_file
@@ -240,7 +235,7 @@ def _model_from_openai_file(open_clip, path: Path) -> nn.Module:
             probe = open_clip.model.build_model_from_openai_state_dict(shapes)
     except Exception as exc:  # open_clip fails in many ways (KeyError, assertions, size mismatches) on other layouts
         raise CheckpointError(
-            f"{path}: its tensors match no CLIP architecture styleclip knows ({_first_lines(exc)}); {hint}"
+            f"{path}: its tensors match no CLIP architecture styleclip knows ({first_lines(exc)}); {hint}"
         ) from None
     needed = 4 * sum(t.numel() for t in [*probe.parameters(), *probe.buffers()])
     size = path.stat().st_size
@@ -253,7 +248,7 @@ def _model_from_openai_file(open_clip, path: Path) -> nn.Module:
         return open_clip.model.build_model_from_openai_state_dict(sd)
     except Exception as exc:
         raise CheckpointError(
-            f"{path}: its tensors match no CLIP architecture styleclip knows ({_first_lines(exc)}); {hint}"
+            f"{path}: its tensors match no CLIP architecture styleclip knows ({first_lines(exc)}); {hint}"
         ) from None
 
 
@@ -277,6 +272,6 @@ def _model_from_arch_file(open_clip, arch: str, path: Path) -> nn.Module:
         return open_clip.create_model(arch, pretrained=str(path))
     except Exception as exc:  # open_clip raises RuntimeError, KeyError, ValueError... for weights of another model
         raise CheckpointError(
-            f"{path}: not weights of CLIP architecture {arch} ({_first_lines(exc)}); "
+            f"{path}: not weights of CLIP architecture {arch} ({first_lines(exc)}); "
             f"name the architecture they belong to (ARCH:{path})"
         ) from None
