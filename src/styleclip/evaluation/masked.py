@@ -121,10 +121,10 @@ def region_mask(labels: np.ndarray, classes: tuple[int, ...], size: tuple[int, i
             m = F.adaptive_max_pool2d(m, (h, w))
         else:
             m = F.interpolate(m, (h, w), mode="nearest")
-    r = round(dilate * max(h, w) / 1024)
-    if r > 0:
-        m = F.max_pool2d(m, 2 * r + 1, 1, r)
-    return m[0, 0] > 0
+    from ..video.masks import dilate as grow
+    from ..video.masks import scaled_pixels
+
+    return grow(m, scaled_pixels(dilate, max(h, w)))[0, 0] > 0
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor) -> float | None:

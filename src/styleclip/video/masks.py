@@ -50,13 +50,13 @@ class StitchMasks:
     blend: np.ndarray
 
 
-def _scaled(pixels: float, side: int) -> int:
-    """``pixels`` of a 1024 crop at a crop of ``side``."""
+def scaled_pixels(pixels: float, side: int) -> int:
+    """``pixels`` of a 1024-px picture at a picture of ``side`` pixels."""
     return round(pixels * side / REFERENCE)
 
 
-def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Grey dilation by a flat ``(2r+1)^2`` square; what lies outside the image is left out of the maximum."""
+def dilate(x: torch.Tensor, r: int) -> torch.Tensor:
+    """``x: [N, C, H, W]`` grey-dilated by a flat ``(2r+1)^2`` square (what lies outside is left out of the maximum)."""
     return x if r <= 0 else F.max_pool2d(x, 2 * r + 1, 1, r)
 
 
@@ -106,11 +106,11 @@ def stitch_masks(
         raise UsageError("the mask's dilation and feathering must be >= 0 pixels")
     side = labels.shape[0]
     m = torch.from_numpy(foreground(labels).astype(np.float32))[None, None]
-    r = _scaled(outer, side)
+    r = scaled_pixels(outer, side)
     idx = torch.arange(side)
     near = torch.minimum(idx, side - 1 - idx) < r  # within r of the nearer edge, per row / column
     band = (near[:, None] | near[None, :]).to(m.dtype)[None, None]
-    full = _dilate(m, r)
+    full = dilate(m, r)
     border = torch.maximum(torch.minimum(band, m), full - m).clamp(0, 1)
     content = (m - border).clamp(0, 1)
 
@@ -120,7 +120,7 @@ def stitch_masks(
         return F.interpolate(x, (size, size), mode="bilinear", align_corners=size > 1 and side > 1)
 
     m_s, full_s, border_s, content_s = (resize(x) for x in (m, full, border, content))
-    rf = _scaled(outer / 2 if feather is None else feather, size)
+    rf = scaled_pixels(outer / 2 if feather is None else feather, size)
     blend = _blur(_erode(full_s, rf), rf).clamp(0, 1)
 
     def out(x: torch.Tensor) -> np.ndarray:
