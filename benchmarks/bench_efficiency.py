@@ -15,7 +15,6 @@ block's time minus its layers'), with its counted FLOPs and its share of the pro
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -24,23 +23,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench_generator import build
-from report import RESULTS, write_report
+from bench_generator import build, step_fn
+from report import RESULTS, median_time, write_report
 from styleclip.utils.memory import keep_freed_memory
 from styleclip.utils.precision import computing_in
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+CPU = torch.device("cpu")
 
 
 def conv_probe(precision: str, repeats: int, channels: int = 512, size: int = 64) -> dict:
@@ -54,24 +43,22 @@ def conv_probe(precision: str, repeats: int, channels: int = 512, size: int = 64
     )
     flops = 2 * channels * channels * 9 * size * size
     with torch.no_grad():
-        s = median_time(lambda: torch.nn.functional.conv2d(x, w, padding=1), repeats, warmup=3)
+        s = median_time(lambda: torch.nn.functional.conv2d(x, w, padding=1), CPU, repeats, warmup=3)
     return {"probe": f"conv3x3 {channels}ch {size}x{size}", "precision": precision, "seconds": s,
             "gflop": flops / 1e9, "gflops": flops / s / 1e9}  # fmt: skip
 
 
 def pass_fns(G, precision: str):
-    ws0 = G.mapping_forward(G.z_from_seed(0), truncation_psi=0.7).detach()
+    """bench_generator's forward and forward + backward w.r.t. W+ (batch 1), computed in ``precision``."""
 
-    def forward():
-        with torch.no_grad(), computing_in(precision):
-            G.synthesize(ws0)
+    def within(fn):
+        def run():
+            with computing_in(precision):
+                fn()
 
-    def backward():
-        ws = ws0.clone().requires_grad_(True)
-        with computing_in(precision):
-            G.synthesize(ws).float().square().mean().backward()
+        return run
 
-    return {"forward": forward, "forward+backward": backward}
+    return {"forward": within(step_fn(G, "forward", 1)), "forward+backward": within(step_fn(G, "backward_wplus", 1))}
 
 
 def counted(fn) -> tuple[float, dict[str, float]]:
@@ -121,7 +108,7 @@ def run(res: int, precision: str, repeats: int, rate: float) -> tuple[list[dict]
         flops, per_module = counted(fp32[job])
         if job == "forward":
             fwd_modules = per_module
-        s = median_time(fn, repeats)
+        s = median_time(fn, CPU, repeats)
         rows.append({"resolution": res, "precision": precision, "job": job, "seconds": s, "gflop": flops / 1e9,
                      "gflops": flops / s / 1e9, "fraction_of_probe": flops / s / 1e9 / rate})  # fmt: skip
         print(f"{res:5d}px {precision} {job:17s} {s:7.3f} s  {flops / 1e9:7.1f} GFLOP  {flops / s / 1e9:6.1f} GFLOP/s"
@@ -195,7 +182,7 @@ def thin_fused(res: int, repeats: int = 3) -> dict:
     def timed():
         step()
         out = step()
-        return median_time(step, repeats, warmup=0), out
+        return median_time(step, CPU, repeats, warmup=0), out
 
     before, (img_a, grad_a) = timed()
     synthesis.SynthesisNetwork._run = hybrid

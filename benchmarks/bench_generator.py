@@ -29,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import styleclip
-from report import RESULTS, peak_memory_mb, write_report
+from report import RESULTS, peak_memory_mb, sync, write_report
 from styleclip import (
     Generator,
     Generator3,
@@ -68,7 +68,9 @@ def build(res: int, device: torch.device, arch: str = "stylegan2") -> Generator:
     return Generator3(cfg3).eval().requires_grad_(False).to(device)
 
 
-def step_fn(G: Generator, job: str, batch: int, modulation: str):
+def step_fn(G: Generator, job: str, batch: int, modulation: str | None = None):
+    """The pass ``job`` of ``G`` on ``batch`` latents of seeds 0.. at ψ 0.7: 'forward', 'backward_wplus' (forward and
+    backward w.r.t. W+) or 'backward_styles'; ``modulation`` None = the generator's own choice."""
     ws0 = G.mapping_forward(G.z_from_seed(list(range(batch))), truncation_psi=0.7)
     styles0 = {k: v.detach() for k, v in G.styles(ws0).items()}
 
@@ -87,13 +89,6 @@ def step_fn(G: Generator, job: str, batch: int, modulation: str):
         return styles
 
     return {"forward": forward, "backward_wplus": backward_wplus, "backward_styles": backward_styles}[job]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def run_case(

@@ -9,13 +9,11 @@ ArcFace IR-SE50 and LPIPS-VGG16. Prints a table and writes JSON like ``bench_gen
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import styleclip
-from report import RESULTS, write_report
+from report import RESULTS, median_time, write_report
 from styleclip.guidance.clip import ClipGuide
 from styleclip.guidance.identity import IdentityLoss
 from styleclip.guidance.perceptual import LPIPS
@@ -23,19 +21,6 @@ from styleclip.nets.arcface import IRSE
 from styleclip.utils.devices import resolve_device
 
 PROMPT = "a really happy dog face with mouth open"
-
-
-def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,16 +50,17 @@ def main(argv: list[str] | None = None) -> int:
             img.grad = None
             guide.encode_image(img).sum().backward()
 
-        report(f"CLIP {arch} image fwd+bwd ({args.size} px in)", timed(image_step, device, args.repeats))
+        report(f"CLIP {arch} image fwd+bwd ({args.size} px in)", median_time(image_step, device, args.repeats))
 
         def text_step(guide=guide, cached=False):
             if not cached:
                 guide.clear_text_cache()
             guide.direction(PROMPT, "a dog")
 
-        report(f"CLIP {arch} text, 80 templates, uncached", timed(text_step, device, 2))
+        report(f"CLIP {arch} text, 80 templates, uncached", median_time(text_step, device, 2))
         report(
-            f"CLIP {arch} text, 80 templates, cached", timed(lambda g=guide: text_step(g, True), device, args.repeats)
+            f"CLIP {arch} text, 80 templates, cached",
+            median_time(lambda g=guide: text_step(g, True), device, args.repeats),
         )
 
     ident = IdentityLoss(IRSE(50)).to(device)
@@ -84,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         img.grad = None
         ident(img, source_emb=src_emb).sum().backward()
 
-    report(f"ArcFace IR-SE50 fwd+bwd ({args.size} px in)", timed(id_step, device, args.repeats))
+    report(f"ArcFace IR-SE50 fwd+bwd ({args.size} px in)", median_time(id_step, device, args.repeats))
     lpips = LPIPS("vgg").to(device)
     target = img.detach().flip(-1)
 
@@ -92,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         img.grad = None
         lpips(img, target).sum().backward()
 
-    report(f"LPIPS VGG16 fwd+bwd ({args.size} px in, 256 px compared)", timed(lpips_step, device, args.repeats))
+    report(f"LPIPS VGG16 fwd+bwd ({args.size} px in, 256 px compared)", median_time(lpips_step, device, args.repeats))
     write_report("guidance", device, rows, RESULTS / f"bench_guidance-{device.type}-b{args.batch}.json")
     return 0
 

@@ -32,22 +32,21 @@ SETTINGS = {"one arena": "1", "per-thread arenas": "0"}
 
 def measure(res: int, repeats: int, precision: str, steps: int = 3) -> dict:
     import styleclip
-    from bench_generator import build
+    from bench_generator import build, step_fn
     from styleclip.utils.memory import keep_freed_memory, one_arena
     from styleclip.utils.precision import computing_in
 
     keep_freed_memory()
     G = build(res, torch.device("cpu"))
-    ws = G.mapping_forward(G.z_from_seed(0)).detach()
+    passes = {job: step_fn(G, job, 1) for job in ("forward", "backward_wplus")}
 
     def forward():
-        with torch.no_grad(), computing_in(precision):
-            G.synthesize(ws)
+        with computing_in(precision):
+            passes["forward"]()
 
     def backward():
-        w = ws.clone().requires_grad_(True)
         with computing_in(precision):
-            G.synthesize(w).float().square().mean().backward()
+            passes["backward_wplus"]()
 
     def in_thread(fn) -> float:
         out = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -32,29 +33,44 @@ def write_report(benchmark: str, device: torch.device, rows: list[dict], path: P
 
 
 def peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    """Peak memory since the last reset: CUDA's allocated bytes, else the process's maximum RSS."""
+    """Peak memory since the last reset: CUDA's allocated bytes, else the process's peak RSS (VmHWM on Linux)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20, "cuda_allocated"
-    import resource
+    from styleclip.benchmark.costs import peak_rss_mb
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"  # KiB on Linux
+    return peak_rss_mb(), "process_peak_rss"
+
+
+def sync(device: torch.device) -> None:
+    """Wait for ``device`` to finish its queued work (a timing must not stop before the kernels do)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def best_time(fn, device: torch.device, repeats: int = 3) -> float:
     """Fastest of ``repeats`` calls after one warm-up, waiting for the device each time."""
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        elif device.type == "mps":
-            torch.mps.synchronize()
-
     fn()
-    sync()
+    sync(device)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        sync()
+        sync(device)
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def median_time(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median of ``repeats`` calls after ``warmup`` calls, waiting for the device each time."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

@@ -63,7 +63,7 @@ def measure_peak_memory(
     return json.loads(lines[-1])
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """This process's peak resident set in MiB.
 
     Linux: ``VmHWM`` of ``/proc/self/status``, the peak of this program's own address space. ``ru_maxrss`` there
@@ -91,7 +91,7 @@ def _probe(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(int(job["threads"]))
     device = torch.device(job["device"])
-    import_mb = _peak_rss_mb()
+    import_mb = peak_rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     s = job["spec"]
@@ -114,7 +114,7 @@ def _probe(job: dict[str, Any]) -> dict[str, Any]:
         out.update(peak_mb=round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
                    how="torch.cuda.max_memory_allocated of a fresh process: generator, CLIP and one edit")  # fmt: skip
     else:
-        out.update(peak_mb=round(_peak_rss_mb(), 1), import_mb=round(import_mb, 1),
+        out.update(peak_mb=round(peak_rss_mb(), 1), import_mb=round(import_mb, 1),
                    how="peak RSS of a fresh process: torch, generator, CLIP and one edit")  # fmt: skip
     return out
 
