@@ -54,7 +54,7 @@ def write_report(result, G=None) -> list[Path]:
     ]
     data = {"info": result.info, "methods": result.methods, "curves": result.curves, "points": result.points,
             "costs": result.costs, "realism": result.realism, "notes": result.notes}  # fmt: skip
-    text = json.dumps(data, indent=1, default=_json_default)
+    text = json.dumps(data, indent=1, default=str)  # paths and the like as text
     files.append(atomic_write(out / "benchmark.json", lambda tmp: tmp.write_text(text, encoding="utf-8")))
     images = []
     if result.points:
@@ -63,14 +63,6 @@ def write_report(result, G=None) -> list[Path]:
     files += images + grids
     files.append(_html(result, out / "report.html", images, grids))
     return files
-
-
-def _json_default(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
 
 
 def _curves_plot(result, path: Path) -> Path:

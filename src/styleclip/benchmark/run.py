@@ -171,13 +171,13 @@ def run_benchmark(
         G = load_generator(settings.generator, device=ctx.device, cache=settings.cache, offline=settings.offline)
         guide = load_clip(settings.clip, device=ctx.device)
         notes: list[str] = []
-        check_judging(settings, ctx.device)  # before hours of edits, not after them; in every process alike
+        judging = check_judging(settings, ctx.device)  # before hours of edits, not after; in every process alike
         if ctx.is_main:
             make_folder(outdir)
         costs: dict[str, dict] = {m: {} for m in settings.methods}
         mappers: dict[str, str] = {}
         if "directions" in settings.methods:
-            costs["directions"].update(_prepare_directions(settings, G, guide, ctx, outdir, notes))
+            costs["directions"].update(_prepare_directions(settings, G, guide, ctx))
         if "mapper" in settings.methods:
             mappers, info = _prepare_mappers(settings, G, guide, ctx, outdir, notes, progress)
             costs["mapper"].update(info)
@@ -199,14 +199,24 @@ def run_benchmark(
         # whose timeout a long judging would run past)
         if not ctx.is_main:
             return None
-        return judge(settings, spec, G, guide, outdir, costs, notes, ctx.device, progress)
+        return judge(settings, spec, G, guide, judging, outdir, costs, notes, ctx.device, progress)
     finally:
         ctx.close()
 
 
-def check_judging(settings: BenchmarkSettings, device) -> None:
-    """Refuse, in one line, what judging would refuse: unknown judges, probe lists, classifiers, parsers, FID
-    weights (downloaded now when needed, so an offline machine says so before the edits)."""
+@dataclass
+class Judging:
+    """The models judging needs besides CLIP, loaded (and so checked) before the edits: the attribute ``probes``,
+    the user's ``classifier`` (None: CLIP probes), the face ``parser`` (None: whole-picture preservation)."""
+
+    probes: list
+    classifier: Any = None
+    parser: Any = None
+
+
+def check_judging(settings: BenchmarkSettings, device) -> Judging:
+    """Load what judging needs, refusing in one line what it would refuse: unknown judges, probe lists, classifiers,
+    parsers, FID weights (downloaded now when needed, so an offline machine says so before the edits)."""
     import open_clip
 
     from ..evaluation import disentangle as dis
@@ -222,20 +232,23 @@ def check_judging(settings: BenchmarkSettings, device) -> None:
                                                     set(open_clip.list_pretrained())):  # fmt: skip
             raise UsageError(f"--judge {name}: no such file and not an open_clip ARCH:TAG (e.g. ViT-B-16:openai, "
                              "ViT-L-14:openai)")  # fmt: skip
-    probes = dis.load_probes(settings.probes or settings.preset.domain)
+    judging = Judging(dis.load_probes(settings.probes or settings.preset.domain))
     if settings.classifier:
-        dis.load_classifier(settings.classifier, device, probes_for_clip=probes)
+        judging.classifier = dis.load_classifier(settings.classifier, device, probes_for_clip=judging.probes)
     if settings.parser:
         from ..video.masks import load_face_parser
 
-        load_face_parser(settings.parser, device=device, cache=settings.cache, offline=settings.offline)
+        judging.parser = load_face_parser(
+            settings.parser, device=device, cache=settings.cache, offline=settings.offline
+        )
     if settings.real:
         from ..evaluation.realism import inception_weights
 
         inception_weights(settings.fid_weights, settings.cache, settings.offline)
+    return judging
 
 
-def _prepare_directions(settings, G, guide, ctx, outdir: Path, notes: list[str]) -> dict:
+def _prepare_directions(settings, G, guide, ctx) -> dict:
     """Style statistics and the relevance matrix, timed (found in the cache, or computed with ``precompute``)."""
     from ..edits.relevance import relevance_matrix_gradient
     from ..edits.relevance_files import default_relevance_path, find_relevance
@@ -319,8 +332,6 @@ def _prepare_mappers(settings, G, guide, ctx, outdir: Path, notes: list[str], pr
 def _strength(row: dict) -> float | None:
     settings = json.loads(row["settings"]) if isinstance(row["settings"], str) else row["settings"]
     value = settings.get(KNOBS.get(row["method"], ""))
-    if value is None and row["method"] == "mapper":
-        return 0.1
     return None if value is None else float(value)
 
 
@@ -329,8 +340,8 @@ def _mean(values) -> float | None:
     return statistics.fmean(vals) if vals else None
 
 
-def judge(settings: BenchmarkSettings, spec, G, guide, outdir: Path, costs: dict, notes: list[str], device,
-          progress: bool = True) -> BenchmarkResult:  # fmt: skip
+def judge(settings: BenchmarkSettings, spec, G, guide, judging: Judging, outdir: Path, costs: dict, notes: list[str],
+          device, progress: bool = True) -> BenchmarkResult:  # fmt: skip
     """Score the benchmark's edits and write its report (process 0)."""
     from ..evaluation.edits import find_edits, score
     from ..evaluation.judges import load_judges
@@ -360,8 +371,8 @@ def judge(settings: BenchmarkSettings, spec, G, guide, outdir: Path, costs: dict
                 r[k] = None if any(v is None for v in vals) else sum(vals) / len(vals)
     for r in rows:
         r["strength"] = _strength(r)
-    _masked(settings, rows, lpips, device, notes)
-    _disentanglement(settings, rows, G, judges[0], device, notes, progress)
+    _masked(settings, rows, judging.parser, lpips, device, notes)
+    _disentanglement(settings, rows, G, judges[0], judging, device, notes, progress)
     axis = choose_axis(rows, settings.preservation)
     for r in rows:
         r["preservation"] = preservation(r, axis) if r["state"] == "done" else None
@@ -453,17 +464,15 @@ def _tables(settings, rows: list[dict], axis: str, costs: dict) -> tuple[list[di
     return points, curves, methods
 
 
-def _masked(settings, rows: list[dict], lpips, device, notes: list[str]) -> None:
-    """PSNR/LPIPS outside the region each prompt edits (HairCLIP's practice), with ``settings.parser``."""
-    if not settings.parser:
+def _masked(settings, rows: list[dict], parser, lpips, device, notes: list[str]) -> None:
+    """PSNR/LPIPS outside the region each prompt edits (HairCLIP's practice), with the face ``parser``."""
+    if parser is None:
         notes.append("preservation is measured over the whole picture (--parser face-parsing:bisenet measures it "
                      "outside the edited region)")  # fmt: skip
         return
     from ..evaluation.edits import _tensor
     from ..evaluation.masked import masked_scores, region_of
-    from ..video.masks import load_face_parser
 
-    parser = load_face_parser(settings.parser, device=device, cache=settings.cache, offline=settings.offline)
     region_given = {p.target: p.region for p in settings.preset.prompts}
     whole = set()
     for r in rows:
@@ -483,7 +492,7 @@ def _masked(settings, rows: list[dict], lpips, device, notes: list[str]) -> None
 
 
 def _disentanglement(
-    settings, rows: list[dict], G, judge_clip, device, notes: list[str], progress: bool = True
+    settings, rows: list[dict], G, judge_clip, judging: Judging, device, notes: list[str], progress: bool = True
 ) -> None:
     """Attribute dependency of each edit (StyleSpace's, with CLIP probes or the user's classifier)."""
     from ..evaluation import disentangle as dis
@@ -493,12 +502,11 @@ def _disentanglement(
     done = [r for r in rows if r["state"] == "done"]
     if not done:
         return
-    probes = dis.load_probes(settings.probes or settings.preset.domain)
-    if settings.classifier:
-        scorer = dis.load_classifier(settings.classifier, device, probes_for_clip=probes)
+    if judging.classifier is not None:
+        scorer = judging.classifier
         notes.append(f"attribute dependency from the classifier {Path(settings.classifier).name}")
     else:
-        scorer = dis.clip_probes(judge_clip, probes)
+        scorer = dis.clip_probes(judge_clip, judging.probes)
     sources: dict[str, torch.Tensor] = {}  # each source's unedited picture, once
     logits_before, logits_after = [], []
     from tqdm import tqdm
@@ -575,4 +583,12 @@ def _memory(settings, spec, method: str, device) -> dict:
     return {"peak_mb": res.get("peak_mb"), "import_mb": res.get("import_mb"), "memory_how": res.get("how")}
 
 
-__all__ = ["BenchmarkResult", "BenchmarkSettings", "check_judging", "default_judges", "plan_runs", "run_benchmark"]
+__all__ = [
+    "BenchmarkResult",
+    "BenchmarkSettings",
+    "Judging",
+    "check_judging",
+    "default_judges",
+    "plan_runs",
+    "run_benchmark",
+]
