@@ -178,6 +178,16 @@ def test_what_judging_would_refuse_is_refused_before_any_edit(world, tmp_path, c
     assert not (out / "edits").exists()
 
 
+def test_a_link_in_an_outputs_place_is_not_written_through(world, tmp_path, capsys):
+    out, elsewhere = tmp_path / "bench", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "edits").symlink_to(elsewhere, target_is_directory=True)
+    argv = ["benchmark", *world["common"], *sweeps("directions"), "--resume", "--outdir", str(out)]
+    refused(argv, capsys, match="is a link", watch=[tmp_path])
+    assert (out / "edits").is_symlink() and not any(elsewhere.iterdir())
+
+
 def test_an_unknown_preset_names_the_shipped_ones(tmp_path, capsys):
     refused(
         ["benchmark", "--preset", "no-such-preset", "--outdir", str(tmp_path / "b")], capsys, match="styleclip-faces"

@@ -142,7 +142,7 @@ def check_earlier_batch(outdir: Path, spec, resume: bool, overwrite: bool) -> No
     import json
 
     from ..jobs.runner import describe_batch
-    from ..utils.files import earlier_results, refuse_earlier_results
+    from ..utils.files import earlier_results, refuse_links_to_resume
 
     if resume and overwrite:
         raise UsageError("--resume keeps the done jobs and --overwrite redoes them; give one")
@@ -158,11 +158,7 @@ def check_earlier_batch(outdir: Path, spec, resume: bool, overwrite: bool) -> No
                     else "earlier results without a readable batch.json")  # fmt: skip
             raise UsageError(f"--outdir {outdir} holds {what}; pass --resume to add this batch's jobs to it, "
                              f"--overwrite to redo them, or choose another folder")  # fmt: skip
-    links = [p for p in earlier_results(outdir, OUTPUTS) if p.is_symlink()]
-    if links and not overwrite:  # resuming never removes what the user put there, nor writes through it
-        raise UsageError(f"{links[0]} is a link, and styleclip writes no output through a link: make it a folder, "
-                         f"or pass --overwrite to remove the link and redo the batch")  # fmt: skip
-    refuse_earlier_results(outdir, OUTPUTS, overwrite=True)  # with --overwrite: the links go (never followed)
+    refuse_links_to_resume(outdir, OUTPUTS, overwrite=overwrite, redo="redo the batch")
 
 
 def describe_style(row: dict) -> str:

@@ -145,7 +145,7 @@ def check_earlier(outdir: Path, described: dict, resume: bool, overwrite: bool) 
     """Refuse a folder of other results unless told (the same benchmark again resumes); before any model loads."""
     import json
 
-    from ..utils.files import earlier_results, refuse_earlier_results
+    from ..utils.files import earlier_results, refuse_links_to_resume
 
     if not (resume or overwrite) and earlier_results(outdir, OUTPUTS):
         try:
@@ -161,11 +161,7 @@ def check_earlier(outdir: Path, described: dict, resume: bool, overwrite: bool) 
             what = "another benchmark's results" if isinstance(before, dict) else "earlier results"
             raise UsageError(f"--outdir {outdir} holds {what}; pass --resume to add to it, --overwrite to redo it, "
                              "or choose another folder")  # fmt: skip
-    links = [p for p in earlier_results(outdir, OUTPUTS) if p.is_symlink()]
-    if links and not overwrite:
-        raise UsageError(f"{links[0]} is a link, and styleclip writes no output through a link: make it a folder, "
-                         "or pass --overwrite to remove the link")  # fmt: skip
-    refuse_earlier_results(outdir, OUTPUTS, overwrite=True)
+    refuse_links_to_resume(outdir, OUTPUTS, overwrite=overwrite, redo="redo the benchmark")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -237,6 +237,16 @@ def refuse_earlier_results(
     return found
 
 
+def refuse_links_to_resume(outdir: Path, patterns: Iterable[str], *, overwrite: bool, redo: str = "redo it") -> None:
+    """For a folder that is resumed (its earlier results kept): refuse a link in an output's place, since resuming
+    never removes what the user put there nor writes through it; with ``overwrite`` the links go (never followed)."""
+    links = [p for p in earlier_results(outdir, patterns) if p.is_symlink()]
+    if links and not overwrite:
+        raise UsageError(f"{links[0]} is a link, and styleclip writes no output through a link: make it a folder, "
+                         f"or pass --overwrite to remove the link and {redo}")  # fmt: skip
+    refuse_earlier_results(outdir, patterns, overwrite=True)
+
+
 def same_file(a: str | Path, b: str | Path) -> bool:
     """Whether ``a`` and ``b`` name one file: through another spelling, a symbolic link or a hard link."""
     try:
